@@ -94,7 +94,9 @@ pub enum KeyError {
     },
     /// The scalar half of an expanded ed25519 key is not clamped, so Tor and
     /// Ricochet would derive a different public key from it than we would.
-    #[error("the ed25519 expanded secret key is not clamped; it was not produced by Tor or Ricochet")]
+    #[error(
+        "the ed25519 expanded secret key is not clamped; it was not produced by Tor or Ricochet"
+    )]
     UnclampedScalar,
     /// The RSA private key does not parse as PKCS#1.
     #[error("the RSA private key is not a valid PKCS#1 `RSA PRIVATE KEY`")]

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use rand::TryRng as _;
 use rsa::pkcs1::{DecodeRsaPrivateKey as _, EncodeRsaPrivateKey as _, EncodeRsaPublicKey as _};
 use rsa::traits::PublicKeyParts as _;
@@ -235,8 +235,8 @@ impl V2IdentityKey {
 
     /// Reads a PKCS#1 DER `RSAPrivateKey`.
     pub fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyError> {
-        let key = PrivateKey::from_pkcs1_der(der)
-            .map_err(|e| KeyError::MalformedRsaKey(Box::new(e)))?;
+        let key =
+            PrivateKey::from_pkcs1_der(der).map_err(|e| KeyError::MalformedRsaKey(Box::new(e)))?;
         Self::from_private_key(key)
     }
 

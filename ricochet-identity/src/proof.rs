@@ -117,7 +117,11 @@ impl AuthProof {
 
     /// Checks the proof as the server `server`, returning the client's
     /// authenticated service id.
-    pub fn verify(&self, cookies: &AuthCookies, server: &ServiceId) -> Result<ServiceId, ProofError> {
+    pub fn verify(
+        &self,
+        cookies: &AuthCookies,
+        server: &ServiceId,
+    ) -> Result<ServiceId, ProofError> {
         match (self, server) {
             (
                 Self::V1 {

@@ -27,12 +27,18 @@ fn every_format_round_trips_through_a_file() {
         #[cfg(unix)]
         assert_eq!(mode(&path), 0o600, "{generation} {format}");
         let loaded = IdentityKey::load(&path).unwrap();
-        assert_eq!(loaded.service_id(), key.service_id(), "{generation} {format}");
+        assert_eq!(
+            loaded.service_id(),
+            key.service_id(),
+            "{generation} {format}"
+        );
         assert_eq!(loaded.generation(), generation);
         let contents = std::fs::read(&path).unwrap();
         match format {
             KeyFormat::Ed25519Seed => assert_eq!(contents.len(), 32),
-            KeyFormat::Pkcs1Pem => assert!(contents.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")),
+            KeyFormat::Pkcs1Pem => {
+                assert!(contents.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"))
+            }
             _ => assert!(contents.starts_with(b"ED25519-V3:") || contents.starts_with(b"RSA1024:")),
         }
     }
@@ -47,8 +53,15 @@ fn saving_replaces_the_old_file_and_keeps_mode_0600() {
     key.save(&path, KeyFormat::TorKeyBlob).unwrap();
     #[cfg(unix)]
     assert_eq!(mode(&path), 0o600);
-    assert_eq!(IdentityKey::load(&path).unwrap().service_id(), key.service_id());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    assert_eq!(
+        IdentityKey::load(&path).unwrap().service_id(),
+        key.service_id()
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
 }
 
 #[test]
@@ -76,12 +89,20 @@ fn impossible_formats_are_refused() {
 fn bad_key_files_give_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    assert!(matches!(IdentityKey::load(&missing), Err(KeyError::Io { .. })));
-    let cases: [(&[u8], fn(&KeyError) -> bool); 5] = [
+    assert!(matches!(
+        IdentityKey::load(&missing),
+        Err(KeyError::Io { .. })
+    ));
+    type Expectation = fn(&KeyError) -> bool;
+    let cases: [(&[u8], Expectation); 5] = [
         (b"hello", |e| matches!(e, KeyError::UnrecognizedFormat)),
         (b"ED25519-V3:!!!!", |e| matches!(e, KeyError::Base64(_))),
-        (b"ED25519-V3:AAAA", |e| matches!(e, KeyError::ExpandedKeyLength { len: 3 })),
-        (b"RSA1024:AAAA", |e| matches!(e, KeyError::MalformedRsaKey(_))),
+        (b"ED25519-V3:AAAA", |e| {
+            matches!(e, KeyError::ExpandedKeyLength { len: 3 })
+        }),
+        (b"RSA1024:AAAA", |e| {
+            matches!(e, KeyError::MalformedRsaKey(_))
+        }),
         (
             b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
             |e| matches!(e, KeyError::MalformedRsaKey(_)),
@@ -89,7 +110,11 @@ fn bad_key_files_give_typed_errors() {
     ];
     for (bytes, expected) in cases {
         let err = IdentityKey::decode(bytes).unwrap_err();
-        assert!(expected(&err), "{:?}: {err:?}", String::from_utf8_lossy(bytes));
+        assert!(
+            expected(&err),
+            "{:?}: {err:?}",
+            String::from_utf8_lossy(bytes)
+        );
         assert!(!err.to_string().is_empty());
     }
 }

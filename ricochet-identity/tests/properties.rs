@@ -24,7 +24,8 @@ fn flip(bytes: &mut [u8], bit: usize) {
 }
 
 fn cookies_strategy() -> impl Strategy<Value = AuthCookies> {
-    (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(client, server)| AuthCookies { client, server })
+    (any::<[u8; 16]>(), any::<[u8; 16]>())
+        .prop_map(|(client, server)| AuthCookies { client, server })
 }
 
 /// The five inputs of a proof check, as byte strings, so that one bit of
@@ -182,7 +183,11 @@ fn generated_keys_have_the_right_shape() {
     }
     let a = V3IdentityKey::generate().unwrap();
     let b = V3IdentityKey::generate().unwrap();
-    assert_ne!(a.service_id(), b.service_id(), "OS randomness gives distinct keys");
+    assert_ne!(
+        a.service_id(),
+        b.service_id(),
+        "OS randomness gives distinct keys"
+    );
     assert!(a.seed().is_some());
 }
 
@@ -190,12 +195,17 @@ fn generated_keys_have_the_right_shape() {
 fn wrong_generation_proofs_are_rejected() {
     let v3 = V3IdentityKey::from_seed(&[9; 32]);
     let v2 = &rsa_keys()[0];
-    let cookies = AuthCookies { client: [1; 16], server: [2; 16] };
+    let cookies = AuthCookies {
+        client: [1; 16],
+        server: [2; 16],
+    };
     let v2_server = ServiceId::V2(v2.service_id());
     let v3_server = ServiceId::V3(v3.service_id());
-    assert!(IdentityKey::V3(V3IdentityKey::from_seed(&[9; 32]))
-        .auth_proof(&cookies, &v2_server)
-        .is_err());
+    assert!(
+        IdentityKey::V3(V3IdentityKey::from_seed(&[9; 32]))
+            .auth_proof(&cookies, &v2_server)
+            .is_err()
+    );
     let v3_proof = v3.auth_proof(&cookies, &v3.service_id());
     assert!(v3_proof.verify(&cookies, &v2_server).is_err());
     let v2_proof = v2.auth_proof(&cookies, &v2.service_id()).unwrap();

@@ -29,12 +29,20 @@ fn cookies(record: &common::Record) -> AuthCookies {
 fn v2_identities() {
     for r in records("v2_identities.txt") {
         let der = r.hex("public_der");
-        assert_eq!(der.len(), 140, "[{}] PKCS#1 DER of RSA-1024 is 140 bytes", r.name);
+        assert_eq!(
+            der.len(),
+            140,
+            "[{}] PKCS#1 DER of RSA-1024 is 140 bytes",
+            r.name
+        );
         assert_eq!(Sha1::digest(&der).as_slice(), r.hex("sha1"), "[{}]", r.name);
         let id = V2ServiceId::from_public_key_der(&der);
         assert_eq!(id.as_bytes()[..], r.hex("sha1")[..10], "[{}]", r.name);
         assert_eq!(id.to_string(), r.get("service_id"), "[{}]", r.name);
-        assert_eq!(ServiceId::V2(id).ricochet_id().to_string(), r.get("ricochet_id"));
+        assert_eq!(
+            ServiceId::V2(id).ricochet_id().to_string(),
+            r.get("ricochet_id")
+        );
         let parsed: ServiceId = r.get("ricochet_id").parse().unwrap();
         assert_eq!(parsed, ServiceId::V2(id));
         assert_eq!(parsed.generation(), Generation::V2);
@@ -65,8 +73,14 @@ fn v2_private_key_formats() {
 #[test]
 fn v2_auth_proof() {
     let r = record("v2_proof.txt", "alice-to-bob");
-    let alice_id: ServiceId = record("v2_identities.txt", "alice").get("service_id").parse().unwrap();
-    let bob_id: ServiceId = record("v2_identities.txt", "bob").get("service_id").parse().unwrap();
+    let alice_id: ServiceId = record("v2_identities.txt", "alice")
+        .get("service_id")
+        .parse()
+        .unwrap();
+    let bob_id: ServiceId = record("v2_identities.txt", "bob")
+        .get("service_id")
+        .parse()
+        .unwrap();
     assert_eq!(format!("{alice_id}{bob_id}"), r.get("hmac_message"));
     let cookies = cookies(&r);
     let hmac = proof_hmac(&cookies, &alice_id, &bob_id).unwrap();
@@ -80,8 +94,16 @@ fn v2_auth_proof() {
     };
     assert_eq!(proof, expected, "RSA PKCS#1 v1.5 signing is deterministic");
 
-    let ServiceId::V2(bob) = bob_id else { unreachable!() };
-    let AuthProof::V1 { public_key, signature } = &expected else { unreachable!() };
+    let ServiceId::V2(bob) = bob_id else {
+        unreachable!()
+    };
+    let AuthProof::V1 {
+        public_key,
+        signature,
+    } = &expected
+    else {
+        unreachable!()
+    };
     let verified = verify_v1_proof(public_key, signature, &cookies, &bob).unwrap();
     assert_eq!(ServiceId::V2(verified), alice_id);
     assert_eq!(expected.verify(&cookies, &bob_id).unwrap(), alice_id);
@@ -91,7 +113,12 @@ fn v2_auth_proof() {
 fn v3_identities() {
     for r in records("v3_identities.txt") {
         let key = V3IdentityKey::from_seed(&r.hex_array("seed"));
-        assert_eq!(key.public_key().as_bytes().to_vec(), r.hex("public_key"), "[{}]", r.name);
+        assert_eq!(
+            key.public_key().as_bytes().to_vec(),
+            r.hex("public_key"),
+            "[{}]",
+            r.name
+        );
         let id = key.service_id();
         assert_eq!(id.to_string(), r.get("service_id"), "[{}]", r.name);
         let raw = base32::decode(
@@ -136,7 +163,9 @@ fn v3_auth_proof() {
     assert_eq!(format!("{client_id}{server_id}"), r.get("hmac_message"));
     let cookies = cookies(&r);
     assert_eq!(
-        proof_hmac(&cookies, &client_id, &server_id).unwrap().to_vec(),
+        proof_hmac(&cookies, &client_id, &server_id)
+            .unwrap()
+            .to_vec(),
         r.hex("proof")
     );
 
@@ -150,13 +179,22 @@ fn v3_auth_proof() {
         V3IdentityKey::from_tor_key_blob(key1.get("tor_key_blob")).unwrap(),
         V3IdentityKey::from_seed(&key1.hex_array("seed")),
     ] {
-        let proof = IdentityKey::V3(key).auth_proof(&cookies, &server_id).unwrap();
+        let proof = IdentityKey::V3(key)
+            .auth_proof(&cookies, &server_id)
+            .unwrap();
         assert_eq!(proof, expected);
     }
 
-    let ServiceId::V3(server) = server_id else { unreachable!() };
-    let verified =
-        verify_v3_proof(&r.hex("signature"), key1.get("service_id"), &cookies, &server).unwrap();
+    let ServiceId::V3(server) = server_id else {
+        unreachable!()
+    };
+    let verified = verify_v3_proof(
+        &r.hex("signature"),
+        key1.get("service_id"),
+        &cookies,
+        &server,
+    )
+    .unwrap();
     assert_eq!(ServiceId::V3(verified), client_id);
     assert_eq!(expected.verify(&cookies, &server_id).unwrap(), client_id);
 }
