@@ -68,6 +68,18 @@ fn os_random(buf: &mut [u8]) -> Result<(), KeyError> {
         .map_err(|e| KeyError::Randomness(Box::new(e)))
 }
 
+/// `prefix` followed by the base64 of `secret`, plus room for one more
+/// character (a newline when written to a file). The capacity is reserved up
+/// front so that the string never reallocates and leaves copies of the secret
+/// behind in freed memory.
+fn tor_key_blob(prefix: &str, secret: &[u8]) -> Zeroizing<String> {
+    let encoded_len = secret.len().div_ceil(3) * 4;
+    let mut blob = Zeroizing::new(String::with_capacity(prefix.len() + encoded_len + 1));
+    blob.push_str(prefix);
+    BASE64.encode_string(secret, &mut blob);
+    blob
+}
+
 fn decode_base64(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     BASE64
         .decode(text.trim())
@@ -150,9 +162,7 @@ impl V3IdentityKey {
 
     /// Tor's `ED25519-V3:<base64>` key blob for `ADD_ONION`.
     pub fn to_tor_key_blob(&self) -> Zeroizing<String> {
-        let mut blob = Zeroizing::new(String::from(ED25519_V3_BLOB_PREFIX));
-        BASE64.encode_string(self.expanded_bytes.as_ref(), &mut blob);
-        blob
+        tor_key_blob(ED25519_V3_BLOB_PREFIX, self.expanded_bytes.as_ref())
     }
 
     /// The 32-byte seed, if this key was generated here or loaded from a seed.
@@ -274,10 +284,7 @@ impl V2IdentityKey {
 
     /// Tor's `RSA1024:<base64>` key blob for `ADD_ONION` (tor < 0.4.6 only).
     pub fn to_tor_key_blob(&self) -> Result<Zeroizing<String>, KeyError> {
-        let der = self.to_pkcs1_der()?;
-        let mut blob = Zeroizing::new(String::from(RSA1024_BLOB_PREFIX));
-        BASE64.encode_string(der.as_slice(), &mut blob);
-        Ok(blob)
+        Ok(tor_key_blob(RSA1024_BLOB_PREFIX, &self.to_pkcs1_der()?))
     }
 
     /// The public key as PKCS#1 `RSAPublicKey` DER (140 bytes), the form
@@ -414,7 +421,7 @@ impl IdentityKey {
         match (format, self) {
             (KeyFormat::TorKeyBlob, _) => {
                 let mut blob = self.to_tor_key_blob()?;
-                blob.push('\n');
+                blob.push('\n'); // within the capacity reserved by `tor_key_blob`
                 Ok(Zeroizing::new(blob.as_bytes().to_vec()))
             }
             (KeyFormat::Pkcs1Pem, Self::V2(key)) => {
@@ -475,6 +482,14 @@ mod test {
         assert_eq!(rsa_modulus_bits(&[1]), 1);
         assert_eq!(rsa_modulus_bits(&[0, 0x80, 0]), 16);
         assert_eq!(rsa_modulus_bits(&[0xff; 128]), 1024);
+    }
+
+    #[test]
+    fn blob_capacity_fits_the_newline() {
+        let key = V3IdentityKey::from_seed(&[3; 32]);
+        let blob = key.to_tor_key_blob();
+        assert_eq!(blob.len(), ED25519_V3_BLOB_PREFIX.len() + 88);
+        assert!(blob.capacity() > blob.len(), "room for the newline without reallocating");
     }
 
     #[test]
