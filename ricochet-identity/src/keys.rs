@@ -489,7 +489,10 @@ mod test {
         let key = V3IdentityKey::from_seed(&[3; 32]);
         let blob = key.to_tor_key_blob();
         assert_eq!(blob.len(), ED25519_V3_BLOB_PREFIX.len() + 88);
-        assert!(blob.capacity() > blob.len(), "room for the newline without reallocating");
+        assert!(
+            blob.capacity() > blob.len(),
+            "room for the newline without reallocating"
+        );
     }
 
     #[test]

@@ -88,7 +88,6 @@ fn hmac_ids(cookies: &AuthCookies, client: &[u8], server: &[u8]) -> [u8; 32] {
 /// Received proofs are built from the wire fields as they are, unchecked;
 /// [`AuthProof::verify`] applies every check of §7.1 / §7.2.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum AuthProof {
     /// Protocol 1 (§7.1).
     V1 {

@@ -32,8 +32,10 @@ const V3_RAW_LEN: usize = 35;
 const BASE32: base32::Alphabet = base32::Alphabet::Rfc4648Lower { padding: false };
 
 /// The two identity generations. A contact's id decides which one is spoken.
+///
+/// The set is closed: these are the two generations Ricochet has had (version
+/// 0 of the protocol used v2 ids too and is obsolete, spec §13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum Generation {
     /// RSA-1024 keys, 16-character v2 onion ids, wire protocol version 1
     /// (original Ricochet 1.1).

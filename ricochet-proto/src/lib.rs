@@ -1,2 +1,23 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
+mod error;
+pub mod frame;
+pub mod intro;
+pub mod message;
+mod pb;
+mod session;
+#[cfg(feature = "tokio-codec")]
+mod tokio_codec;
+
+pub use error::{ApiMisuse, DecodeError, ProtocolError, Reaction};
+pub use frame::{Frame, FrameDecoder};
+pub use intro::Introduction;
+pub use message::{ChannelId, ChannelType, CommonError};
+pub use session::{
+    CloseReason, Direction, Event, FileDirection, FileOffer, KnownContact, Purpose, Role, Session,
+    SessionConfig, UNKNOWN_PURPOSE_TIMEOUT,
+};
+#[cfg(feature = "tokio-codec")]
+pub use tokio_codec::{FrameCodec, FrameCodecError};

@@ -1,0 +1,599 @@
+//! The per-connection state machine (spec §3–§11), free of IO and clocks.
+//!
+//! ```text
+//!           bytes from the peer ──▶ handle_input(now, bytes) ─┐
+//!                 API calls    ──▶ accept_peer, send_chat, …  ├─▶ poll_transmit() ──▶ bytes to send
+//!           the current time   ──▶ handle_timeout(now)      ─┘   poll_event()    ──▶ events
+//!                                                                poll_timeout()  ──▶ next deadline
+//! ```
+//!
+//! # Call order
+//!
+//! 1. Create the session with [`Session::client`] (we dialled) or
+//!    [`Session::server`] (we accepted). A client queues its introduction at
+//!    once.
+//! 2. Whenever something happens, call the matching input:
+//!    [`Session::handle_input`] with bytes read from the peer,
+//!    [`Session::handle_timeout`] when the deadline of
+//!    [`Session::poll_timeout`] has passed, or an API call.
+//! 3. After every input, drain the outputs in this order: write everything
+//!    [`Session::poll_transmit`] returns, then re-arm the timer from
+//!    [`Session::poll_timeout`], then handle every [`Session::poll_event`].
+//! 4. Once [`Session::is_closed`] is true, write what `poll_transmit` still
+//!    returns (a version refusal, for instance) and close the stream.
+//!
+//! Time is whatever the caller passes in; randomness (cookies, message ids)
+//! comes from the RNG given at construction.
+
+mod auth;
+mod channels;
+mod chat;
+mod contact;
+mod control;
+mod event;
+mod file;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rand_core::CryptoRng;
+use ricochet_identity::{Generation, IdentityKey, ServiceId};
+
+pub use event::{CloseReason, Event};
+pub use file::{FileDirection, FileOffer};
+
+use self::channels::{ChannelState, ChannelTable};
+use crate::frame::{Frame, FrameDecoder};
+use crate::intro::{Introduction, NO_COMMON_VERSION};
+use crate::message::ChannelId;
+use crate::message::chat::{ChatMessage, ChatText, MessageId};
+use crate::message::control::ControlMessage;
+use crate::message::file::{FILE_HASH_LEN, FileHeader, FileId, FileResponse};
+use crate::{ApiMisuse, ProtocolError, Reaction};
+
+/// How long a connection may stay without a purpose: not authenticated as a
+/// known contact and without a contact request (§3.4, §11.3).
+pub const UNKNOWN_PURPOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which end of the connection we are (§2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// We dialled the peer's onion service; we open odd channel ids and
+    /// authenticate ourselves.
+    Client,
+    /// The peer dialled us; we open even channel ids and verify its proof.
+    Server,
+}
+
+/// Who opened a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// We opened it.
+    Outbound,
+    /// The peer opened it.
+    Inbound,
+}
+
+/// What the connection is for (§11.3); decides which channels may open and
+/// whether the unknown-purpose deadline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Not yet decided: the 15 s deadline runs.
+    Unknown,
+    /// Authenticated as a contact: chat and files may flow.
+    KnownContact,
+    /// Client: our contact request is pending on this connection.
+    OutboundRequest,
+    /// Server: the peer's contact request is pending on this connection.
+    InboundRequest,
+}
+
+/// Settings of one session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// How long the connection may stay without a purpose (§11.3).
+    /// Default: 15 s.
+    pub unknown_purpose_timeout: Duration,
+    /// Shortest interval between two answers to `KeepAlive` pings, so that a
+    /// peer answering our answers cannot make a loop (§6.3). Default: 1 s.
+    pub keepalive_reply_interval: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            unknown_purpose_timeout: UNKNOWN_PURPOSE_TIMEOUT,
+            keepalive_reply_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Server: waiting for the client's introduction.
+    AwaitingIntroduction,
+    /// Client: waiting for the server's one-byte version choice.
+    AwaitingVersion,
+    /// The packet layer runs.
+    Open,
+    /// Nothing more is read or sent (but queued bytes may still go out).
+    Closed,
+}
+
+/// Authentication state of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthState {
+    /// Nothing proven yet.
+    None,
+    /// Server: the proof verified; waiting for the caller to say whether the
+    /// peer is a known contact.
+    AwaitingDecision { peer: ServiceId, channel: ChannelId },
+    /// Done (client: our proof was accepted; server: the peer's proof).
+    Authenticated,
+}
+
+/// One Ricochet connection's protocol state, in either role.
+pub struct Session {
+    role: Role,
+    generation: Generation,
+    identity: Arc<IdentityKey>,
+    /// Client: the server we dialled (implicitly authenticated, §2).
+    /// Server: the client, once its proof verified.
+    peer: Option<ServiceId>,
+    phase: Phase,
+    auth: AuthState,
+    purpose: Purpose,
+    config: SessionConfig,
+    rng: Box<dyn CryptoRng + Send>,
+    input: BytesMut,
+    output: BytesMut,
+    decoder: FrameDecoder,
+    events: VecDeque<Event>,
+    channels: ChannelTable,
+    deadline: Option<Instant>,
+    last_keepalive_reply: Option<Instant>,
+    /// Whether an auth channel was ever opened (§7: once per connection).
+    auth_channel_used: bool,
+    /// Next chat message id; starts at a random value (§9.2).
+    next_message_id: MessageId,
+    /// Next file id of ours; starts at a random value.
+    next_file_id: FileId,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("role", &self.role)
+            .field("generation", &self.generation)
+            .field("peer", &self.peer)
+            .field("phase", &self.phase)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session for a connection we dialled to `server`. Its generation,
+    /// which must match our identity's, decides the protocol version (§1).
+    /// The introduction is queued at once.
+    pub fn client(
+        identity: Arc<IdentityKey>,
+        server: ServiceId,
+        config: SessionConfig,
+        now: Instant,
+        rng: impl CryptoRng + Send + 'static,
+    ) -> Result<Self, ApiMisuse> {
+        if server.generation() != identity.generation() {
+            return Err(ApiMisuse::GenerationMismatch);
+        }
+        let mut session = Self::new(Role::Client, identity, config, now, Box::new(rng));
+        session.peer = Some(server);
+        session.phase = Phase::AwaitingVersion;
+        let intro = Introduction::offering(session.generation.protocol_version());
+        session.output.extend_from_slice(&intro.encode());
+        Ok(session)
+    }
+
+    /// A session for a connection the peer dialled to us.
+    pub fn server(
+        identity: Arc<IdentityKey>,
+        config: SessionConfig,
+        now: Instant,
+        rng: impl CryptoRng + Send + 'static,
+    ) -> Self {
+        Self::new(Role::Server, identity, config, now, Box::new(rng))
+    }
+
+    fn new(
+        role: Role,
+        identity: Arc<IdentityKey>,
+        config: SessionConfig,
+        now: Instant,
+        rng: Box<dyn CryptoRng + Send>,
+    ) -> Self {
+        let mut rng = rng;
+        let next_message_id = rng.next_u32();
+        let next_file_id = rng.next_u32();
+        Self {
+            auth_channel_used: false,
+            next_message_id,
+            next_file_id,
+            role,
+            generation: identity.generation(),
+            identity,
+            peer: None,
+            phase: Phase::AwaitingIntroduction,
+            auth: AuthState::None,
+            purpose: Purpose::Unknown,
+            deadline: Some(now + config.unknown_purpose_timeout),
+            config,
+            rng,
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            decoder: FrameDecoder::new(),
+            events: VecDeque::new(),
+            channels: ChannelTable::new(role),
+            last_keepalive_reply: None,
+        }
+    }
+
+    // ---- getters ----
+
+    /// Our role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The protocol generation of this connection.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// The peer's service id: for a client, the server dialled; for a
+    /// server, the client once its proof verified.
+    pub fn peer(&self) -> Option<&ServiceId> {
+        self.peer.as_ref()
+    }
+
+    /// Whether authentication has completed (client: our proof accepted;
+    /// server: the peer's proof verified and the caller answered).
+    pub fn is_authenticated(&self) -> bool {
+        self.auth == AuthState::Authenticated
+    }
+
+    /// What the connection is for.
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    // ---- outputs ----
+
+    /// Bytes to write to the peer, if any.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        (!self.output.is_empty()).then(|| self.output.split().freeze())
+    }
+
+    /// When [`Session::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        self.deadline
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- inputs ----
+
+    /// Feeds bytes read from the peer.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.input.extend_from_slice(data);
+        if let Err(error) = self.process_input(now) {
+            self.protocol_error(error);
+        }
+    }
+
+    /// Tells the session that `now` has come; closes the connection if its
+    /// unknown-purpose deadline has passed (§11.3).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.deadline
+            && now >= deadline
+            && self.purpose == Purpose::Unknown
+            && !self.is_closed()
+        {
+            self.protocol_error(ProtocolError::AuthenticationTimeout);
+        }
+    }
+
+    /// Closes the connection from our side.
+    pub fn close(&mut self) {
+        self.close_with(CloseReason::Local);
+    }
+
+    // ---- internals ----
+
+    fn process_input(&mut self, now: Instant) -> Result<(), ProtocolError> {
+        loop {
+            match self.phase {
+                Phase::Closed => return Ok(()),
+                Phase::AwaitingIntroduction => {
+                    let Some((intro, used)) = Introduction::parse(&self.input)? else {
+                        // An introduction is at most MAX_INTRO_LEN bytes, and
+                        // anything that long parses or fails: the buffer
+                        // stays bounded while we wait.
+                        return Ok(());
+                    };
+                    let _ = self.input.split_to(used);
+                    self.negotiate_as_server(&intro)?;
+                }
+                Phase::AwaitingVersion => {
+                    let Some(&version) = self.input.first() else {
+                        return Ok(());
+                    };
+                    let _ = self.input.split_to(1);
+                    self.negotiate_as_client(version)?;
+                }
+                Phase::Open => {
+                    let Some(frame) = self.decoder.decode(&mut self.input)? else {
+                        return Ok(());
+                    };
+                    self.handle_frame(now, frame)?;
+                }
+            }
+        }
+    }
+
+    /// §3.2: pick our own version wherever it appears, else `FF` and close.
+    fn negotiate_as_server(&mut self, intro: &Introduction) -> Result<(), ProtocolError> {
+        let ours = self.generation.protocol_version();
+        if !intro.offers(ours) {
+            self.output.extend_from_slice(&[NO_COMMON_VERSION]);
+            return Err(ProtocolError::NoCommonVersion {
+                ours,
+                theirs: intro.versions().to_vec(),
+            });
+        }
+        self.output.extend_from_slice(&[ours]);
+        self.phase = Phase::Open;
+        self.events
+            .push_back(Event::VersionNegotiated { version: ours });
+        Ok(())
+    }
+
+    /// §3.3: the reply must be exactly our version; then authenticate at
+    /// once (§12.1 item 2).
+    fn negotiate_as_client(&mut self, version: u8) -> Result<(), ProtocolError> {
+        let ours = self.generation.protocol_version();
+        if version != ours {
+            return Err(ProtocolError::NoCommonVersion {
+                ours,
+                theirs: vec![version],
+            });
+        }
+        self.phase = Phase::Open;
+        self.events.push_back(Event::VersionNegotiated { version });
+        self.open_auth_channel()
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
+        if frame.channel == ChannelId::CONTROL {
+            if frame.is_close() {
+                return Err(ProtocolError::ControlChannelClosed);
+            }
+            let message = ControlMessage::decode(frame.payload)?;
+            return self.handle_control(now, message);
+        }
+        let Some(state) = self.channels.state(frame.channel) else {
+            // §4.2: data for an unknown channel gets a close; a close for an
+            // unknown channel is ignored, so closes never ping-pong.
+            if !frame.is_close() {
+                self.send_frame(Frame::close(frame.channel));
+            }
+            return Ok(());
+        };
+        if frame.is_close() {
+            self.channel_closed_by_peer(frame.channel);
+            return Ok(());
+        }
+        if state == ChannelState::Opening {
+            // The peer may not send on a channel before answering our
+            // OpenChannel.
+            let channel_type = self.channels.channel_type(frame.channel);
+            self.channel_violation(
+                frame.channel,
+                ProtocolError::UnexpectedMessage {
+                    channel: frame.channel,
+                    channel_type,
+                    message: "data before ChannelResult",
+                },
+            );
+            return Ok(());
+        }
+        self.handle_channel_packet(frame.channel, frame.payload)
+    }
+
+    /// Queues a frame. Payloads we build are far below the frame limit.
+    fn send_frame(&mut self, frame: Frame) {
+        if frame.encode(&mut self.output).is_err() {
+            self.events.push_back(Event::InternalError {
+                what: "an outgoing payload exceeded the frame limit",
+            });
+        }
+    }
+
+    fn send_control(&mut self, message: &ControlMessage) {
+        self.send_frame(Frame {
+            channel: ChannelId::CONTROL,
+            payload: message.encode(),
+        });
+    }
+
+    /// Applies the reaction of a protocol error that concerns the whole
+    /// connection, or reports it.
+    fn protocol_error(&mut self, error: ProtocolError) {
+        match error.reaction() {
+            Reaction::CloseConnection => self.close_with(CloseReason::Protocol(error)),
+            reaction => self
+                .events
+                .push_back(Event::ProtocolViolation { error, reaction }),
+        }
+    }
+
+    /// Closes `channel` because of `error` (§5.1), and reports it.
+    fn channel_violation(&mut self, channel: ChannelId, error: ProtocolError) {
+        self.close_channel(channel);
+        self.events.push_back(Event::ProtocolViolation {
+            error,
+            reaction: Reaction::CloseChannel,
+        });
+    }
+
+    fn close_with(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.deadline = None;
+        self.input.clear();
+        self.events.push_back(Event::Closed { reason });
+    }
+
+    fn set_purpose(&mut self, purpose: Purpose) {
+        self.purpose = purpose;
+        if purpose != Purpose::Unknown {
+            self.deadline = None;
+        }
+    }
+
+    fn random_bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut bytes = [0; N];
+        self.rng.fill_bytes(&mut bytes);
+        bytes
+    }
+
+    fn ensure_open(&self) -> Result<(), ApiMisuse> {
+        if self.is_closed() {
+            Err(ApiMisuse::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The operations of a connection that belongs to a known contact: chat and
+/// file transfer. Only [`Session::known_contact`] hands one out, so these
+/// cannot be called before authentication (§11.3: chat and file channels
+/// need KnownContact).
+#[derive(Debug)]
+pub struct KnownContact<'a> {
+    session: &'a mut Session,
+}
+
+impl Session {
+    /// Chat and file operations, if the peer is a known contact.
+    pub fn known_contact(&mut self) -> Option<KnownContact<'_>> {
+        (self.purpose == Purpose::KnownContact && !self.is_closed())
+            .then_some(KnownContact { session: self })
+    }
+}
+
+impl KnownContact<'_> {
+    /// Sends a chat message with a new id; it is queued until our chat
+    /// channel is open. `time_delta` is 0 for a message composed now, or the
+    /// negative number of seconds since it was composed (§9.2).
+    pub fn send_chat(&mut self, text: ChatText, time_delta: i64) -> Result<MessageId, ApiMisuse> {
+        let message_id = self.session.next_message_id;
+        self.resend_chat(message_id, text, time_delta)?;
+        self.session.next_message_id = message_id.wrapping_add(1);
+        Ok(message_id)
+    }
+
+    /// Sends a chat message with the id it had before, so the receiver can
+    /// drop it if it already has it (§9.2 "resend and dedup").
+    pub fn resend_chat(
+        &mut self,
+        message_id: MessageId,
+        text: ChatText,
+        time_delta: i64,
+    ) -> Result<(), ApiMisuse> {
+        if time_delta > 0 {
+            return Err(ApiMisuse::PositiveTimeDelta);
+        }
+        self.session.send_chat_message(ChatMessage {
+            text: text.into_string(),
+            message_id: Some(message_id),
+            time_delta: (time_delta != 0).then_some(time_delta),
+        })
+    }
+
+    /// Offers a file (protocol 3 only); returns its new id. Chunks are asked
+    /// for with [`Event::FileChunkWanted`] once the peer accepts.
+    pub fn offer_file(
+        &mut self,
+        name: &str,
+        size: u64,
+        hash: [u8; FILE_HASH_LEN],
+    ) -> Result<FileId, ApiMisuse> {
+        if self.session.generation != Generation::V3 {
+            return Err(ApiMisuse::FileTransferUnsupported);
+        }
+        let file_id = self.session.next_file_id;
+        self.session.offer_file_inner(FileHeader {
+            file_id,
+            file_size: size,
+            name: name.to_owned(),
+            file_hash: Bytes::copy_from_slice(&hash),
+        })?;
+        self.session.next_file_id = file_id.wrapping_add(1);
+        Ok(file_id)
+    }
+
+    /// Sends the next chunk of an upload (at most 64512 bytes), after
+    /// [`Event::FileChunkWanted`].
+    pub fn send_file_chunk(&mut self, file_id: FileId, data: Bytes) -> Result<(), ApiMisuse> {
+        self.session.send_file_chunk_inner(file_id, data)
+    }
+
+    /// Accepts or rejects a download offered by [`Event::FileOffered`].
+    pub fn respond_to_file(
+        &mut self,
+        file_id: FileId,
+        response: FileResponse,
+    ) -> Result<(), ApiMisuse> {
+        self.session.respond_to_file_inner(file_id, response)
+    }
+
+    /// Ends a download after [`Event::FileReceived`], telling the sender
+    /// whether the SHA3-512 hash matched.
+    pub fn finish_download(
+        &mut self,
+        file_id: FileId,
+        hash_matches: bool,
+    ) -> Result<(), ApiMisuse> {
+        self.session.finish_download_inner(file_id, hash_matches)
+    }
+
+    /// Cancels a transfer in either direction.
+    pub fn cancel_file(
+        &mut self,
+        direction: FileDirection,
+        file_id: FileId,
+    ) -> Result<(), ApiMisuse> {
+        self.session.cancel_file_inner(direction, file_id)
+    }
+}
