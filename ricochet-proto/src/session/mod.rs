@@ -320,6 +320,21 @@ impl Session {
         }
     }
 
+    /// Sends `KeepAlive{response_requested=true}`.
+    ///
+    /// Only for protocol 1 peers: Ricochet Refresh's new Rust code drops the
+    /// connection on any KeepAlive (§6.3, §12.1 item 6).
+    pub fn send_keepalive(&mut self) -> Result<(), ApiMisuse> {
+        self.ensure_open()?;
+        if self.phase != Phase::Open {
+            return Err(ApiMisuse::NotAuthenticated);
+        }
+        self.send_control(&ControlMessage::KeepAlive {
+            response_requested: true,
+        });
+        Ok(())
+    }
+
     /// Closes the connection from our side.
     pub fn close(&mut self) {
         self.close_with(CloseReason::Local);
