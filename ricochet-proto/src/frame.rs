@@ -113,6 +113,7 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
 

@@ -75,6 +75,7 @@ impl Introduction {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
 

@@ -26,7 +26,7 @@ fn frame(bytes: &[u8]) -> Frame {
 
 /// Decodes a payload as the message type of `channel_type` and re-encodes it.
 fn round_trip(channel_type: &str, payload: Bytes, generation: Generation) -> String {
-    let debug = match channel_type {
+    match channel_type {
         "control" => {
             let m = ControlMessage::decode(payload.clone()).unwrap();
             assert_eq!(m.encode(), payload);
@@ -53,8 +53,7 @@ fn round_trip(channel_type: &str, payload: Bytes, generation: Generation) -> Str
             format!("{m:?}")
         }
         other => panic!("unknown channel type {other}"),
-    };
-    debug
+    }
 }
 
 #[test]

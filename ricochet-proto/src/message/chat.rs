@@ -160,6 +160,7 @@ impl ChatPacket {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
 

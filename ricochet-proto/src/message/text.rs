@@ -83,6 +83,7 @@ fn is_format(c: char) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
 

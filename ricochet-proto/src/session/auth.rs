@@ -62,15 +62,12 @@ impl Session {
         if let Some(reason) = refusal {
             return self.refuse_channel(open, CommonError::BadUsage, reason);
         }
-        let client = match cookie(open.client_cookie.as_ref()) {
-            Ok(client) => client,
-            Err(_) => {
-                return self.refuse_channel(
-                    open,
-                    CommonError::BadUsage,
-                    "client cookie is not 16 bytes",
-                );
-            }
+        let Ok(client) = cookie(open.client_cookie.as_ref()) else {
+            return self.refuse_channel(
+                open,
+                CommonError::BadUsage,
+                "client cookie is not 16 bytes",
+            );
         };
         self.auth_channel_used = true;
         let server = self.random_bytes::<AUTH_COOKIE_LEN>();
@@ -138,7 +135,7 @@ impl Session {
                 match proof.verify(&cookies, &self.identity.service_id()) {
                     Ok(peer) => {
                         self.peer = Some(peer);
-                        self.auth = AuthState::AwaitingDecision { peer, channel: id };
+                        self.auth = AuthState::AwaitingDecision { channel: id };
                         self.events.push_back(Event::PeerProved { peer });
                     }
                     Err(error) => {

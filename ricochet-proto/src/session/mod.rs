@@ -131,7 +131,7 @@ enum AuthState {
     None,
     /// Server: the proof verified; waiting for the caller to say whether the
     /// peer is a known contact.
-    AwaitingDecision { peer: ServiceId, channel: ChannelId },
+    AwaitingDecision { channel: ChannelId },
     /// Done (client: our proof was accepted; server: the peer's proof).
     Authenticated,
 }

@@ -193,11 +193,8 @@ impl Pair {
             moved = true;
         }
         while let Some(event) = self.server.poll_event() {
-            if matches!(event, Event::PeerProved { .. }) {
-                match self.server_knows_client {
-                    Some(known) => self.server.accept_peer(known).unwrap(),
-                    None => {}
-                }
+            if let (Event::PeerProved { .. }, Some(known)) = (&event, self.server_knows_client) {
+                self.server.accept_peer(known).unwrap();
             }
             self.server_events.push(event);
             moved = true;
