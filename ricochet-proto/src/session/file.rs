@@ -540,6 +540,17 @@ impl Session {
         if !removed {
             return Err(ApiMisuse::NoSuchTransfer(file_id));
         }
+        // A header still waiting for our channel to open is simply dropped:
+        // nothing may be sent on a channel before it is open (§12.1 item 5).
+        if let Some(super::channels::Channel {
+            state: ChannelState::Opening,
+            kind: Kind::File(FileChannel::Outbound { queued, .. }),
+            ..
+        }) = self.channels.get_mut(id)
+        {
+            queued.retain(|header| header.file_id != file_id);
+            return Ok(());
+        }
         self.send_file_message(
             id,
             &FileMessage::Complete {
