@@ -1069,6 +1069,32 @@ const CASES: &[Case] = &[
             assert_eq!(o.closes(), [ChannelId::new(5)]);
         },
     ),
+    (
+        "§12.1 cancelling an offer before our file channel opened sends nothing on it",
+        || {
+            let mut h = Harness::authenticated(Generation::V3, true);
+            let id = h
+                .session
+                .known_contact()
+                .unwrap()
+                .offer_file("a.txt", 3, [1; 64])
+                .unwrap();
+            let o = h.drain();
+            let [ControlMessage::OpenChannel(open)] = &o.control()[..] else {
+                panic!("{o:?}")
+            };
+            h.session
+                .known_contact()
+                .unwrap()
+                .cancel_file(ricochet_proto::FileDirection::Upload, id)
+                .unwrap();
+            assert!(h.drain().frames.is_empty());
+            let o = h.control(ControlMessage::ChannelResult(ChannelResult::opened(
+                open.channel_id,
+            )));
+            assert!(o.frames.is_empty(), "the cancelled header is not sent");
+        },
+    ),
     ("§10 second inbound file channel: refused", || {
         let mut h = Harness::with_inbound_files();
         let r = result_of(&h.open(7, ChannelType::FileTransfer));
