@@ -39,3 +39,32 @@ impl tokio_util::codec::Encoder<Frame> for FrameCodec {
         Ok(frame.encode(dst)?)
     }
 }
+
+#[cfg(test)]
+mod test {
+    use bytes::{Bytes, BytesMut};
+    use tokio_util::codec::{Decoder as _, Encoder as _};
+
+    use super::*;
+    use crate::ChannelId;
+
+    #[test]
+    fn delegates_both_ways() {
+        let frame = Frame {
+            channel: ChannelId::new(5),
+            payload: Bytes::from_static(b"abc"),
+        };
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        codec.encode(frame.clone(), &mut buf).unwrap();
+        let mut partial = buf.split_to(3);
+        assert!(codec.decode(&mut partial).unwrap().is_none());
+        partial.unsplit(buf);
+        assert_eq!(codec.decode(&mut partial).unwrap(), Some(frame));
+        let mut corrupt = BytesMut::from(&[0, 1, 0, 0][..]);
+        assert!(matches!(
+            codec.decode(&mut corrupt),
+            Err(FrameCodecError::Decode(DecodeError::FrameTooShort { size: 1 }))
+        ));
+    }
+}

@@ -181,6 +181,53 @@ fn whole_session(generation: Generation) {
         accepted: true
     }));
 
+    // A small file transfer (protocol 3 only).
+    match generation {
+        Generation::V3 => {
+            let file_id = pair
+                .server
+                .known_contact()
+                .unwrap()
+                .offer_file("notes.txt", 5, [9; 64])
+                .unwrap();
+            pair.drive();
+            pair.client
+                .known_contact()
+                .unwrap()
+                .respond_to_file(file_id, FileResponse::Accept)
+                .unwrap();
+            pair.drive();
+            pair.server
+                .known_contact()
+                .unwrap()
+                .send_file_chunk(file_id, Bytes::from_static(b"hello"))
+                .unwrap();
+            pair.drive();
+            assert!(
+                pair.client_events
+                    .contains(&Event::FileReceived { file_id })
+            );
+            pair.client
+                .known_contact()
+                .unwrap()
+                .finish_download(file_id, true)
+                .unwrap();
+            pair.drive();
+            assert!(pair.server_events.contains(&Event::FileTransferEnded {
+                file_id,
+                direction: FileDirection::Upload,
+                result: TransferResult::Success
+            }));
+        }
+        Generation::V2 => assert_eq!(
+            pair.server
+                .known_contact()
+                .unwrap()
+                .offer_file("notes.txt", 5, [9; 64]),
+            Err(ricochet_proto::ApiMisuse::FileTransferUnsupported)
+        ),
+    }
+
     // KeepAlive is answered once; the answer is not answered.
     let before = pair.server_sent.len();
     pair.client.send_keepalive().unwrap();
