@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ricochet_identity::{AuthCookies, V2ServiceId, V3IdentityKey, verify_v1_proof, verify_v3_proof};
+use ricochet_identity::{
+    AuthCookies, V2ServiceId, V3IdentityKey, verify_v1_proof, verify_v3_proof,
+};
 
 fuzz_target!(|data: &[u8]| {
     // Layout: 32 bytes of cookies, one byte splitting the rest into two fields.

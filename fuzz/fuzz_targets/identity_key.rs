@@ -7,7 +7,9 @@ use ricochet_identity::{IdentityKey, KeyFormat};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(key) = IdentityKey::decode(data) {
-        let blob = key.encode(KeyFormat::TorKeyBlob).expect("a decoded key encodes");
+        let blob = key
+            .encode(KeyFormat::TorKeyBlob)
+            .expect("a decoded key encodes");
         let again = IdentityKey::decode(&blob).expect("our own blob decodes");
         assert_eq!(again.service_id(), key.service_id());
     }
