@@ -64,7 +64,9 @@ mod test {
         let mut corrupt = BytesMut::from(&[0, 1, 0, 0][..]);
         assert!(matches!(
             codec.decode(&mut corrupt),
-            Err(FrameCodecError::Decode(DecodeError::FrameTooShort { size: 1 }))
+            Err(FrameCodecError::Decode(DecodeError::FrameTooShort {
+                size: 1
+            }))
         ));
     }
 }
