@@ -1,2 +1,99 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+#[cfg(feature = "arti")]
+pub mod arti;
+#[cfg(feature = "tor-control")]
+pub mod control;
+mod error;
+#[cfg(feature = "tcp")]
+pub mod tcp;
+
+use std::future::Future;
+
+use ricochet_identity::{IdentityKey, ServiceId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+pub use error::{ErrorKind, TransportError};
+
+/// The onion-service port every Ricochet client listens on (spec §2).
+pub const RICOCHET_PORT: u16 = 9878;
+
+/// How far a transport has come in connecting to the Tor network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapStatus {
+    /// 0 to 100.
+    pub percent: u8,
+    /// What it is doing, for people (e.g. "Loading relay descriptors").
+    pub phase: String,
+}
+
+impl BootstrapStatus {
+    /// Whether the transport is ready to dial and publish.
+    pub fn is_ready(&self) -> bool {
+        self.percent >= 100
+    }
+
+    /// The status of a transport that needs no bootstrapping.
+    pub fn ready() -> Self {
+        Self {
+            percent: 100,
+            phase: "done".to_owned(),
+        }
+    }
+
+    /// The status before anything happened.
+    pub fn starting() -> Self {
+        Self {
+            percent: 0,
+            phase: "starting".to_owned(),
+        }
+    }
+}
+
+/// A way of reaching Ricochet peers: dial their onion services and publish
+/// ours.
+///
+/// Every backend passes the same conformance suite (`tests/conformance.rs`).
+pub trait Transport: Send + Sync + 'static {
+    /// A connection to or from a peer.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Incoming connections to one published service.
+    type Listener: Listener<Stream = Self::Stream>;
+
+    /// Connects to the network; returns once dialling and publishing can
+    /// work. Progress is reported through [`Transport::bootstrap_status`].
+    fn bootstrap(&self) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// The bootstrap progress, as it changes (a UI can show it).
+    fn bootstrap_status(&self) -> watch::Receiver<BootstrapStatus>;
+
+    /// Opens a stream to `port` of the onion service `id`.
+    fn connect(
+        &self,
+        id: &ServiceId,
+        port: u16,
+    ) -> impl Future<Output = Result<Self::Stream, TransportError>> + Send;
+
+    /// Publishes the onion service of `key` on `port`. The service stays up
+    /// until the listener is dropped.
+    fn listen(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+    ) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send;
+}
+
+/// Incoming streams to one published onion service; dropping it takes the
+/// service down.
+pub trait Listener: Send + 'static {
+    /// A connection from a peer.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next incoming stream.
+    fn accept(&mut self) -> impl Future<Output = Result<Self::Stream, TransportError>> + Send;
+
+    /// The service this listener publishes.
+    fn service_id(&self) -> ServiceId;
+}

@@ -1,0 +1,793 @@
+//! Embedded arti: Tor in this process, through `arti-client` (feature
+//! `arti`). Dials and hosts **v3 onion services only**: arti implements
+//! neither v2 client nor v2 service support, so v2 keys and ids give
+//! [`TransportError::UnsupportedGeneration`].
+//!
+//! Everything arti stores lives under the application's profile directory:
+//! its state (guards, onion-service state, and the keystore, which keeps a
+//! copy of each published v3 identity key) in `<profile>/arti/state`, its
+//! directory cache in `<profile>/arti/cache`.
+//!
+//! Publishing uses arti-client's experimental
+//! `TorClient::launch_onion_service_with_hsid`, which is why every arti crate
+//! is pinned to exactly one version (`=0.47.0`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ricochet_transport::TransportError> {
+//! use ricochet_identity::{Generation, IdentityKey};
+//! use ricochet_transport::arti::{ArtiConfig, ArtiTransport};
+//! use ricochet_transport::{Listener, RICOCHET_PORT, Transport};
+//!
+//! let transport = ArtiTransport::new(ArtiConfig::new("/home/me/.local/share/ricochet"))?;
+//! transport.bootstrap().await?;
+//! let key = IdentityKey::generate(Generation::V3).expect("randomness");
+//! let mut listener = transport.listen(&key, RICOCHET_PORT).await?;
+//! let incoming = listener.accept().await?;
+//! # drop(incoming);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
+
+use arti_client::config::{CfgPath, TorClientConfigBuilder};
+use arti_client::{BootstrapBehavior, DataStream, HasKind, TorClient, TorClientConfig};
+use futures::StreamExt as _;
+use ricochet_identity::{Generation, IdentityKey, ServiceId, V3IdentityKey};
+use safelog::DisplayRedacted as _;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+use tor_cell::relaycell::msg::{Connected, End, EndReason};
+use tor_hscrypto::pk::HsIdKeypair;
+use tor_hsservice::config::OnionServiceConfigBuilder;
+use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
+use tor_llcrypto::pk::ed25519::ExpandedKeypair;
+use tor_proto::stream::IncomingStreamRequest;
+use tor_rtcompat::PreferredRuntime;
+use zeroize::Zeroizing;
+
+use crate::error::BoxError;
+use crate::{BootstrapStatus, Listener, Transport, TransportError};
+
+/// The name of this backend in errors.
+const BACKEND: &str = "arti";
+
+/// How many accepted streams wait for [`Listener::accept`] before the
+/// service stops answering new ones.
+const ACCEPT_QUEUE: usize = 16;
+
+/// How long [`Transport::listen`] waits for a previous instance of the same
+/// service (e.g. a listener that was just dropped) to release its state.
+const RELAUNCH_WAIT: Duration = Duration::from_secs(10);
+
+type Client = TorClient<PreferredRuntime>;
+
+/// How to run the embedded arti. Built with [`ArtiConfig::new`] and the
+/// methods below, then given to [`ArtiTransport::new`].
+#[derive(Debug, Clone)]
+pub struct ArtiConfig {
+    profile_dir: PathBuf,
+    network_toml: Option<String>,
+    connect_timeout: Duration,
+}
+
+impl ArtiConfig {
+    /// Runs arti with its files under `profile_dir`, the application's
+    /// profile directory: state in `<profile>/arti/state` and cache in
+    /// `<profile>/arti/cache`, both created with mode 0700 by
+    /// [`Transport::bootstrap`].
+    ///
+    /// Defaults: the public Tor network with arti's own default settings,
+    /// and a 120 s connect timeout.
+    pub fn new(profile_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            profile_dir: profile_dir.into(),
+            network_toml: None,
+            connect_timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Uses a custom Tor network (a private test network, or special
+    /// settings), given as arti's TOML configuration: the text of an
+    /// `arti.toml`, as read by `arti_client::config::TorClientConfigBuilder`.
+    /// The `[storage]` directories it names are ignored: arti's files always
+    /// go under the profile directory. Default: none, i.e. the public Tor
+    /// network.
+    pub fn custom_network(mut self, arti_toml: impl Into<String>) -> Self {
+        self.network_toml = Some(arti_toml.into());
+        self
+    }
+
+    /// Gives up a [`Transport::connect`] after `timeout` (descriptor fetch,
+    /// introduction and rendezvous together). Default: 120 s, like C tor's
+    /// `SocksTimeout`.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The profile directory.
+    pub fn profile_dir(&self) -> &Path {
+        &self.profile_dir
+    }
+
+    /// Where arti keeps its state: `<profile>/arti/state`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.profile_dir.join("arti").join("state")
+    }
+
+    /// Where arti keeps its directory cache: `<profile>/arti/cache`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.profile_dir.join("arti").join("cache")
+    }
+
+    /// The arti client configuration this describes.
+    fn client_config(&self) -> Result<TorClientConfig, TransportError> {
+        let mut builder = match &self.network_toml {
+            None => TorClientConfigBuilder::default(),
+            Some(text) => toml::from_str::<TorClientConfigBuilder>(text).map_err(|e| {
+                TransportError::Configuration {
+                    reason: "the custom arti network configuration is not valid".to_owned(),
+                    source: Some(Box::new(e)),
+                }
+            })?,
+        };
+        builder
+            .storage()
+            .state_dir(CfgPath::new_literal(self.state_dir()))
+            .cache_dir(CfgPath::new_literal(self.cache_dir()));
+        builder.build().map_err(|e| TransportError::Configuration {
+            reason: "the arti configuration is not valid".to_owned(),
+            source: Some(Box::new(e)),
+        })
+    }
+
+    /// Creates `<profile>/arti/{state,cache}` (and any missing parent) with
+    /// mode 0700, and tightens the mode of the arti directories if they
+    /// exist already.
+    fn create_dirs(&self) -> Result<(), TransportError> {
+        let arti_dir = self.profile_dir.join("arti");
+        for dir in [self.state_dir(), self.cache_dir()] {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(&dir)
+                .map_err(|e| TransportError::io("creating arti's directories", e))?;
+        }
+        #[cfg(unix)]
+        for dir in [arti_dir, self.state_dir(), self.cache_dir()] {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |e| TransportError::io("restricting arti's directories to their owner", e),
+            )?;
+        }
+        #[cfg(not(unix))]
+        let _ = arti_dir;
+        Ok(())
+    }
+}
+
+/// The embedded-arti transport. See the [module docs](self).
+///
+/// Nothing touches the network or the disk until [`Transport::bootstrap`];
+/// until it has succeeded, `connect` and `listen` (of v3 keys and ids) fail
+/// with [`TransportError::NotBootstrapped`].
+pub struct ArtiTransport {
+    config: ArtiConfig,
+    client_config: TorClientConfig,
+    /// The client, once created (it may still be bootstrapping).
+    created: Mutex<Option<Arc<Client>>>,
+    /// The client, once bootstrapped.
+    ready: OnceLock<Arc<Client>>,
+    status: Arc<watch::Sender<BootstrapStatus>>,
+    bootstrapped: Arc<AtomicBool>,
+    /// Forwards arti's bootstrap events into `status`.
+    status_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for ArtiTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArtiTransport")
+            .field("config", &self.config)
+            .field("bootstrapped", &self.ready.get().is_some())
+            .field("status", &*self.status.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArtiTransport {
+    /// A transport that runs arti as `config` says. Checks the configuration
+    /// (a bad custom network TOML gives [`TransportError::Configuration`]);
+    /// does no input/output.
+    pub fn new(config: ArtiConfig) -> Result<Self, TransportError> {
+        let client_config = config.client_config()?;
+        Ok(Self {
+            config,
+            client_config,
+            created: Mutex::new(None),
+            ready: OnceLock::new(),
+            status: Arc::new(watch::Sender::new(BootstrapStatus::starting())),
+            bootstrapped: Arc::new(AtomicBool::new(false)),
+            status_task: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The configuration this transport was made with.
+    pub fn config(&self) -> &ArtiConfig {
+        &self.config
+    }
+
+    /// The arti client, once bootstrapped (for what this crate does not
+    /// wrap; arti's API is not stable, see the crate README).
+    pub fn tor_client(&self) -> Option<&Arc<TorClient<PreferredRuntime>>> {
+        self.ready.get()
+    }
+
+    fn ready_client(&self) -> Result<&Arc<Client>, TransportError> {
+        self.ready.get().ok_or(TransportError::NotBootstrapped)
+    }
+
+    /// The client, created on first call.
+    fn create_client(&self, slot: &mut Option<Arc<Client>>) -> Result<Arc<Client>, TransportError> {
+        if let Some(client) = slot {
+            return Ok(Arc::clone(client));
+        }
+        // arti's rustls runtime needs a process-wide crypto provider; if the
+        // application installed one already, that one stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        self.config.create_dirs()?;
+        let runtime = PreferredRuntime::current().map_err(|e| TransportError::Configuration {
+            reason: "arti needs to run inside a Tokio runtime".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+        let client = TorClient::with_runtime(runtime)
+            .config(self.client_config.clone())
+            .bootstrap_behavior(BootstrapBehavior::Manual)
+            .create_unbootstrapped()
+            .map_err(|e| arti_error("creating the arti client", e))?;
+
+        let mut events = client.bootstrap_events();
+        let status = Arc::clone(&self.status);
+        let bootstrapped = Arc::clone(&self.bootstrapped);
+        let task = tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                status.send_modify(|status| {
+                    *status = convert_status(&event, bootstrapped.load(Ordering::SeqCst));
+                });
+            }
+        });
+        if let Some(old) = self.lock_status_task().replace(task) {
+            old.abort();
+        }
+        *slot = Some(Arc::clone(&client));
+        Ok(client)
+    }
+
+    fn lock_status_task(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
+        // Only ever holds a JoinHandle: still consistent after a panic.
+        self.status_task.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for ArtiTransport {
+    fn drop(&mut self) {
+        if let Some(task) = self.lock_status_task().take() {
+            task.abort();
+        }
+    }
+}
+
+/// Our status from arti's. The percentage stays below 100 until
+/// [`Transport::bootstrap`] has succeeded, and is 100 from then on (arti
+/// keeps its directory fresh by itself); the phase is arti's live
+/// description, which says so when arti is stuck.
+fn convert_status(
+    arti: &arti_client::status::BootstrapStatus,
+    bootstrapped: bool,
+) -> BootstrapStatus {
+    let percent = if bootstrapped {
+        100
+    } else {
+        ((arti.as_frac().clamp(0.0, 1.0) * 100.0).round() as u8).min(99)
+    };
+    // arti's text starts with its own percentage ("40%: ..."); drop it.
+    let text = arti.to_string();
+    let phase = match text.split_once("%: ") {
+        Some((number, rest)) if number.bytes().all(|b| b.is_ascii_digit()) => rest.to_owned(),
+        _ => text,
+    };
+    BootstrapStatus { percent, phase }
+}
+
+impl Transport for ArtiTransport {
+    type Stream = ArtiStream;
+    type Listener = ArtiListener;
+
+    /// Creates arti's directories and the arti client on first call, then
+    /// bootstraps it (arti waits and retries by itself; wrap this in a
+    /// timeout to give up). Calling it again once bootstrapped returns at
+    /// once.
+    async fn bootstrap(&self) -> Result<(), TransportError> {
+        if self.ready.get().is_some() {
+            return Ok(());
+        }
+        let mut slot = self.created.lock().await;
+        if self.ready.get().is_some() {
+            return Ok(());
+        }
+        let client = self.create_client(&mut slot)?;
+        client
+            .bootstrap()
+            .await
+            .map_err(|e| arti_error("bootstrapping arti", e))?;
+        let _ = self.ready.set(Arc::clone(&client));
+        self.bootstrapped.store(true, Ordering::SeqCst);
+        let now = client.bootstrap_status();
+        self.status
+            .send_modify(|status| *status = convert_status(&now, true));
+        Ok(())
+    }
+
+    fn bootstrap_status(&self) -> watch::Receiver<BootstrapStatus> {
+        self.status.subscribe()
+    }
+
+    async fn connect(&self, id: &ServiceId, port: u16) -> Result<ArtiStream, TransportError> {
+        if id.generation() == Generation::V2 {
+            return Err(TransportError::UnsupportedGeneration {
+                generation: Generation::V2,
+                backend: BACKEND,
+                reason: "arti cannot reach v2 onion services (it implements only v3)",
+            });
+        }
+        let client = self.ready_client()?;
+        let timeout = self.config.connect_timeout;
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, client.connect((id.onion_hostname(), port))).await {
+            Err(_) => Err(TransportError::TimedOut {
+                what: "connecting to the onion service",
+                after: timeout,
+            }),
+            Ok(Ok(stream)) => Ok(ArtiStream::new(stream)),
+            Ok(Err(e)) => Err(connect_error(*id, e, started.elapsed())),
+        }
+    }
+
+    async fn listen(&self, key: &IdentityKey, port: u16) -> Result<ArtiListener, TransportError> {
+        let IdentityKey::V3(v3) = key else {
+            return Err(TransportError::UnsupportedGeneration {
+                generation: Generation::V2,
+                backend: BACKEND,
+                reason: "arti cannot host v2 onion services (it implements only v3); \
+                         use the tor-control backend with a tor that still does",
+            });
+        };
+        let client = self.ready_client()?;
+        let id = key.service_id();
+        let keystore = self.config.state_dir().join("keystore");
+        let (service, rend_requests) = launch(client, v3, &id, &keystore).await?;
+
+        let onion_address = service
+            .onion_address()
+            .map(|hsid| hsid.display_unredacted().to_string())
+            .unwrap_or_default();
+        let (sender, incoming) = mpsc::channel(ACCEPT_QUEUE);
+        let task = tokio::spawn(async move {
+            tor_hsservice::handle_rend_requests(rend_requests)
+                .for_each_concurrent(None, |request| answer(request, port, sender.clone()))
+                .await;
+        });
+        tracing::debug!(%id, port, "arti onion service launched");
+        Ok(ArtiListener {
+            id,
+            onion_address,
+            incoming,
+            task,
+            service: Some(service),
+        })
+    }
+}
+
+/// Launches the onion service of `key` (whose id is `id`), named
+/// `ricochet-<id>` in arti's keystore and state.
+async fn launch(
+    client: &Client,
+    key: &V3IdentityKey,
+    id: &ServiceId,
+    keystore: &Path,
+) -> Result<(Arc<RunningOnionService>, RendRequests), TransportError> {
+    let expanded = Zeroizing::new(*key.expanded_secret_key());
+    let keypair = ExpandedKeypair::from_secret_key_bytes(*expanded)
+        .ok_or_else(|| TransportError::config("the v3 identity key is not a valid ed25519 key"))?;
+    let public = *keypair.public().as_bytes();
+    let ServiceId::V3(v3_id) = id else {
+        return Err(TransportError::config("a v3 key with a v2 id"));
+    };
+    if &public != v3_id.public_key().as_bytes() {
+        return Err(TransportError::config(
+            "the v3 identity key's expanded secret does not match its public key",
+        ));
+    }
+    let nickname =
+        HsNickname::new(format!("ricochet-{id}")).map_err(|e| TransportError::Configuration {
+            reason: format!("cannot name the onion service of {id}"),
+            source: Some(Box::new(e)),
+        })?;
+    let config = OnionServiceConfigBuilder::default()
+        .nickname(nickname)
+        .build()
+        .map_err(|e| TransportError::Configuration {
+            reason: "the onion service configuration is not valid".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+
+    let started = Instant::now();
+    let launched = loop {
+        let keypair = HsIdKeypair::from(
+            ExpandedKeypair::from_secret_key_bytes(*expanded).ok_or_else(|| {
+                TransportError::config("the v3 identity key is not a valid ed25519 key")
+            })?,
+        );
+        let attempt = match client.launch_onion_service_with_hsid(config.clone(), keypair) {
+            // The key is in arti's keystore already (published before, by
+            // this process or an earlier one): launch with the stored key,
+            // checked against ours below.
+            Err(e) if e.kind() == arti_client::ErrorKind::BadApiUsage => client
+                .launch_onion_service(config.clone())
+                .map(|launched| launched.map(|(service, requests)| (service, boxed(requests)))),
+            other => {
+                other.map(|launched| launched.map(|(service, requests)| (service, boxed(requests))))
+            }
+        };
+        match attempt {
+            // A listener of this service was just dropped and its tasks
+            // still hold the service's state: wait for them to go.
+            Err(e)
+                if e.kind() == arti_client::ErrorKind::LocalResourceAlreadyInUse
+                    && started.elapsed() < RELAUNCH_WAIT =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(arti_error("launching the onion service", e)),
+            Ok(None) => {
+                return Err(TransportError::tor(
+                    "arti says the onion service is disabled",
+                ));
+            }
+            Ok(Some(launched)) => break launched,
+        }
+    };
+    match launched.0.onion_address() {
+        Some(hsid) if <[u8; 32]>::from(hsid) == public => Ok(launched),
+        _ => Err(TransportError::Configuration {
+            reason: format!(
+                "arti's keystore ({}) holds a different key for the onion service of {id}",
+                keystore.display()
+            ),
+            source: None,
+        }),
+    }
+}
+
+/// The rendezvous requests of a running service.
+type RendRequests = Pin<Box<dyn futures::Stream<Item = tor_hsservice::RendRequest> + Send>>;
+
+fn boxed(
+    requests: impl futures::Stream<Item = tor_hsservice::RendRequest> + Send + 'static,
+) -> RendRequests {
+    Box::pin(requests)
+}
+
+/// Accepts a stream to our port; refuses anything else the way Tor
+/// recommends for consistency (an `END` with reason `DONE`).
+async fn answer(request: StreamRequest, port: u16, sender: mpsc::Sender<DataStream>) {
+    let wanted =
+        matches!(request.request(), IncomingStreamRequest::Begin(begin) if begin.port() == port);
+    if !wanted {
+        tracing::debug!("refusing a stream to another port of our onion service");
+        let _ = request.reject(End::new_with_reason(EndReason::DONE)).await;
+        return;
+    }
+    match request.accept(Connected::new_empty()).await {
+        // If the listener is gone the stream is dropped, which closes it.
+        Ok(stream) => {
+            let _ = sender.send(stream).await;
+        }
+        Err(e) => tracing::debug!(error = %e, "could not accept an incoming stream"),
+    }
+}
+
+/// A published onion service: incoming streams to its port. Dropping it
+/// takes the service down (arti stops publishing it and closes its
+/// introduction points; streams already accepted stay open).
+pub struct ArtiListener {
+    id: ServiceId,
+    onion_address: String,
+    incoming: mpsc::Receiver<DataStream>,
+    task: JoinHandle<()>,
+    service: Option<Arc<RunningOnionService>>,
+}
+
+impl fmt::Debug for ArtiListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArtiListener")
+            .field("id", &self.id)
+            .field("onion_address", &self.onion_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ArtiListener {
+    /// The onion address as arti publishes it (`<id>.onion`, in arti's own
+    /// encoding; equal to [`ServiceId::onion_hostname`] of our id).
+    pub fn onion_address(&self) -> &str {
+        &self.onion_address
+    }
+
+    /// arti's handle of the running service (e.g. for its status events).
+    pub fn running_service(&self) -> Option<&RunningOnionService> {
+        self.service.as_deref()
+    }
+}
+
+impl Listener for ArtiListener {
+    type Stream = ArtiStream;
+
+    async fn accept(&mut self) -> Result<ArtiStream, TransportError> {
+        self.incoming
+            .recv()
+            .await
+            .map(ArtiStream::new)
+            .ok_or_else(|| TransportError::tor("the onion service stopped"))
+    }
+
+    fn service_id(&self) -> ServiceId {
+        self.id
+    }
+}
+
+impl Drop for ArtiListener {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.service.take();
+    }
+}
+
+/// A stream to or from an onion service, through arti.
+///
+/// It behaves like a socket where arti's `DataStream` does not:
+///
+/// * Writes are sent without an explicit `flush` (arti buffers up to a
+///   cell until flushed); a flush that cannot complete at once is finished
+///   by the next write or read.
+/// * Tor has no half-close: `shutdown` flushes and closes the whole stream
+///   (arti sends `END`), after which reads give end-of-file.
+/// * The peer closing the stream normally (`END` with reason `DONE`, as C
+///   tor sends, or `MISC`, as arti sends) reads as end-of-file rather than
+///   an error, and end-of-file stays end-of-file.
+#[derive(Debug)]
+pub struct ArtiStream {
+    inner: DataStream,
+    /// Bytes were written but not flushed yet.
+    unflushed: bool,
+    /// A write waited for a flush that a read may finish: wake it then.
+    write_waker: Option<Waker>,
+    shut_down: bool,
+    eof: bool,
+}
+
+impl ArtiStream {
+    fn new(inner: DataStream) -> Self {
+        Self {
+            inner,
+            unflushed: false,
+            write_waker: None,
+            shut_down: false,
+            eof: false,
+        }
+    }
+
+    /// The arti stream inside.
+    pub fn get_ref(&self) -> &DataStream {
+        &self.inner
+    }
+
+    /// The arti stream inside (its writes then need explicit flushes).
+    pub fn into_inner(self) -> DataStream {
+        self.inner
+    }
+
+    /// Drives a pending flush; `Ready` once nothing is left unflushed.
+    fn poll_pending_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        let result = ready!(Pin::new(&mut self.inner).poll_flush(cx));
+        self.unflushed = false;
+        if let Some(waker) = self.write_waker.take() {
+            waker.wake();
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// Whether a read error is the peer closing the stream normally.
+fn is_normal_close(error: &io::Error) -> bool {
+    let reason = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<tor_proto::Error>())
+        .and_then(|inner| match inner {
+            tor_proto::Error::EndReceived(reason) => Some(*reason),
+            _ => None,
+        });
+    matches!(reason, Some(EndReason::DONE | EndReason::MISC))
+}
+
+impl AsyncRead for ArtiStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.eof {
+            return Poll::Ready(Ok(()));
+        }
+        // Data written before waiting for an answer must go out. An error
+        // shows in the next write; a pending flush wakes this task.
+        if !this.shut_down {
+            let _ = this.poll_pending_flush(cx);
+        }
+        let before = buf.filled().len();
+        match ready!(Pin::new(&mut this.inner).poll_read(cx, buf)) {
+            Ok(()) => {
+                if buf.filled().len() == before && buf.remaining() > 0 {
+                    this.eof = true;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(e) if this.shut_down || is_normal_close(&e) => {
+                this.eof = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for ArtiStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.unflushed {
+            match this.poll_pending_flush(cx) {
+                Poll::Pending => {
+                    this.write_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Poll::Ready(result) => result?,
+            }
+        }
+        let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        if written > 0 {
+            this.unflushed = true;
+            // Send it now if we can; if not, the next write or read will.
+            if let Poll::Ready(Err(e)) = this.poll_pending_flush(cx) {
+                tracing::debug!(error = %e, "flushing an arti stream failed");
+            }
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.unflushed = true;
+        this.poll_pending_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.shut_down {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+        this.unflushed = false;
+        this.shut_down = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// An arti error of some operation other than dialling.
+fn arti_error(what: &str, error: arti_client::Error) -> TransportError {
+    use arti_client::ErrorKind as K;
+    match error.kind() {
+        K::InvalidConfig | K::InvalidConfigTransition | K::FsPermissions | K::NoHomeDirectory => {
+            TransportError::Configuration {
+                reason: format!("{what}: {error}"),
+                source: Some(Box::new(error)),
+            }
+        }
+        _ => TransportError::Tor {
+            what: format!("{what}: {error}"),
+            source: Some(Box::new(error)),
+        },
+    }
+}
+
+/// The error of dialling `id`, by arti's error kind.
+fn connect_error(id: ServiceId, error: arti_client::Error, after: Duration) -> TransportError {
+    use arti_client::ErrorKind as K;
+    let kind = error.kind();
+    tracing::debug!(%id, %kind, error = %error, "arti could not connect");
+    let source: Option<BoxError> = Some(Box::new(error.clone()));
+    match kind {
+        // No descriptor, descriptor fetch failed, or no introduction point
+        // answered: the service is not (reachably) published.
+        K::OnionServiceNotFound
+        | K::OnionServiceNotRunning
+        | K::OnionServiceConnectionFailed
+        | K::OnionServiceProtocolViolation
+        | K::TorDirectoryError
+        | K::RemoteHostNotFound => TransportError::Unreachable {
+            id: Box::new(id),
+            source,
+        },
+        // We reached the service and it did not take the stream.
+        K::RemoteConnectionRefused
+        | K::RemoteStreamClosed
+        | K::RemoteStreamReset
+        | K::RemoteStreamError => TransportError::Refused {
+            id: Box::new(id),
+            source,
+        },
+        K::TorNetworkTimeout | K::RemoteNetworkTimeout | K::ExitTimeout => {
+            TransportError::TimedOut {
+                what: "reaching the onion service (a Tor network timeout)",
+                after,
+            }
+        }
+        K::BootstrapRequired => TransportError::NotBootstrapped,
+        _ => TransportError::Tor {
+            what: format!("connecting to {id}.onion: {error}"),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn storage_follows_the_profile() {
+        let config = ArtiConfig::new("/p").custom_network(
+            "[storage]\nstate_dir = \"/elsewhere/state\"\ncache_dir = \"/elsewhere/cache\"\n",
+        );
+        assert_eq!(config.state_dir(), Path::new("/p/arti/state"));
+        assert_eq!(config.cache_dir(), Path::new("/p/arti/cache"));
+        let built = config.client_config().unwrap();
+        let debug = format!("{built:?}");
+        assert!(debug.contains("/p/arti/state"), "{debug}");
+        assert!(!debug.contains("/elsewhere"), "{debug}");
+    }
+
+    #[test]
+    fn bad_toml_is_a_configuration_error() {
+        let error =
+            ArtiTransport::new(ArtiConfig::new("/p").custom_network("[storage\n")).unwrap_err();
+        assert_eq!(error.kind(), crate::ErrorKind::Configuration);
+    }
+}

@@ -1,0 +1,188 @@
+//! The embedded-arti backend: arti dials arti on the private Tor network
+//! (the whole conformance suite), and what it refuses without a network.
+//!
+//! Runs with the `arti` feature (as `cargo test --workspace --all-features`
+//! does), and much faster optimised:
+//!
+//! ```text
+//! cargo test --release -p ricochet-transport --features arti --test arti -- --nocapture
+//! ```
+//!
+//! Unoptimised arti moves data slowly (about 0.35 MiB/s against 5-7 MiB/s
+//! optimised, see `testnet/README.md`), but the suite still passes in a
+//! debug build: its 4 MiB echo takes about 12 s there instead of under 1 s.
+
+#![cfg(feature = "arti")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Budget, key, suite};
+use ricochet_identity::{Generation, IdentityKey, ServiceId};
+use ricochet_transport::arti::{ArtiConfig, ArtiTransport};
+use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arti_dials_arti() {
+    let Some(net) = common::tor_network() else {
+        return;
+    };
+    let profiles = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        ArtiTransport::new(
+            ArtiConfig::new(profiles.path().join(name)).custom_network(net.arti_toml.clone()),
+        )
+        .unwrap()
+    };
+    let dialer = make("dialer");
+    let host = make("host");
+    let host_key = key(3);
+
+    // Not bootstrapped yet: nothing works, v2 is refused regardless.
+    let id = host_key.service_id();
+    let error = dialer
+        .connect(&id, RICOCHET_PORT)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
+    let error = host
+        .listen(&host_key, RICOCHET_PORT)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
+    assert!(!host.bootstrap_status().borrow().is_ready());
+
+    let started = Instant::now();
+    let (a, b) = tokio::join!(dialer.bootstrap(), host.bootstrap());
+    a.unwrap();
+    b.unwrap();
+    eprintln!("arti: both clients bootstrapped in {:?}", started.elapsed());
+    let status = host.bootstrap_status().borrow().clone();
+    assert!(status.is_ready(), "{status:?}");
+    eprintln!("arti: bootstrap status {status:?}");
+
+    // The onion address arti publishes is our id. Then drop the listener:
+    // the suite publishes the same service again (arti finds the key in its
+    // keystore this time).
+    let listener = host.listen(&host_key, RICOCHET_PORT).await.unwrap();
+    assert_eq!(listener.service_id(), id);
+    let published: ServiceId = listener.onion_address().parse().unwrap();
+    assert_eq!(published, id);
+    assert_eq!(listener.onion_address(), id.onion_hostname());
+
+    // Streams to our port are taken, to any other port refused.
+    let stream = common::connect_with_retry(&dialer, &id, Budget::TOR.publish).await;
+    drop(stream);
+    let error = dialer.connect(&id, 1).await.map(|_| ()).unwrap_err();
+    eprintln!("arti: another port: {error} ({:?})", error.kind());
+    assert_eq!(error.kind(), ErrorKind::Refused, "{error}");
+    drop(listener);
+
+    // arti's files live in the profile, owner-only.
+    for dir in [
+        "host/arti",
+        "host/arti/state",
+        "host/arti/cache",
+        "host/arti/state/keystore",
+    ] {
+        let path = profiles.path().join(dir);
+        assert!(path.is_dir(), "{} missing", path.display());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            if !dir.ends_with("keystore") {
+                assert_eq!(mode, 0o700, "{}", path.display());
+            }
+        }
+    }
+
+    let figures = suite("arti", &dialer, &host, &host_key, Budget::TOR).await;
+    eprintln!(
+        "arti -> arti figures: first dial {:?} (after publishing), dial {:?}, RTT {:?}, \
+         throughput {:.2} MiB/s (each way, {} MiB echoed)",
+        figures.first_dial,
+        figures.dial,
+        figures.rtt,
+        figures.throughput_mib_s,
+        Budget::TOR.large >> 20,
+    );
+    assert!(figures.throughput_mib_s > 0.0);
+}
+
+#[tokio::test]
+async fn v2_is_refused_without_touching_the_network() {
+    let profile = tempfile::tempdir().unwrap();
+    let transport = ArtiTransport::new(ArtiConfig::new(profile.path())).unwrap();
+    let v2 = IdentityKey::generate(Generation::V2).unwrap();
+
+    let error = transport
+        .listen(&v2, RICOCHET_PORT)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnsupportedGeneration, "{error}");
+    assert!(error.to_string().contains("cannot host v2"), "{error}");
+
+    let error = transport
+        .connect(&v2.service_id(), RICOCHET_PORT)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::UnsupportedGeneration, "{error}");
+
+    // Nothing was created: arti's directories appear on bootstrap only.
+    assert!(!profile.path().join("arti").exists());
+    assert_eq!(transport.bootstrap_status().borrow().percent, 0);
+}
+
+#[test]
+fn a_bad_network_config_is_a_configuration_error() {
+    let error =
+        ArtiTransport::new(ArtiConfig::new("/nonexistent").custom_network("[tor_network\n"))
+            .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration, "{error}");
+}
+
+/// arti and C tor in both directions: arti dials a service C tor hosts
+/// (ADD_ONION on the "hs" tor), and the "cl" C tor dials a service arti
+/// hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arti_and_c_tor_reach_each_other() {
+    use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
+    let Some(net) = common::tor_network() else {
+        return;
+    };
+    let profiles = tempfile::tempdir().unwrap();
+    let arti = ArtiTransport::new(
+        ArtiConfig::new(profiles.path().join("arti")).custom_network(net.arti_toml.clone()),
+    )
+    .unwrap();
+    let c_tor = |control: u16| {
+        SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
+            ([127, 0, 0, 1], control).into(),
+        )))
+    };
+    let figures = suite(
+        "arti -> C tor",
+        &arti,
+        &c_tor(net.hs_control),
+        &key(4),
+        Budget::TOR,
+    )
+    .await;
+    eprintln!("arti -> C tor figures: {figures:?}");
+    let figures = suite(
+        "C tor -> arti",
+        &c_tor(net.cl_control),
+        &arti,
+        &key(5),
+        Budget::TOR,
+    )
+    .await;
+    eprintln!("C tor -> arti figures: {figures:?}");
+}

@@ -1,0 +1,374 @@
+//! The conformance suite every transport passes, and the private Tor network
+//! the Tor backends run it on.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ricochet_identity::{IdentityKey, ServiceId, V3IdentityKey};
+use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport, TransportError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How long the Tor backends may take for things that are instant on TCP.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Until a freshly published service answers.
+    pub publish: Duration,
+    /// Until dialling an unpublished id must have failed.
+    pub unreachable: Duration,
+    /// Bytes each way in the large transfer.
+    pub large: usize,
+}
+
+impl Budget {
+    pub const TCP: Self = Self {
+        publish: Duration::from_secs(5),
+        unreachable: Duration::from_secs(5),
+        large: 8 << 20,
+    };
+    pub const TOR: Self = Self {
+        publish: Duration::from_secs(90),
+        unreachable: Duration::from_secs(150),
+        large: 4 << 20,
+    };
+}
+
+/// Serves every stream it accepts. The first byte picks what to do: `E`
+/// echoes until EOF; `C` closes the stream at once (so the dialer sees the
+/// peer close). Tor streams cannot be half-closed, so nothing here relies
+/// on shutting down one direction only.
+fn spawn_echo<L: Listener>(mut listener: L) -> tokio::task::JoinHandle<L> {
+    tokio::spawn(async move {
+        for _ in 0..64 {
+            let Ok(mut stream) = listener.accept().await else {
+                break;
+            };
+            tokio::spawn(async move {
+                let mut mode = [0];
+                if stream.read_exact(&mut mode).await.is_err() || mode[0] != b'E' {
+                    return;
+                }
+                let (mut reader, mut writer) = tokio::io::split(stream);
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+        listener
+    })
+}
+
+async fn dial_echo<T: Transport>(transport: &T, id: &ServiceId) -> T::Stream {
+    let mut stream = transport.connect(id, RICOCHET_PORT).await.unwrap();
+    stream.write_all(b"E").await.unwrap();
+    stream
+}
+
+/// Dials until the service answers (a new onion service takes a few
+/// seconds to publish its descriptor).
+pub async fn connect_with_retry<T: Transport>(
+    transport: &T,
+    id: &ServiceId,
+    within: Duration,
+) -> T::Stream {
+    let started = Instant::now();
+    loop {
+        match transport.connect(id, RICOCHET_PORT).await {
+            Ok(stream) => return stream,
+            Err(e) if started.elapsed() < within => {
+                eprintln!("dial {id}: {e} ({:?}); retrying", e.kind());
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!("could not reach {id} within {within:?}: {e}"),
+        }
+    }
+}
+
+/// A deterministic pattern, different per stream.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Sends `data` and reads as many bytes back concurrently.
+async fn round_trip<S: AsyncRead + AsyncWrite + Unpin + Send>(stream: S, data: Vec<u8>) -> Vec<u8> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let len = data.len();
+    let write = async move {
+        writer.write_all(&data).await.unwrap();
+        writer.flush().await.unwrap();
+        writer
+    };
+    let read = async move {
+        let mut back = vec![0; len];
+        reader.read_exact(&mut back).await.unwrap();
+        back
+    };
+    let (_writer, back) = tokio::join!(write, read);
+    back
+}
+
+/// Figures the suite measured, for the note and BENCHMARKS.md.
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub first_dial: Duration,
+    pub dial: Duration,
+    pub rtt: Duration,
+    pub throughput_mib_s: f64,
+}
+
+/// The conformance suite: `host` publishes `host_key`'s service, `dialer`
+/// dials it.
+pub async fn suite<D: Transport, H: Transport>(
+    name: &str,
+    dialer: &D,
+    host: &H,
+    host_key: &IdentityKey,
+    budget: Budget,
+) -> Figures {
+    let mut figures = Figures::default();
+    dialer.bootstrap().await.unwrap();
+    host.bootstrap().await.unwrap();
+    assert!(dialer.bootstrap_status().borrow().is_ready());
+    assert!(host.bootstrap_status().borrow().is_ready());
+
+    // Publish and dial.
+    let listener = host.listen(host_key, RICOCHET_PORT).await.unwrap();
+    let id = listener.service_id();
+    assert_eq!(id, host_key.service_id());
+    let echo = spawn_echo(listener);
+    let started = Instant::now();
+    let mut stream = connect_with_retry(dialer, &id, budget.publish).await;
+    figures.first_dial = started.elapsed();
+    stream.write_all(b"E").await.unwrap();
+
+    // Bytes both ways, and the round-trip time of a small message.
+    let mut rtts = Vec::new();
+    for i in 0..20u8 {
+        let started = Instant::now();
+        stream.write_all(&[i; 64]).await.unwrap();
+        let mut back = [0; 64];
+        stream.read_exact(&mut back).await.unwrap();
+        rtts.push(started.elapsed());
+        assert_eq!(back, [i; 64]);
+    }
+    rtts.sort();
+    figures.rtt = rtts[rtts.len() / 2];
+
+    drop(stream);
+
+    // The peer closing is seen as EOF.
+    let started = Instant::now();
+    let mut stream = dialer.connect(&id, RICOCHET_PORT).await.unwrap();
+    figures.dial = started.elapsed();
+    stream.write_all(b"C").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "{name}: expected EOF, got {read:?}"
+    );
+
+    // A large transfer arrives intact.
+    let stream = dial_echo(dialer, &id).await;
+    let data = pattern(budget.large, 7);
+    let started = Instant::now();
+    let back = round_trip(stream, data.clone()).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        back == data,
+        "large transfer corrupted ({} of {} bytes back)",
+        back.len(),
+        data.len()
+    );
+    figures.throughput_mib_s = (budget.large as f64 / (1 << 20) as f64) / elapsed;
+
+    // Many concurrent streams.
+    let mut tasks = Vec::new();
+    for i in 0..12u8 {
+        let stream = dial_echo(dialer, &id).await;
+        tasks.push(tokio::spawn(async move {
+            let data = pattern(32 * 1024, i);
+            assert_eq!(round_trip(stream, data.clone()).await, data);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    // Dialling an id nobody publishes fails with Unreachable in bounded time.
+    let nobody = V3IdentityKey::from_seed(&[0xEE; 32]).service_id().into();
+    let started = Instant::now();
+    let result =
+        tokio::time::timeout(budget.unreachable, dialer.connect(&nobody, RICOCHET_PORT)).await;
+    let error = result
+        .unwrap_or_else(|_| {
+            panic!(
+                "{name}: dialling nobody did not fail within {:?}",
+                budget.unreachable
+            )
+        })
+        .map(|_| ())
+        .expect_err("nobody publishes that id");
+    assert_eq!(error.kind(), ErrorKind::Unreachable, "{name}: {error}");
+    eprintln!(
+        "{name}: unpublished id failed after {:?}: {error}",
+        started.elapsed()
+    );
+
+    // Dropping the listener stops new streams.
+    echo.abort();
+    let _ = echo.await;
+    assert_stops(dialer, &id, budget.unreachable).await;
+
+    eprintln!("{name}: {figures:?}");
+    figures
+}
+
+/// After the listener is gone, dialling fails (Tor needs a moment for the
+/// introduction points to go).
+async fn assert_stops<D: Transport>(dialer: &D, id: &ServiceId, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let attempt = tokio::time::timeout(within, dialer.connect(id, RICOCHET_PORT)).await;
+        match attempt {
+            Ok(Err(_)) => return,
+            Ok(Ok(mut stream)) => {
+                // Tor may still hand out a stream whose far end is gone: it
+                // must not carry data.
+                let _ = stream.write_all(b"Ex").await;
+                let mut buf = [0; 1];
+                let read =
+                    tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+                if matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+        assert!(
+            started.elapsed() < within,
+            "the service still answers after its listener was dropped"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// A running private Tor network (see `testnet/README.md`).
+#[derive(Debug)]
+pub struct TorNet {
+    pub dir: PathBuf,
+    pub hs_control: u16,
+    pub hs_socks: u16,
+    pub hs_cookie: PathBuf,
+    pub cl_control: u16,
+    pub cl_socks: u16,
+    pub cl_cookie: PathBuf,
+    pub arti_toml: String,
+    pub bring_up: Duration,
+}
+
+fn json_field(json: &str, key: &str) -> String {
+    let needle = format!("\"{key}\":");
+    let start = json
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + needle.len();
+    let rest = json[start..].trim_start();
+    let end = rest.find([',', '\n', '}']).unwrap();
+    rest[..end].trim().trim_matches('"').to_owned()
+}
+
+/// The network of this test run, started on first use. `None` (with a loud
+/// message) when tor is not installed — unless `RICOCHET_REQUIRE_TOR` is set,
+/// as in CI, where that is a failure.
+pub fn tor_network() -> Option<&'static TorNet> {
+    static NET: OnceLock<Option<TorNet>> = OnceLock::new();
+    NET.get_or_init(|| {
+        let have_tor = std::process::Command::new("tor").arg("--version").output().is_ok();
+        if !have_tor {
+            if std::env::var_os("RICOCHET_REQUIRE_TOR").is_some() {
+                panic!("RICOCHET_REQUIRE_TOR is set but `tor` is not installed (apt-get install tor)");
+            }
+            eprintln!("\n!!!!!!!! SKIPPING the Tor-network tests: `tor` is not installed (apt-get install tor) !!!!!!!!\n");
+            return None;
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testnet/tornet.py");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tornet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let started = Instant::now();
+        let up = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["up", "--dir"])
+            .arg(dir.join("net"))
+            .args(["--owner-pid", &std::process::id().to_string()])
+            .output()
+            .expect("running tornet.py");
+        assert!(up.status.success(), "tornet.py up failed:\n{}", String::from_utf8_lossy(&up.stderr));
+        let json = String::from_utf8(up.stdout).unwrap();
+        let arti = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["arti-toml", "--dir"])
+            .arg(dir.join("net"))
+            .output()
+            .expect("running tornet.py arti-toml");
+        assert!(arti.status.success());
+        let net = TorNet {
+            hs_control: json_field(&json, "hs_control").parse().unwrap(),
+            hs_socks: json_field(&json, "hs_socks").parse().unwrap(),
+            hs_cookie: json_field(&json, "hs_cookie").into(),
+            cl_control: json_field(&json, "cl_control").parse().unwrap(),
+            cl_socks: json_field(&json, "cl_socks").parse().unwrap(),
+            cl_cookie: json_field(&json, "cl_cookie").into(),
+            arti_toml: String::from_utf8(arti.stdout).unwrap(),
+            bring_up: started.elapsed(),
+            dir,
+        };
+        eprintln!("private Tor network up in {:?}: {net:?}", net.bring_up);
+        Some(net)
+    })
+    .as_ref()
+}
+
+impl TorNet {
+    /// The torrc lines a tor client needs to join this network (from the
+    /// "hs" client's torrc that tornet.py wrote).
+    pub fn client_torrc_lines(&self) -> Vec<String> {
+        let torrc = std::fs::read_to_string(self.dir.join("net/hs/torrc")).unwrap();
+        let mut lines: Vec<String> = torrc
+            .lines()
+            .filter(|l| l.starts_with("DirAuthority "))
+            .map(str::to_owned)
+            .collect();
+        lines.extend(
+            [
+                "TestingTorNetwork 1",
+                "AssumeReachable 1",
+                "PathsNeededToBuildCircuits 0.67",
+                "KISTSchedRunInterval 1 msec",
+                "GeoIPFile /dev/null",
+                "GeoIPv6File /dev/null",
+            ]
+            .map(str::to_owned),
+        );
+        lines
+    }
+}
+
+/// Fails loudly or skips loudly, as [`tor_network`] decided.
+pub fn require_tor() -> Option<&'static TorNet> {
+    tor_network()
+}
+
+pub fn key(seed: u8) -> IdentityKey {
+    IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32]))
+}
+
+pub fn _unused(_: TransportError) {}
