@@ -62,3 +62,59 @@ mod tor {
         let _ = Duration::ZERO;
     }
 }
+
+/// Every way of reaching and authenticating to a control port: a Unix
+/// socket with a password, and no authentication at all. (Cookie and
+/// safe-cookie over TCP are what the suites above use.) The tors here have
+/// `DisableNetwork 1`: they never touch any network.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_port_auth_methods() {
+    use ricochet_transport::control::{
+        ControlAddr, ControlAuth, SystemTor, SystemTorConfig, TorLaunch,
+    };
+    use ricochet_transport::{Listener, Transport};
+    use std::sync::Arc;
+
+    if common::require_tor().is_none() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let hash = std::process::Command::new("tor")
+        .args(["--quiet", "--hash-password", "open sesame"])
+        .output()
+        .unwrap();
+    let hash = String::from_utf8(hash.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("16:"), "{hash}");
+
+    // A Unix control socket and a password.
+    let socket = data.path().join("a/control.sock");
+    let mut launch = TorLaunch::new(data.path().join("a"));
+    launch.extra_torrc = vec![
+        "DisableNetwork 1".into(),
+        format!("ControlSocket {}", socket.display()),
+        format!("HashedControlPassword {hash}"),
+    ];
+    let owner = SystemTor::launch(launch).await.unwrap();
+    let mut config = SystemTorConfig::new(ControlAddr::Unix(socket.clone()));
+    config.auth = ControlAuth::Password(Arc::new(zeroize::Zeroizing::new("open sesame".into())));
+    let by_password = SystemTor::new(config);
+    let listener = by_password.listen(&key(6), 9878).await.unwrap();
+    assert_eq!(listener.service_id(), key(6).service_id());
+    let mut wrong = SystemTorConfig::new(ControlAddr::Unix(socket));
+    wrong.auth = ControlAuth::Password(Arc::new(zeroize::Zeroizing::new("wrong".into())));
+    let error = SystemTor::new(wrong)
+        .listen(&key(7), 9878)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(error.kind(), ricochet_transport::ErrorKind::Tor, "{error}");
+    drop((listener, owner));
+
+    // No authentication at all (the later torrc line wins).
+    let mut launch = TorLaunch::new(data.path().join("b"));
+    launch.extra_torrc = vec!["DisableNetwork 1".into(), "CookieAuthentication 0".into()];
+    let open = SystemTor::launch(launch).await.unwrap();
+    let listener = open.listen(&key(8), 9878).await.unwrap();
+    assert_eq!(listener.service_id(), key(8).service_id());
+}
