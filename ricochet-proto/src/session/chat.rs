@@ -4,13 +4,13 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::Session;
 use super::channels::{ChannelState, Kind};
 use super::event::Event;
-use super::{Direction, Purpose, Session};
 use crate::frame::Frame;
 use crate::message::chat::{ChatAcknowledge, ChatMessage, ChatPacket, ChatText, MessageId};
-use crate::message::control::{ChannelResult, OpenChannel};
-use crate::message::{ChannelId, ChannelType, CommonError};
+use crate::message::control::OpenChannel;
+use crate::message::{ChannelId, ChannelType};
 use crate::{ApiMisuse, ProtocolError, Reaction};
 
 /// The per-channel state of a chat channel.
@@ -30,43 +30,18 @@ pub(super) enum ChatChannel {
 impl Session {
     /// §9: a known contact may open one inbound chat channel.
     pub(super) fn open_inbound_chat(&mut self, open: &OpenChannel) {
-        if self.purpose != Purpose::KnownContact {
-            return self.refuse_channel(open, CommonError::Unauthorized, "not a known contact");
-        }
-        if self
-            .channels
-            .find(&ChannelType::Chat, Direction::Inbound)
-            .is_some()
-        {
-            return self.refuse_channel(
-                open,
-                CommonError::Generic,
-                "a second inbound chat channel",
-            );
-        }
-        self.accept_channel(
-            ChannelResult::opened(open.channel_id),
-            Kind::Chat(ChatChannel::Inbound),
-        );
+        self.open_inbound_contact_channel(open, Kind::Chat(ChatChannel::Inbound));
     }
 
     /// Queues or sends `message` on our outbound chat channel, opening it
     /// if needed.
     pub(super) fn send_chat_message(&mut self, message: ChatMessage) -> Result<(), ApiMisuse> {
-        let id = match self.channels.find(&ChannelType::Chat, Direction::Outbound) {
-            Some(id) => id,
-            None => {
-                let id = self.channels.allocate()?;
-                self.open_channel(
-                    OpenChannel::new(id, ChannelType::Chat),
-                    Kind::Chat(ChatChannel::Outbound {
-                        queued: VecDeque::new(),
-                        unacknowledged: VecDeque::new(),
-                    }),
-                );
-                id
-            }
-        };
+        let id = self.outbound_channel(ChannelType::Chat, || {
+            Kind::Chat(ChatChannel::Outbound {
+                queued: VecDeque::new(),
+                unacknowledged: VecDeque::new(),
+            })
+        })?;
         let Some(channel) = self.channels.get_mut(id) else {
             return Err(ApiMisuse::Closed);
         };

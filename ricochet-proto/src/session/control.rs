@@ -99,6 +99,44 @@ impl Session {
         });
     }
 
+    /// §9, §10, §12.2: chat and file channels are accepted from a known
+    /// contact, one per type in each direction; anything else is refused.
+    pub(super) fn open_inbound_contact_channel(&mut self, open: &OpenChannel, kind: Kind) {
+        if self.purpose != super::Purpose::KnownContact {
+            return self.refuse_channel(open, CommonError::Unauthorized, "not a known contact");
+        }
+        if self
+            .channels
+            .find(&open.channel_type, super::Direction::Inbound)
+            .is_some()
+        {
+            return self.refuse_channel(
+                open,
+                CommonError::Generic,
+                "a second inbound channel of this type",
+            );
+        }
+        self.accept_channel(ChannelResult::opened(open.channel_id), kind);
+    }
+
+    /// Our channel of `channel_type`, opened now (with `kind` as its state)
+    /// if we have none.
+    pub(super) fn outbound_channel(
+        &mut self,
+        channel_type: ChannelType,
+        kind: impl FnOnce() -> Kind,
+    ) -> Result<ChannelId, crate::ApiMisuse> {
+        if let Some(id) = self
+            .channels
+            .find(&channel_type, super::Direction::Outbound)
+        {
+            return Ok(id);
+        }
+        let id = self.channels.allocate()?;
+        self.open_channel(OpenChannel::new(id, channel_type), kind());
+        Ok(id)
+    }
+
     /// Registers a channel the peer opened and tells it so.
     pub(super) fn accept_channel(&mut self, result: ChannelResult, kind: Kind) {
         let id = result.channel_id;

@@ -8,13 +8,13 @@ use bytes::Bytes;
 
 use super::channels::{ChannelState, Kind};
 use super::event::Event;
-use super::{Direction, Purpose, Session};
+use super::{Direction, Session};
 use crate::frame::Frame;
-use crate::message::control::{ChannelResult, OpenChannel};
+use crate::message::control::OpenChannel;
 use crate::message::file::{
     FILE_HASH_LEN, FileHeader, FileId, FileMessage, FileResponse, MAX_CHUNK_LEN, TransferResult,
 };
-use crate::message::{ChannelId, ChannelType, CommonError};
+use crate::message::{ChannelId, ChannelType};
 use crate::{ApiMisuse, ProtocolError, Reaction};
 
 /// Whether we send or receive a file.
@@ -90,26 +90,27 @@ impl Session {
     /// §10 and §12.2: accept a known contact's file channel (refusing it
     /// makes Refresh's Rust client panic); one per direction.
     pub(super) fn open_inbound_file(&mut self, open: &OpenChannel) {
-        if self.purpose != Purpose::KnownContact {
-            return self.refuse_channel(open, CommonError::Unauthorized, "not a known contact");
-        }
-        if self
-            .channels
-            .find(&ChannelType::FileTransfer, Direction::Inbound)
-            .is_some()
-        {
-            return self.refuse_channel(
-                open,
-                CommonError::Generic,
-                "a second inbound file channel",
-            );
-        }
-        self.accept_channel(
-            ChannelResult::opened(open.channel_id),
+        self.open_inbound_contact_channel(
+            open,
             Kind::File(FileChannel::Inbound {
                 downloads: BTreeMap::new(),
             }),
         );
+    }
+
+    /// The file channel that carries transfers of `direction`.
+    fn transfer_channel(
+        &self,
+        direction: FileDirection,
+        file_id: FileId,
+    ) -> Result<ChannelId, ApiMisuse> {
+        let channel_direction = match direction {
+            FileDirection::Upload => Direction::Outbound,
+            FileDirection::Download => Direction::Inbound,
+        };
+        self.channels
+            .find(&ChannelType::FileTransfer, channel_direction)
+            .ok_or(ApiMisuse::NoSuchTransfer(file_id))
     }
 
     fn send_file_message(&mut self, id: ChannelId, message: &FileMessage) {
@@ -121,23 +122,12 @@ impl Session {
 
     pub(super) fn offer_file_inner(&mut self, header: FileHeader) -> Result<(), ApiMisuse> {
         header.validate().map_err(ApiMisuse::BadFileHeader)?;
-        let id = match self
-            .channels
-            .find(&ChannelType::FileTransfer, Direction::Outbound)
-        {
-            Some(id) => id,
-            None => {
-                let id = self.channels.allocate()?;
-                self.open_channel(
-                    OpenChannel::new(id, ChannelType::FileTransfer),
-                    Kind::File(FileChannel::Outbound {
-                        queued: VecDeque::new(),
-                        uploads: BTreeMap::new(),
-                    }),
-                );
-                id
-            }
-        };
+        let id = self.outbound_channel(ChannelType::FileTransfer, || {
+            Kind::File(FileChannel::Outbound {
+                queued: VecDeque::new(),
+                uploads: BTreeMap::new(),
+            })
+        })?;
         let Some(channel) = self.channels.get_mut(id) else {
             return Err(ApiMisuse::Closed);
         };
@@ -438,10 +428,7 @@ impl Session {
         file_id: FileId,
         data: Bytes,
     ) -> Result<(), ApiMisuse> {
-        let id = self
-            .channels
-            .find(&ChannelType::FileTransfer, Direction::Outbound)
-            .ok_or(ApiMisuse::NoSuchTransfer(file_id))?;
+        let id = self.transfer_channel(FileDirection::Upload, file_id)?;
         let upload = self
             .uploads(id)
             .and_then(|uploads| uploads.get_mut(&file_id))
@@ -470,10 +457,7 @@ impl Session {
         file_id: FileId,
         response: FileResponse,
     ) -> Result<(), ApiMisuse> {
-        let id = self
-            .channels
-            .find(&ChannelType::FileTransfer, Direction::Inbound)
-            .ok_or(ApiMisuse::NoSuchTransfer(file_id))?;
+        let id = self.transfer_channel(FileDirection::Download, file_id)?;
         let downloads = self
             .downloads(id)
             .ok_or(ApiMisuse::NoSuchTransfer(file_id))?;
@@ -496,10 +480,7 @@ impl Session {
         file_id: FileId,
         hash_matches: bool,
     ) -> Result<(), ApiMisuse> {
-        let id = self
-            .channels
-            .find(&ChannelType::FileTransfer, Direction::Inbound)
-            .ok_or(ApiMisuse::NoSuchTransfer(file_id))?;
+        let id = self.transfer_channel(FileDirection::Download, file_id)?;
         let downloads = self
             .downloads(id)
             .ok_or(ApiMisuse::NoSuchTransfer(file_id))?;
@@ -522,14 +503,7 @@ impl Session {
         direction: FileDirection,
         file_id: FileId,
     ) -> Result<(), ApiMisuse> {
-        let channel_direction = match direction {
-            FileDirection::Upload => Direction::Outbound,
-            FileDirection::Download => Direction::Inbound,
-        };
-        let id = self
-            .channels
-            .find(&ChannelType::FileTransfer, channel_direction)
-            .ok_or(ApiMisuse::NoSuchTransfer(file_id))?;
+        let id = self.transfer_channel(direction, file_id)?;
         let removed = match direction {
             FileDirection::Upload => self.uploads(id).and_then(|u| u.remove(&file_id)).is_some(),
             FileDirection::Download => self
