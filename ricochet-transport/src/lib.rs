@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
 
 #[cfg(feature = "arti")]
 pub mod arti;

@@ -86,6 +86,7 @@ pub(super) fn auth_challenge(reply: &Reply) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
     use crate::control::reply::ReplyParser;

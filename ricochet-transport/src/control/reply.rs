@@ -292,6 +292,7 @@ pub fn bootstrap_phase(value: &str) -> Option<(u8, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
 
