@@ -184,6 +184,13 @@ pub enum ProtocolError {
     /// A file header that breaks §10.2 (refused with `accepted=false`).
     #[error("invalid file offer")]
     BadFileHeader(#[source] FileHeaderError),
+    /// More file offers than `SessionConfig::max_incoming_transfers`
+    /// (refused with `accepted=false`).
+    #[error("the peer offered more than {limit} files at once")]
+    TooManyTransfers {
+        /// The limit.
+        limit: usize,
+    },
     /// A file-transfer message that breaks §10.2–§10.3.
     #[error("file transfer {file_id}: {reason}")]
     FileTransfer {
@@ -213,7 +220,9 @@ impl ProtocolError {
             | Self::BadContactRequest(_)
             | Self::BadContactResponse
             | Self::FileTransfer { .. } => Reaction::CloseChannel,
-            Self::BadFileHeader(_) | Self::BadChatMessage(_) => Reaction::Refuse,
+            Self::BadFileHeader(_) | Self::BadChatMessage(_) | Self::TooManyTransfers { .. } => {
+                Reaction::Refuse
+            }
         }
     }
 }

@@ -1095,6 +1095,34 @@ const CASES: &[Case] = &[
             assert!(o.frames.is_empty(), "the cancelled header is not sent");
         },
     ),
+    (
+        "limits: file offers beyond max_incoming_transfers are refused, state stays bounded",
+        || {
+            let mut h = Harness::with_inbound_files();
+            for file_id in 0..32 {
+                let o = h.frame(5, header(file_id, 10, "a.txt", 64));
+                assert_eq!(
+                    o.on(5),
+                    [FileMessage::HeaderAck {
+                        file_id,
+                        accepted: true
+                    }
+                    .encode()]
+                );
+            }
+            let o = h.frame(5, header(32, 10, "a.txt", 64));
+            assert_eq!(
+                o.on(5),
+                [FileMessage::HeaderAck {
+                    file_id: 32,
+                    accepted: false
+                }
+                .encode()]
+            );
+            assert_eq!(o.reaction(), Some(Reaction::Refuse));
+            assert!(!o.closed && o.closes().is_empty());
+        },
+    ),
     ("§10 second inbound file channel: refused", || {
         let mut h = Harness::with_inbound_files();
         let r = result_of(&h.open(7, ChannelType::FileTransfer));

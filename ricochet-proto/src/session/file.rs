@@ -232,6 +232,7 @@ impl Session {
     /// Messages on the peer's file channel, where we receive.
     fn handle_download_message(&mut self, id: ChannelId, message: FileMessage) {
         let file_id = message.file_id();
+        let limit = self.config.max_incoming_transfers;
         let Some(downloads) = self.downloads(id) else {
             return;
         };
@@ -240,7 +241,12 @@ impl Session {
                 if downloads.contains_key(&file_id) {
                     return self.file_channel_error(id, file_id, "duplicate file id");
                 }
-                if let Err(error) = header.validate() {
+                let verdict = if downloads.len() >= limit {
+                    Err(ProtocolError::TooManyTransfers { limit })
+                } else {
+                    header.validate().map_err(ProtocolError::BadFileHeader)
+                };
+                if let Err(error) = verdict {
                     // §10.2 step 2 and §10.4: refuse with the file id set.
                     self.send_file_message(
                         id,
@@ -250,7 +256,7 @@ impl Session {
                         },
                     );
                     self.events.push_back(Event::ProtocolViolation {
-                        error: ProtocolError::BadFileHeader(error),
+                        error,
                         reaction: Reaction::Refuse,
                     });
                     return;

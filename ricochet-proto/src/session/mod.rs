@@ -101,6 +101,10 @@ pub struct SessionConfig {
     /// Shortest interval between two answers to `KeepAlive` pings, so that a
     /// peer answering our answers cannot make a loop (§6.3). Default: 1 s.
     pub keepalive_reply_interval: Duration,
+    /// Most files the peer may offer us at once (offered or in progress);
+    /// more offers are refused with `FileHeaderAck{accepted=false}`, so a
+    /// peer cannot make us hold unbounded transfer state. Default: 32.
+    pub max_incoming_transfers: usize,
 }
 
 impl Default for SessionConfig {
@@ -108,6 +112,7 @@ impl Default for SessionConfig {
         Self {
             unknown_purpose_timeout: UNKNOWN_PURPOSE_TIMEOUT,
             keepalive_reply_interval: Duration::from_secs(1),
+            max_incoming_transfers: 32,
         }
     }
 }
