@@ -84,8 +84,6 @@ pub enum DecodeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Reaction {
-    /// Nothing is sent; the offending input is dropped.
-    Ignore,
     /// The message is answered with a refusal (`accepted=false`) and
     /// otherwise dropped.
     Refuse,

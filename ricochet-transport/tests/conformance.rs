@@ -23,7 +23,7 @@ mod tor {
     use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig, TorLaunch};
     use ricochet_transport::{ErrorKind, Transport};
 
-    use super::common::{Budget, key, require_tor, suite};
+    use super::common::{Budget, key, suite, tor_network};
 
     fn system_tor(control: u16) -> SystemTor {
         SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
@@ -34,7 +34,7 @@ mod tor {
     /// C tor hosts (ADD_ONION on the "hs" tor), C tor dials (the "cl" tor).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn system_tor_passes_the_suite() {
-        let Some(net) = require_tor() else { return };
+        let Some(net) = tor_network() else { return };
         let dialer = system_tor(net.cl_control);
         let host = system_tor(net.hs_control);
         suite("system tor", &dialer, &host, &key(2), Budget::TOR).await;
@@ -45,7 +45,7 @@ mod tor {
     /// refused with a clear error.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn launched_tor_passes_the_suite() {
-        let Some(net) = require_tor() else { return };
+        let Some(net) = tor_network() else { return };
         let data = tempfile::tempdir().unwrap();
         let mut launch = TorLaunch::new(data.path().join("tor"));
         launch.extra_torrc = net.client_torrc_lines();
@@ -76,7 +76,7 @@ async fn control_port_auth_methods() {
     use ricochet_transport::{Listener, Transport};
     use std::sync::Arc;
 
-    if common::require_tor().is_none() {
+    if common::tor_network().is_none() {
         return;
     }
     let data = tempfile::tempdir().unwrap();

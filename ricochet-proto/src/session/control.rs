@@ -218,10 +218,6 @@ impl Session {
         }
     }
 
-    pub(super) fn channel_closed_by_peer(&mut self, id: ChannelId) {
-        self.close_channel(id);
-    }
-
     /// Lets a channel type clean up after its channel is gone.
     fn channel_gone(&mut self, kind: Kind) {
         match kind {

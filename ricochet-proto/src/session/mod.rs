@@ -427,7 +427,8 @@ impl Session {
             return Ok(());
         };
         if frame.is_close() {
-            self.channel_closed_by_peer(frame.channel);
+            // The echo of §4.2 is the same empty frame as our own close.
+            self.close_channel(frame.channel);
             return Ok(());
         }
         if state == ChannelState::Opening {

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ricochet_identity::{IdentityKey, ServiceId, V3IdentityKey};
-use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport, TransportError};
+use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long the Tor backends may take for things that are instant on TCP.
@@ -362,13 +362,6 @@ impl TorNet {
     }
 }
 
-/// Fails loudly or skips loudly, as [`tor_network`] decided.
-pub fn require_tor() -> Option<&'static TorNet> {
-    tor_network()
-}
-
 pub fn key(seed: u8) -> IdentityKey {
     IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32]))
 }
-
-pub fn _unused(_: TransportError) {}
