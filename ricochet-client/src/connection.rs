@@ -1,0 +1,923 @@
+//! One connection: a task that owns the stream and its [`Session`], moves
+//! bytes, keeps the files of its transfers, and reports to the manager.
+//!
+//! Acknowledgements of chat messages leave only after the manager has
+//! stored the messages: the task hands every received message to the
+//! manager and waits for its word before it writes the session's output.
+//! A crash between the two loses nothing, because the peer, lacking the ack,
+//! resends with the same id (§9.2).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use ricochet_identity::{IdentityKey, ServiceId};
+use ricochet_proto::message::chat::{ChatText, MessageId as WireId};
+use ricochet_proto::message::contact_request::{ContactRequest, ResponseStatus};
+use ricochet_proto::message::file::{
+    FILE_HASH_LEN, FileId, FileResponse, MAX_CHUNK_LEN, TransferResult,
+};
+use ricochet_proto::{CloseReason, Event as SessionEvent, FileDirection, Session, SessionConfig};
+use ricochet_transport::TransportError;
+use sha3::{Digest as _, Sha3_512};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::model::{TransferFailure, TransferId, TransferOutcome};
+use crate::transport::{BoxStream, DynTransport};
+
+/// The number of a connection, unique within a running client.
+pub(crate) type ConnId = u64;
+
+/// How long a closing connection may take to write what is left.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read from the stream at a time.
+const READ_CHUNK: usize = 4096;
+
+/// What the manager asks a connection to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Server: answer [`Report::PeerProved`].
+    AcceptPeer { known_contact: bool },
+    /// Server: refuse the proven peer and close.
+    RefusePeer,
+    /// Client: send our contact request.
+    SendContactRequest(ContactRequest),
+    /// Server: accept the pending request on this connection.
+    AcceptContactRequest,
+    /// Server: reject it (and close).
+    RejectContactRequest,
+    /// Send these chat messages, with the ids they were given.
+    SendChat(Vec<OutgoingChat>),
+    /// Offer a file (protocol 3).
+    OfferFile(Upload),
+    /// Answer an offered download: `Some(destination)` accepts.
+    AnswerFile {
+        transfer: TransferId,
+        destination: Option<PathBuf>,
+    },
+    /// Cancel a transfer.
+    CancelFile { transfer: TransferId },
+    /// Close the connection.
+    Close,
+}
+
+/// A chat message to put on the wire.
+#[derive(Debug)]
+pub(crate) struct OutgoingChat {
+    pub(crate) wire_id: WireId,
+    pub(crate) text: ChatText,
+    /// ≤ 0 (§9.2).
+    pub(crate) time_delta: i64,
+}
+
+/// A file to offer.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    pub(crate) transfer: TransferId,
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) hash: [u8; FILE_HASH_LEN],
+}
+
+/// What a connection tells the manager.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// The version is agreed; a client is now authenticating (§11.4 rule 5).
+    Negotiated,
+    /// Server: the client proved it owns `peer`; answer with
+    /// [`Command::AcceptPeer`] or [`Command::RefusePeer`].
+    PeerProved { peer: ServiceId },
+    /// Authentication finished.
+    Authenticated {
+        peer: ServiceId,
+        known_contact: bool,
+    },
+    /// Server: the peer asks to become a contact.
+    ContactRequestReceived { nickname: String, message: String },
+    /// Client: the answer to our request.
+    ContactRequestAnswered { status: ResponseStatus },
+    /// The connection now carries chat.
+    BecameContact,
+    /// A chat message; answer on `stored` whether it is stored. Only then
+    /// is its acknowledgement written; `false` closes the connection without
+    /// acknowledging, so the peer resends it later.
+    ChatReceived {
+        wire_id: Option<WireId>,
+        text: String,
+        time_delta: i64,
+        stored: oneshot::Sender<bool>,
+    },
+    /// The peer acknowledged one of our messages.
+    ChatAcknowledged { wire_id: WireId, accepted: bool },
+    /// Our chat channel closed; what it carried without an ack goes back
+    /// to the queue.
+    ChatChannelClosed,
+    /// The peer offers a file.
+    FileOffered {
+        transfer: TransferId,
+        name: String,
+        size: u64,
+    },
+    /// Bytes of a transfer moved.
+    FileProgress {
+        transfer: TransferId,
+        direction: FileDirection,
+        bytes: u64,
+        total: u64,
+    },
+    /// A transfer is over.
+    FileEnded {
+        transfer: TransferId,
+        direction: FileDirection,
+        outcome: TransferOutcome,
+    },
+    /// The connection is gone; always the last report.
+    Closed(Closure),
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(crate) enum Closure {
+    /// The dial failed.
+    DialFailed(TransportError),
+    /// Reading or writing the stream failed, or the peer hung up.
+    Stream(Option<std::io::Error>),
+    /// The session ended.
+    Session(CloseReason),
+    /// The client is shutting down.
+    Shutdown,
+}
+
+/// Where the stream comes from.
+pub(crate) enum Origin {
+    /// We dial `peer`.
+    Dial {
+        transport: Arc<dyn DynTransport>,
+        peer: ServiceId,
+    },
+    /// The peer dialled us.
+    Accepted(BoxStream),
+}
+
+/// What every connection needs from the client.
+#[derive(Clone)]
+pub(crate) struct ConnectionContext {
+    pub(crate) config: SessionConfig,
+    pub(crate) reports: mpsc::Sender<(ConnId, Report)>,
+    pub(crate) transfer_ids: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ConnectionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionContext").finish_non_exhaustive()
+    }
+}
+
+/// The manager is gone; the connection ends.
+struct ManagerGone;
+
+/// Runs one connection until it closes. The last report is always
+/// [`Report::Closed`] (unless the manager is gone).
+pub(crate) async fn run(
+    id: ConnId,
+    identity: Arc<IdentityKey>,
+    origin: Origin,
+    context: ConnectionContext,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let reports = context.reports.clone();
+    let mut connection = Connection {
+        id,
+        context,
+        uploads: HashMap::new(),
+        downloads: HashMap::new(),
+        output: BytesMut::new(),
+        closure: None,
+    };
+    let now = Instant::now();
+    let rng = rand::make_rng::<rand::rngs::StdRng>();
+    let (stream, session) = match origin {
+        Origin::Accepted(stream) => (
+            stream,
+            Session::server(identity, connection.context.config.clone(), now, rng),
+        ),
+        Origin::Dial { transport, peer } => {
+            let dialled = tokio::select! {
+                dialled = transport.connect(&peer) => dialled,
+                () = wait_for_close(&mut commands) => {
+                    let _ = reports.send((id, Report::Closed(Closure::Shutdown))).await;
+                    return;
+                }
+            };
+            let stream = match dialled {
+                Ok(stream) => stream,
+                Err(error) => {
+                    let _ = reports
+                        .send((id, Report::Closed(Closure::DialFailed(error))))
+                        .await;
+                    return;
+                }
+            };
+            let session = match Session::client(
+                identity,
+                peer,
+                connection.context.config.clone(),
+                now,
+                rng,
+            ) {
+                Ok(session) => session,
+                Err(error) => {
+                    warn!(%error, "cannot start a session");
+                    let _ = reports
+                        .send((id, Report::Closed(Closure::Stream(None))))
+                        .await;
+                    return;
+                }
+            };
+            (stream, session)
+        }
+    };
+    let closure = connection.drive(stream, session, &mut commands).await;
+    let closure = match closure {
+        Ok(closure) => closure,
+        Err(ManagerGone) => return,
+    };
+    let _ = connection.fail_open_transfers().await;
+    let _ = reports.send((id, Report::Closed(closure))).await;
+}
+
+/// Resolves when the manager says `Close` or drops its sender.
+async fn wait_for_close(commands: &mut mpsc::UnboundedReceiver<Command>) {
+    loop {
+        match commands.recv().await {
+            Some(Command::Close) | None => return,
+            Some(other) => debug!(?other, "command before the connection is up; dropped"),
+        }
+    }
+}
+
+struct UploadState {
+    transfer: TransferId,
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    size: u64,
+}
+
+struct DownloadState {
+    transfer: TransferId,
+    size: u64,
+    hash: [u8; FILE_HASH_LEN],
+    /// Set once accepted.
+    target: Option<DownloadTarget>,
+}
+
+struct DownloadTarget {
+    destination: PathBuf,
+    part: PathBuf,
+    file: tokio::fs::File,
+    hasher: Sha3_512,
+}
+
+struct Connection {
+    id: ConnId,
+    context: ConnectionContext,
+    uploads: HashMap<FileId, UploadState>,
+    downloads: HashMap<FileId, DownloadState>,
+    /// Bytes waiting to be written.
+    output: BytesMut,
+    /// Why the session closed, once it has.
+    closure: Option<Closure>,
+}
+
+impl Connection {
+    async fn report(&self, report: Report) -> Result<(), ManagerGone> {
+        self.context
+            .reports
+            .send((self.id, report))
+            .await
+            .map_err(|_| ManagerGone)
+    }
+
+    async fn drive(
+        &mut self,
+        stream: BoxStream,
+        mut session: Session,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Result<Closure, ManagerGone> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let mut read_buf = BytesMut::new();
+        loop {
+            self.pump(&mut session).await?;
+            if session.is_closed() {
+                break;
+            }
+            let deadline = session.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            read_buf.reserve(READ_CHUNK);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.apply(&mut session, command).await?,
+                    None => {
+                        session.close();
+                        self.closure = Some(Closure::Shutdown);
+                    }
+                },
+                read = reader.read_buf(&mut read_buf) => match read {
+                    Ok(0) => return self.finish(writer, Closure::Stream(None)).await,
+                    Ok(_) => {
+                        let data = read_buf.split();
+                        session.handle_input(Instant::now(), &data);
+                    }
+                    Err(error) => return self.finish(writer, Closure::Stream(Some(error))).await,
+                },
+                written = writer.write(&self.output), if !self.output.is_empty() => match written {
+                    Ok(0) => return self.finish(writer, Closure::Stream(None)).await,
+                    Ok(n) => self.output.advance(n),
+                    Err(error) => return self.finish(writer, Closure::Stream(Some(error))).await,
+                },
+                () = sleep => session.handle_timeout(Instant::now()),
+            }
+        }
+        // Write what is left (a refusal, a final response), then hang up.
+        let closure = self
+            .closure
+            .take()
+            .unwrap_or(Closure::Session(CloseReason::Local));
+        let output = std::mem::take(&mut self.output);
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            writer.write_all(&output).await?;
+            writer.shutdown().await
+        })
+        .await;
+        Ok(closure)
+    }
+
+    async fn finish(
+        &mut self,
+        mut writer: tokio::io::WriteHalf<BoxStream>,
+        closure: Closure,
+    ) -> Result<Closure, ManagerGone> {
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.shutdown()).await;
+        Ok(closure)
+    }
+
+    /// Handles every event of the session, waits until received messages
+    /// are stored, then queues the session's output for writing. If a
+    /// message could not be stored, nothing more is written and the session
+    /// closes: the peer will resend what we did not acknowledge.
+    async fn pump(&mut self, session: &mut Session) -> Result<(), ManagerGone> {
+        loop {
+            let mut stored = Vec::new();
+            let mut any = false;
+            while let Some(event) = session.poll_event() {
+                any = true;
+                self.on_event(session, event, &mut stored).await?;
+            }
+            for wait in stored {
+                if !wait.await.map_err(|_| ManagerGone)? {
+                    warn!(
+                        connection = self.id,
+                        "a received message could not be stored; closing"
+                    );
+                    session.close();
+                    let _ = session.poll_transmit();
+                    self.output.clear();
+                    self.closure = Some(Closure::Stream(None));
+                    return Ok(());
+                }
+            }
+            if let Some(bytes) = session.poll_transmit() {
+                self.output.extend_from_slice(&bytes);
+            }
+            if !any {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn on_event(
+        &mut self,
+        session: &mut Session,
+        event: SessionEvent,
+        stored: &mut Vec<oneshot::Receiver<bool>>,
+    ) -> Result<(), ManagerGone> {
+        match event {
+            SessionEvent::VersionNegotiated { .. } => self.report(Report::Negotiated).await?,
+            SessionEvent::PeerProved { peer } => self.report(Report::PeerProved { peer }).await?,
+            SessionEvent::Authenticated {
+                peer,
+                known_contact,
+            } => {
+                self.report(Report::Authenticated {
+                    peer,
+                    known_contact,
+                })
+                .await?;
+            }
+            SessionEvent::ContactRequestReceived { nickname, message } => {
+                self.report(Report::ContactRequestReceived { nickname, message })
+                    .await?;
+            }
+            SessionEvent::ContactRequestAnswered { status } => {
+                self.report(Report::ContactRequestAnswered { status })
+                    .await?;
+            }
+            SessionEvent::BecameContact => self.report(Report::BecameContact).await?,
+            SessionEvent::ChatReceived {
+                message_id,
+                text,
+                time_delta,
+            } => {
+                let (done, wait) = oneshot::channel();
+                stored.push(wait);
+                self.report(Report::ChatReceived {
+                    wire_id: message_id,
+                    text,
+                    time_delta,
+                    stored: done,
+                })
+                .await?;
+            }
+            SessionEvent::ChatAcknowledged {
+                message_id,
+                accepted,
+            } => {
+                self.report(Report::ChatAcknowledged {
+                    wire_id: message_id,
+                    accepted,
+                })
+                .await?;
+            }
+            SessionEvent::ChatChannelClosed { .. } => {
+                self.report(Report::ChatChannelClosed).await?;
+            }
+            SessionEvent::FileOffered(offer) => {
+                let transfer =
+                    TransferId(self.context.transfer_ids.fetch_add(1, Ordering::Relaxed));
+                self.downloads.insert(
+                    offer.file_id,
+                    DownloadState {
+                        transfer,
+                        size: offer.size,
+                        hash: offer.hash,
+                        target: None,
+                    },
+                );
+                self.report(Report::FileOffered {
+                    transfer,
+                    name: offer.name,
+                    size: offer.size,
+                })
+                .await?;
+            }
+            SessionEvent::FileHeaderAcknowledged { file_id, accepted } => {
+                if !accepted {
+                    self.end_upload(file_id, TransferOutcome::Rejected).await?;
+                }
+            }
+            SessionEvent::FileOfferAnswered { file_id, response } => {
+                if response == FileResponse::Reject {
+                    self.end_upload(file_id, TransferOutcome::Rejected).await?;
+                }
+            }
+            SessionEvent::FileChunkWanted { file_id, offset } => {
+                self.send_chunk(session, file_id, offset).await?;
+            }
+            SessionEvent::FileChunkReceived {
+                file_id,
+                offset,
+                data,
+            } => self.write_chunk(session, file_id, offset, data).await?,
+            SessionEvent::FileReceived { file_id } => {
+                self.complete_download(session, file_id).await?;
+            }
+            SessionEvent::FileTransferEnded {
+                file_id,
+                direction,
+                result,
+            } => {
+                let outcome = match result {
+                    TransferResult::Success => None,
+                    TransferResult::Failure => Some(TransferOutcome::Failed(
+                        TransferFailure::PeerReportedFailure,
+                    )),
+                    TransferResult::Cancelled => Some(TransferOutcome::Cancelled { by_peer: true }),
+                };
+                match direction {
+                    FileDirection::Upload => {
+                        let outcome = match outcome {
+                            Some(outcome) => outcome,
+                            None => match self.uploads.get(&file_id) {
+                                Some(upload) => TransferOutcome::Completed {
+                                    path: upload.path.clone(),
+                                },
+                                None => return Ok(()),
+                            },
+                        };
+                        self.end_upload(file_id, outcome).await?;
+                    }
+                    FileDirection::Download => {
+                        // A download ends on our side in `complete_download`;
+                        // here only the peer's cancel or a channel failure.
+                        let outcome = outcome.unwrap_or(TransferOutcome::Failed(
+                            TransferFailure::PeerReportedFailure,
+                        ));
+                        self.end_download(file_id, outcome).await?;
+                    }
+                }
+            }
+            SessionEvent::ProtocolViolation { error, reaction } => {
+                debug!(connection = self.id, %error, ?reaction, "peer broke a protocol rule");
+            }
+            SessionEvent::InternalError { what } => {
+                warn!(connection = self.id, what, "internal error in the session");
+            }
+            SessionEvent::Closed { reason } => {
+                if self.closure.is_none() {
+                    self.closure = Some(Closure::Session(reason));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, session: &mut Session, command: Command) -> Result<(), ManagerGone> {
+        let result = match command {
+            Command::AcceptPeer { known_contact } => session.accept_peer(known_contact),
+            Command::RefusePeer => session.refuse_peer(),
+            Command::SendContactRequest(request) => session.send_contact_request(request),
+            Command::AcceptContactRequest => session.accept_contact_request(),
+            Command::RejectContactRequest => session.reject_contact_request(),
+            Command::SendChat(messages) => {
+                let Some(mut contact) = session.known_contact() else {
+                    debug!(
+                        connection = self.id,
+                        "chat for a connection that is not a contact's"
+                    );
+                    return Ok(());
+                };
+                for message in messages {
+                    if let Err(error) =
+                        contact.resend_chat(message.wire_id, message.text, message.time_delta)
+                    {
+                        warn!(connection = self.id, %error, "cannot send a chat message");
+                    }
+                }
+                Ok(())
+            }
+            Command::OfferFile(upload) => return self.offer(session, upload).await,
+            Command::AnswerFile {
+                transfer,
+                destination,
+            } => return self.answer_file(session, transfer, destination).await,
+            Command::CancelFile { transfer } => return self.cancel(session, transfer).await,
+            Command::Close => {
+                session.close();
+                self.closure = Some(Closure::Shutdown);
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            debug!(connection = self.id, %error, "command not applicable");
+        }
+        Ok(())
+    }
+
+    // ---- uploads ----
+
+    async fn offer(&mut self, session: &mut Session, upload: Upload) -> Result<(), ManagerGone> {
+        let offered = match session.known_contact() {
+            Some(mut contact) => contact
+                .offer_file(&upload.name, upload.size, upload.hash)
+                .map_err(|error| error.to_string()),
+            None => Err("the contact is not connected".to_owned()),
+        };
+        match offered {
+            Ok(file_id) => {
+                self.uploads.insert(
+                    file_id,
+                    UploadState {
+                        transfer: upload.transfer,
+                        path: upload.path,
+                        file: None,
+                        size: upload.size,
+                    },
+                );
+                Ok(())
+            }
+            Err(message) => {
+                self.report(Report::FileEnded {
+                    transfer: upload.transfer,
+                    direction: FileDirection::Upload,
+                    outcome: TransferOutcome::Failed(TransferFailure::Io { message }),
+                })
+                .await
+            }
+        }
+    }
+
+    async fn send_chunk(
+        &mut self,
+        session: &mut Session,
+        file_id: FileId,
+        offset: u64,
+    ) -> Result<(), ManagerGone> {
+        let Some(upload) = self.uploads.get_mut(&file_id) else {
+            return Ok(());
+        };
+        let (transfer, size) = (upload.transfer, upload.size);
+        let chunk = read_chunk(upload, offset).await;
+        let data = match chunk {
+            Ok(data) => data,
+            Err(error) => {
+                // §10.2 step 6: a sender with a read error cancels.
+                if let Some(mut contact) = session.known_contact() {
+                    let _ = contact.cancel_file(FileDirection::Upload, file_id);
+                }
+                let message = format!("cannot read {}: {error}", upload.path.display());
+                return self
+                    .end_upload(
+                        file_id,
+                        TransferOutcome::Failed(TransferFailure::Io { message }),
+                    )
+                    .await;
+            }
+        };
+        if let Some(mut contact) = session.known_contact()
+            && let Err(error) = contact.send_file_chunk(file_id, data)
+        {
+            debug!(connection = self.id, %error, "cannot send a file chunk");
+        }
+        self.report(Report::FileProgress {
+            transfer,
+            direction: FileDirection::Upload,
+            bytes: offset,
+            total: size,
+        })
+        .await
+    }
+
+    async fn end_upload(
+        &mut self,
+        file_id: FileId,
+        outcome: TransferOutcome,
+    ) -> Result<(), ManagerGone> {
+        let Some(upload) = self.uploads.remove(&file_id) else {
+            return Ok(());
+        };
+        self.report(Report::FileEnded {
+            transfer: upload.transfer,
+            direction: FileDirection::Upload,
+            outcome,
+        })
+        .await
+    }
+
+    // ---- downloads ----
+
+    async fn answer_file(
+        &mut self,
+        session: &mut Session,
+        transfer: TransferId,
+        destination: Option<PathBuf>,
+    ) -> Result<(), ManagerGone> {
+        let Some((&file_id, download)) = self
+            .downloads
+            .iter_mut()
+            .find(|(_, d)| d.transfer == transfer && d.target.is_none())
+        else {
+            return Ok(());
+        };
+        let Some(destination) = destination else {
+            self.downloads.remove(&file_id);
+            if let Some(mut contact) = session.known_contact() {
+                let _ = contact.respond_to_file(file_id, FileResponse::Reject);
+            }
+            return self
+                .report(Report::FileEnded {
+                    transfer,
+                    direction: FileDirection::Download,
+                    outcome: TransferOutcome::Rejected,
+                })
+                .await;
+        };
+        let part = part_path(&destination);
+        let opened = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&part)
+            .await;
+        match opened {
+            Ok(file) => {
+                download.target = Some(DownloadTarget {
+                    destination,
+                    part,
+                    file,
+                    hasher: Sha3_512::new(),
+                });
+                if let Some(mut contact) = session.known_contact() {
+                    let _ = contact.respond_to_file(file_id, FileResponse::Accept);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.downloads.remove(&file_id);
+                if let Some(mut contact) = session.known_contact() {
+                    let _ = contact.respond_to_file(file_id, FileResponse::Reject);
+                }
+                let message = format!("cannot create {}: {error}", part.display());
+                self.report(Report::FileEnded {
+                    transfer,
+                    direction: FileDirection::Download,
+                    outcome: TransferOutcome::Failed(TransferFailure::Io { message }),
+                })
+                .await
+            }
+        }
+    }
+
+    async fn write_chunk(
+        &mut self,
+        session: &mut Session,
+        file_id: FileId,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<(), ManagerGone> {
+        let Some(download) = self.downloads.get_mut(&file_id) else {
+            return Ok(());
+        };
+        let (transfer, size) = (download.transfer, download.size);
+        let Some(target) = download.target.as_mut() else {
+            return Ok(());
+        };
+        // The session delivers chunks in order, stop-and-wait (§10.2 step 4).
+        target.hasher.update(&data);
+        if let Err(error) = target.file.write_all(&data).await {
+            // §10.2 step 6: a receiver with a write error cancels.
+            if let Some(mut contact) = session.known_contact() {
+                let _ = contact.cancel_file(FileDirection::Download, file_id);
+            }
+            let message = format!("cannot write {}: {error}", target.part.display());
+            return self
+                .end_download(
+                    file_id,
+                    TransferOutcome::Failed(TransferFailure::Io { message }),
+                )
+                .await;
+        }
+        self.report(Report::FileProgress {
+            transfer,
+            direction: FileDirection::Download,
+            bytes: offset + data.len() as u64,
+            total: size,
+        })
+        .await
+    }
+
+    async fn complete_download(
+        &mut self,
+        session: &mut Session,
+        file_id: FileId,
+    ) -> Result<(), ManagerGone> {
+        let Some(download) = self.downloads.remove(&file_id) else {
+            return Ok(());
+        };
+        let Some(mut target) = download.target else {
+            return Ok(());
+        };
+        let digest = std::mem::take(&mut target.hasher).finalize();
+        let hash_matches = digest.as_slice() == download.hash.as_slice();
+        let flushed = async {
+            target.file.flush().await?;
+            target.file.sync_all().await
+        }
+        .await;
+        drop(target.file);
+        let outcome = match (hash_matches, flushed) {
+            (true, Ok(())) => match tokio::fs::rename(&target.part, &target.destination).await {
+                Ok(()) => TransferOutcome::Completed {
+                    path: target.destination,
+                },
+                Err(error) => TransferOutcome::Failed(TransferFailure::Io {
+                    message: format!("cannot move the file into place: {error}"),
+                }),
+            },
+            (true, Err(error)) => TransferOutcome::Failed(TransferFailure::Io {
+                message: format!("cannot write {}: {error}", target.part.display()),
+            }),
+            (false, _) => TransferOutcome::Failed(TransferFailure::HashMismatch),
+        };
+        let success = matches!(outcome, TransferOutcome::Completed { .. });
+        if !success {
+            let _ = tokio::fs::remove_file(&target.part).await;
+        }
+        if let Some(mut contact) = session.known_contact() {
+            let _ = contact.finish_download(file_id, success);
+        }
+        self.report(Report::FileEnded {
+            transfer: download.transfer,
+            direction: FileDirection::Download,
+            outcome,
+        })
+        .await
+    }
+
+    async fn end_download(
+        &mut self,
+        file_id: FileId,
+        outcome: TransferOutcome,
+    ) -> Result<(), ManagerGone> {
+        let Some(download) = self.downloads.remove(&file_id) else {
+            return Ok(());
+        };
+        if let Some(target) = download.target {
+            drop(target.file);
+            let _ = tokio::fs::remove_file(&target.part).await;
+        }
+        self.report(Report::FileEnded {
+            transfer: download.transfer,
+            direction: FileDirection::Download,
+            outcome,
+        })
+        .await
+    }
+
+    async fn cancel(
+        &mut self,
+        session: &mut Session,
+        transfer: TransferId,
+    ) -> Result<(), ManagerGone> {
+        let upload = self
+            .uploads
+            .iter()
+            .find(|(_, u)| u.transfer == transfer)
+            .map(|(&id, _)| (FileDirection::Upload, id));
+        let download = self
+            .downloads
+            .iter()
+            .find(|(_, d)| d.transfer == transfer)
+            .map(|(&id, _)| (FileDirection::Download, id));
+        let Some((direction, file_id)) = upload.or(download) else {
+            return Ok(());
+        };
+        if let Some(mut contact) = session.known_contact() {
+            let _ = contact.cancel_file(direction, file_id);
+        }
+        let outcome = TransferOutcome::Cancelled { by_peer: false };
+        match direction {
+            FileDirection::Upload => self.end_upload(file_id, outcome).await,
+            FileDirection::Download => self.end_download(file_id, outcome).await,
+        }
+    }
+
+    /// The connection is gone: every open transfer failed.
+    async fn fail_open_transfers(&mut self) -> Result<(), ManagerGone> {
+        let lost = || TransferOutcome::Failed(TransferFailure::ConnectionLost);
+        let uploads: Vec<FileId> = self.uploads.keys().copied().collect();
+        for file_id in uploads {
+            self.end_upload(file_id, lost()).await?;
+        }
+        let downloads: Vec<FileId> = self.downloads.keys().copied().collect();
+        for file_id in downloads {
+            self.end_download(file_id, lost()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the chunk of an upload that starts at `offset`.
+async fn read_chunk(upload: &mut UploadState, offset: u64) -> std::io::Result<Bytes> {
+    use tokio::io::AsyncSeekExt as _;
+    if upload.file.is_none() {
+        upload.file = Some(tokio::fs::File::open(&upload.path).await?);
+    }
+    let Some(file) = upload.file.as_mut() else {
+        return Err(std::io::Error::other("the file is not open"));
+    };
+    let remaining = upload.size.saturating_sub(offset);
+    let len = usize::try_from(remaining).map_or(MAX_CHUNK_LEN, |r| r.min(MAX_CHUNK_LEN));
+    let mut data = vec![0; len];
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    file.read_exact(&mut data).await?;
+    Ok(Bytes::from(data))
+}
+
+/// `<destination>.part`, where a download is written until its hash checks.
+fn part_path(destination: &std::path::Path) -> PathBuf {
+    let mut name = destination.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+}

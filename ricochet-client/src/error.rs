@@ -1,0 +1,133 @@
+//! The client's error type.
+
+use std::path::PathBuf;
+
+use ricochet_identity::{Generation, KeyError, RicochetId};
+use ricochet_proto::message::NicknameError;
+use ricochet_proto::message::contact_request::ContactRequestError;
+use ricochet_transport::TransportError;
+
+use crate::model::TransferId;
+use crate::store::StorageError;
+
+/// What can go wrong when starting or using a [`crate::Client`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The profile directory could not be created or protected.
+    #[error("cannot prepare the profile directory {path}: {source}")]
+    ProfileDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The profile database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An identity key could not be made or loaded.
+    #[error("identity key: {0}")]
+    Identity(#[from] KeyError),
+    /// The builder was given a key of a generation the profile already has
+    /// another key for.
+    #[error("the profile already has a different {generation} identity")]
+    IdentityMismatch {
+        /// The generation of the key.
+        generation: Generation,
+    },
+    /// No transport was configured.
+    #[error("no transport: call ClientBuilder::transport before start")]
+    NoTransport,
+    /// The transport failed to start or to publish our onion service.
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+    /// The id is not in the contact list.
+    #[error("{id} is not in the contact list")]
+    NoSuchContact {
+        /// The id.
+        id: RicochetId,
+    },
+    /// The id is already a contact.
+    #[error("{id} is already a contact")]
+    AlreadyContact {
+        /// The id.
+        id: RicochetId,
+    },
+    /// The id is one of our own.
+    #[error("{id} is our own id")]
+    OwnId {
+        /// The id.
+        id: RicochetId,
+    },
+    /// The id is blocked.
+    #[error("{id} is blocked; unblock it first")]
+    Blocked {
+        /// The id.
+        id: RicochetId,
+    },
+    /// A contact of this generation needs an identity of the same generation.
+    #[error(
+        "talking to a {generation} contact needs a {generation} identity of our own; \
+         enable it with ClientBuilder::v2_identity"
+    )]
+    NoIdentityFor {
+        /// The contact's generation.
+        generation: Generation,
+    },
+    /// There is no pending contact request from this id.
+    #[error("there is no contact request from {id}")]
+    NoSuchRequest {
+        /// The id.
+        id: RicochetId,
+    },
+    /// The contact request breaks the limits of spec §8.1.
+    #[error("invalid contact request: {0}")]
+    BadContactRequest(#[from] ContactRequestError),
+    /// A nickname breaks the rules of spec §8.1.
+    #[error("invalid nickname: {0}")]
+    BadNickname(#[from] NicknameError),
+    /// An empty chat message.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// We can only message contacts and ids we sent a request to.
+    #[error("{id} is not a contact (its status is {status})")]
+    NotMessageable {
+        /// The id.
+        id: RicochetId,
+        /// Its status, for people.
+        status: &'static str,
+    },
+    /// File transfer exists only in protocol 3.
+    #[error("file transfer needs a protocol 3 (v3) contact; {id} is a v2 contact")]
+    FileTransferUnsupported {
+        /// The contact.
+        id: RicochetId,
+    },
+    /// Files go only to contacts that are online now.
+    #[error("{id} is offline; files can only be sent to online contacts")]
+    ContactOffline {
+        /// The contact.
+        id: RicochetId,
+    },
+    /// A file could not be read or is not sendable.
+    #[error("cannot send {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why, for people.
+        reason: String,
+    },
+    /// The destination of a download already exists.
+    #[error("{path} already exists; choose another destination")]
+    DestinationExists {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// No such file transfer is waiting for this call.
+    #[error("file transfer {} is not waiting for this", .0.get())]
+    NoSuchTransfer(TransferId),
+    /// The client has shut down.
+    #[error("the client has shut down")]
+    Shutdown,
+}

@@ -1,0 +1,182 @@
+//! Plain data the client hands out: contacts, messages and their states.
+
+use std::time::SystemTime;
+
+use ricochet_identity::{Generation, RicochetId};
+
+/// A contact's standing, as the contact list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContactStatus {
+    /// A contact with an authenticated connection: messages flow now.
+    Online,
+    /// A contact without a connection; messages to it are queued.
+    Offline,
+    /// We asked to become its contact and it has not answered yet; the
+    /// request is retried while it stays pending (spec §8.3).
+    RequestPending,
+    /// It rejected our request, or removed us from its contacts (§11.4);
+    /// nothing is sent until we make a new request.
+    Rejected,
+    /// It answered our request with `Error` (for instance a nickname it did
+    /// not accept); a new request may succeed.
+    RequestFailed,
+    /// We blocked it: its connections and requests are refused.
+    Blocked,
+}
+
+/// A contact in the contact list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Contact {
+    /// Its `ricochet:` id, which decides the protocol generation.
+    pub id: RicochetId,
+    /// The name we gave it (never sent to it).
+    pub nickname: String,
+    /// Online, offline, pending, ….
+    pub status: ContactStatus,
+}
+
+impl Contact {
+    /// The protocol generation spoken with this contact.
+    pub fn generation(&self) -> Generation {
+        self.id.generation()
+    }
+}
+
+/// A contact request someone sent us, waiting for our answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContactRequest {
+    /// Who asks.
+    pub from: RicochetId,
+    /// The nickname it suggests for itself (often empty; checked against the
+    /// rules of spec §8.1).
+    pub nickname: String,
+    /// Its message (may be empty).
+    pub message: String,
+    /// When it arrived (the latest time, if it was repeated).
+    pub received_at: SystemTime,
+}
+
+/// The number of a message in the profile database; unique within a
+/// profile, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub(crate) i64);
+
+impl MessageId {
+    /// The number as stored.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Where an outgoing message is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageStatus {
+    /// Stored; waiting for the contact to be online (or for the current
+    /// connection to take it again after a reconnect).
+    Queued,
+    /// Written to the contact's connection; no acknowledgement yet.
+    Sent,
+    /// The contact acknowledged it (spec §9.2): it has it.
+    Acknowledged,
+    /// It will not be delivered.
+    Failed(FailureReason),
+}
+
+impl MessageStatus {
+    /// Whether the status can no longer change.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Acknowledged | Self::Failed(_))
+    }
+}
+
+/// Why a message failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// The contact received it and refused it (`accepted = false`, §9.2).
+    RefusedByPeer,
+    /// The contact was removed, blocked, or rejected us before it went out.
+    ContactGone,
+}
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageDirection {
+    /// We sent it.
+    Outgoing,
+    /// The contact sent it.
+    Incoming,
+}
+
+/// A message of a conversation, as stored in the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// Its number in the profile.
+    pub id: MessageId,
+    /// The contact the conversation is with.
+    pub contact: RicochetId,
+    /// Who sent it.
+    pub direction: MessageDirection,
+    /// The text (at most 2000 UTF-16 units; longer texts were split).
+    pub text: String,
+    /// Outgoing: when it was written. Incoming: when the sender says it was
+    /// written (arrival time plus the sender's non-positive `time_delta`).
+    pub time: SystemTime,
+    /// Outgoing: its delivery status. Incoming: always `Acknowledged`.
+    pub status: MessageStatus,
+}
+
+/// The number of a file transfer, unique within a running client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferId(pub(crate) u64);
+
+impl TransferId {
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// How a file transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransferOutcome {
+    /// Every byte arrived and the SHA3-512 hash matched. For a download,
+    /// `path` is where the file now is; for an upload, the file we sent.
+    Completed {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The receiver declined the offer.
+    Rejected,
+    /// One side cancelled it.
+    Cancelled {
+        /// Whether the contact cancelled (or we did).
+        by_peer: bool,
+    },
+    /// It failed.
+    Failed(TransferFailure),
+}
+
+/// Why a file transfer failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransferFailure {
+    /// The received file's SHA3-512 hash differs from the offer's; the file
+    /// was deleted (spec §10.2 step 5).
+    HashMismatch,
+    /// The receiver reported a failure (for instance its hash check failed).
+    PeerReportedFailure,
+    /// The connection to the contact closed before the transfer finished.
+    ConnectionLost,
+    /// Reading or writing the file failed.
+    Io {
+        /// What went wrong, for people.
+        message: String,
+    },
+}

@@ -1,0 +1,1493 @@
+//! The profile database: identity keys, contacts, blocked ids, contact
+//! requests and message history, in one SQLite file.
+//!
+//! The file is created with mode 0600 and held with an exclusive lock for
+//! as long as the [`Store`] lives, so a second client opening the same
+//! profile fails at once with [`StorageError::ProfileInUse`]. The journal is
+//! a write-ahead log with `synchronous=NORMAL`: a committed transaction
+//! survives the process being killed (though not necessarily a power cut).
+//!
+//! Ids are stored as canonical bare service ids, times as milliseconds since
+//! the Unix epoch.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
+use zeroize::Zeroizing;
+
+use crate::model::{
+    ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
+};
+
+/// How many of a contact's latest incoming messages are compared with a new
+/// one to detect a duplicate (spec §9.2).
+pub(crate) const DEDUP_WINDOW: usize = 256;
+
+/// The schema, one SQL batch per version. Batch `i` takes the database from
+/// `user_version = i` to `i + 1`. Never edit a batch once released: append.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE identities (
+        generation TEXT PRIMARY KEY CHECK (generation IN ('v2', 'v3')),
+        key TEXT NOT NULL
+    );
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        nickname TEXT NOT NULL,
+        state TEXT NOT NULL
+            CHECK (state IN ('contact', 'request_pending', 'rejected', 'request_failed')),
+        request_nickname TEXT NOT NULL DEFAULT '',
+        request_message TEXT NOT NULL DEFAULT '',
+        next_wire_id INTEGER NOT NULL,
+        added_at INTEGER NOT NULL
+    );
+    CREATE TABLE blocked (
+        id TEXT PRIMARY KEY,
+        blocked_at INTEGER NOT NULL
+    );
+    CREATE TABLE incoming_requests (
+        id TEXT PRIMARY KEY,
+        nickname TEXT NOT NULL,
+        message TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        contact TEXT NOT NULL,
+        direction INTEGER NOT NULL CHECK (direction IN (0, 1)),
+        wire_id INTEGER,
+        text TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'sent', 'acknowledged', 'refused', 'gone'))
+    );
+    CREATE INDEX messages_by_contact ON messages (contact, direction, id);",
+];
+
+/// `messages.direction` of a message we sent.
+const OUTGOING: i64 = 0;
+/// `messages.direction` of a message the contact sent.
+const INCOMING: i64 = 1;
+
+/// An error of the profile database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// Another client (in this or another process) has this profile open.
+    #[error(
+        "the profile database {} is in use by another client; close it before opening the profile again",
+        path.display()
+    )]
+    ProfileInUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The profile was last written by a newer version of this software,
+    /// whose schema this version does not know.
+    #[error(
+        "the profile database has schema version {found}, but this version of the software \
+         supports at most {supported}; use a newer version to open it"
+    )]
+    NewerSchema {
+        /// The schema version found in the file.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+    /// The database holds something that does not parse (a bad id, an
+    /// unknown state, an invalid key), or refers to something missing.
+    #[error("the profile database holds invalid data: {what}")]
+    Corrupt {
+        /// What is wrong (never contains key material).
+        what: String,
+    },
+    /// The database file could not be created or its permissions not set.
+    #[error("could not access the profile database {}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite reported an error (a full disk, a damaged file, …).
+    #[error("the profile database reported an error")]
+    Database(#[from] rusqlite::Error),
+}
+
+fn corrupt(what: impl Into<String>) -> StorageError {
+    StorageError::Corrupt { what: what.into() }
+}
+
+/// The stored standing of a contact. Whether it is online, offline or
+/// blocked is decided at run time, not stored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ContactState {
+    /// An accepted contact.
+    Contact,
+    /// We sent a request that has not been answered.
+    RequestPending,
+    /// It rejected our request or removed us.
+    Rejected,
+    /// It answered our request with an error.
+    RequestFailed,
+}
+
+impl ContactState {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Contact => "contact",
+            Self::RequestPending => "request_pending",
+            Self::Rejected => "rejected",
+            Self::RequestFailed => "request_failed",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StorageError> {
+        match text {
+            "contact" => Ok(Self::Contact),
+            "request_pending" => Ok(Self::RequestPending),
+            "rejected" => Ok(Self::Rejected),
+            "request_failed" => Ok(Self::RequestFailed),
+            other => Err(corrupt(format!("unknown contact state {other:?}"))),
+        }
+    }
+}
+
+/// A row of the contact list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContactRow {
+    /// The contact's service id.
+    pub(crate) id: ServiceId,
+    /// The name we gave it.
+    pub(crate) nickname: String,
+    /// Its stored standing.
+    pub(crate) state: ContactState,
+    /// The nickname we send in our contact request (while one is pending).
+    pub(crate) request_nickname: String,
+    /// The message we send in our contact request (while one is pending).
+    pub(crate) request_message: String,
+}
+
+/// An outgoing message that has not reached a final status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutgoingRow {
+    /// Its number in the profile.
+    pub(crate) id: MessageId,
+    /// The message id it is sent with (spec §9.2).
+    pub(crate) wire_id: u32,
+    /// The text.
+    pub(crate) text: String,
+    /// When it was written.
+    pub(crate) time: SystemTime,
+    /// `Queued` or `Sent`.
+    pub(crate) status: MessageStatus,
+}
+
+/// The open profile database, locked against other clients.
+pub(crate) struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the profile database at `path`, creating it (mode 0600) if it
+    /// does not exist, and brings its schema up to date. The directory must
+    /// exist.
+    pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
+        secure_files(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let store = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        store.lock()?;
+        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        store.conn.pragma_update(None, "foreign_keys", true)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Switches to exclusive locking and WAL, and takes the lock now. The
+    /// locking mode comes first so that SQLite keeps the WAL index in memory
+    /// (no `-shm` file). With a busy timeout of 0, a profile locked by
+    /// another client fails at once with `SQLITE_BUSY`.
+    fn lock(&self) -> Result<(), StorageError> {
+        let in_use = |error: rusqlite::Error| {
+            if matches!(
+                error.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+            ) {
+                StorageError::ProfileInUse {
+                    path: self.path.clone(),
+                }
+            } else {
+                StorageError::Database(error)
+            }
+        };
+        self.conn.busy_timeout(Duration::ZERO).map_err(in_use)?;
+        let mode: String = self
+            .conn
+            .pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |row| row.get(0))
+            .map_err(in_use)?;
+        if !mode.eq_ignore_ascii_case("exclusive") {
+            return Err(corrupt(format!(
+                "SQLite refused exclusive locking (locking mode {mode:?})"
+            )));
+        }
+        let journal: String = self
+            .conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(in_use)?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            return Err(corrupt(format!(
+                "SQLite refused the write-ahead log (journal mode {journal:?})"
+            )));
+        }
+        self.conn
+            .execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+            .map_err(in_use)
+    }
+
+    /// Applies the migrations the file has not had yet.
+    fn migrate(&self) -> Result<(), StorageError> {
+        let found: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        if found > supported {
+            return Err(StorageError::NewerSchema { found, supported });
+        }
+        let done = usize::try_from(found)
+            .map_err(|_| corrupt(format!("negative schema version {found}")))?;
+        for (index, batch) in MIGRATIONS.iter().enumerate().skip(done) {
+            let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(batch)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    // ----- identities ---------------------------------------------------
+
+    /// Our identity key of this generation, if the profile has one.
+    pub(crate) fn identity(
+        &self,
+        generation: Generation,
+    ) -> Result<Option<IdentityKey>, StorageError> {
+        let name = generation_name(generation);
+        let blob = self
+            .conn
+            .query_row(
+                "SELECT key FROM identities WHERE generation = ?1",
+                [name],
+                |row| row.get::<_, String>(0).map(Zeroizing::new),
+            )
+            .optional()?;
+        let Some(blob) = blob else {
+            return Ok(None);
+        };
+        let key = IdentityKey::from_tor_key_blob(&blob).map_err(|error| {
+            corrupt(format!(
+                "the stored {name} identity key is invalid: {error}"
+            ))
+        })?;
+        if key.generation() != generation {
+            return Err(corrupt(format!(
+                "the stored {name} identity key is of the other generation"
+            )));
+        }
+        Ok(Some(key))
+    }
+
+    /// Stores our identity key. The profile holds at most one key per
+    /// generation: storing a second one fails.
+    pub(crate) fn insert_identity(&self, key: &IdentityKey) -> Result<(), StorageError> {
+        let name = generation_name(key.generation());
+        let blob = key.to_tor_key_blob().map_err(|error| {
+            corrupt(format!(
+                "the {name} identity key cannot be encoded: {error}"
+            ))
+        })?;
+        self.conn.execute(
+            "INSERT INTO identities (generation, key) VALUES (?1, ?2)",
+            params![name, blob.as_str()],
+        )?;
+        Ok(())
+    }
+
+    // ----- contacts -----------------------------------------------------
+
+    /// The contact list, in the order the contacts were added.
+    pub(crate) fn contacts(&self) -> Result<Vec<ContactRow>, StorageError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, nickname, state, request_nickname, request_message
+             FROM contacts ORDER BY added_at, id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut contacts = Vec::new();
+        for row in rows {
+            let (id, nickname, state, request_nickname, request_message) = row?;
+            contacts.push(ContactRow {
+                id: parse_id(&id)?,
+                nickname,
+                state: ContactState::parse(&state)?,
+                request_nickname,
+                request_message,
+            });
+        }
+        Ok(contacts)
+    }
+
+    /// Adds a contact, or updates its nickname, state and request if it is
+    /// in the list already (keeping its message numbering and its place in
+    /// the list).
+    pub(crate) fn add_contact(&self, row: &ContactRow) -> Result<(), StorageError> {
+        // A random start for the message ids avoids clashing with the ids
+        // of an earlier connection the peer may still remember (§9.2).
+        let first_wire_id: u32 = rand::random();
+        self.conn.execute(
+            "INSERT INTO contacts
+                 (id, nickname, state, request_nickname, request_message, next_wire_id, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+                 nickname = excluded.nickname,
+                 state = excluded.state,
+                 request_nickname = excluded.request_nickname,
+                 request_message = excluded.request_message",
+            params![
+                row.id.to_string(),
+                row.nickname,
+                row.state.as_str(),
+                row.request_nickname,
+                row.request_message,
+                i64::from(first_wire_id),
+                to_millis(SystemTime::now()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sets a contact's stored standing; false if it is not a contact.
+    pub(crate) fn set_contact_state(
+        &self,
+        id: &ServiceId,
+        state: ContactState,
+    ) -> Result<bool, StorageError> {
+        let changed = self.conn.execute(
+            "UPDATE contacts SET state = ?2 WHERE id = ?1",
+            params![id.to_string(), state.as_str()],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Renames a contact; false if it is not a contact.
+    pub(crate) fn set_nickname(
+        &self,
+        id: &ServiceId,
+        nickname: &str,
+    ) -> Result<bool, StorageError> {
+        let changed = self.conn.execute(
+            "UPDATE contacts SET nickname = ?2 WHERE id = ?1",
+            params![id.to_string(), nickname],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Removes a contact (its history stays) and fails its undelivered
+    /// messages with `ContactGone`; returns those messages, oldest first.
+    pub(crate) fn remove_contact(&self, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM contacts WHERE id = ?1", [id.to_string()])?;
+        let failed = fail_unfinished_in(&tx, id)?;
+        tx.commit()?;
+        Ok(failed)
+    }
+
+    /// Fails a contact's undelivered (queued or sent) messages with
+    /// `ContactGone`; returns them, oldest first.
+    pub(crate) fn fail_unfinished(&self, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
+        fail_unfinished_in(&self.conn, id)
+    }
+
+    // ----- blocked ids --------------------------------------------------
+
+    /// The blocked ids, in the order they were blocked.
+    pub(crate) fn blocked(&self) -> Result<Vec<ServiceId>, StorageError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id FROM blocked ORDER BY blocked_at, id")?;
+        let ids = statement.query_map([], |row| row.get::<_, String>(0))?;
+        let mut blocked = Vec::new();
+        for id in ids {
+            blocked.push(parse_id(&id?)?);
+        }
+        Ok(blocked)
+    }
+
+    /// Whether `id` is blocked.
+    pub(crate) fn is_blocked(&self, id: &ServiceId) -> Result<bool, StorageError> {
+        let blocked = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blocked WHERE id = ?1)",
+            [id.to_string()],
+            |row| row.get(0),
+        )?;
+        Ok(blocked)
+    }
+
+    /// Blocks `id` (nothing changes if it is blocked already).
+    pub(crate) fn block(&self, id: &ServiceId) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blocked (id, blocked_at) VALUES (?1, ?2)",
+            params![id.to_string(), to_millis(SystemTime::now())],
+        )?;
+        Ok(())
+    }
+
+    /// Unblocks `id`; false if it was not blocked.
+    pub(crate) fn unblock(&self, id: &ServiceId) -> Result<bool, StorageError> {
+        let changed = self
+            .conn
+            .execute("DELETE FROM blocked WHERE id = ?1", [id.to_string()])?;
+        Ok(changed > 0)
+    }
+
+    // ----- incoming contact requests ------------------------------------
+
+    /// The contact requests waiting for an answer, oldest first.
+    pub(crate) fn incoming_requests(&self) -> Result<Vec<ContactRequest>, StorageError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, nickname, message, received_at
+             FROM incoming_requests ORDER BY received_at, id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut requests = Vec::new();
+        for row in rows {
+            let (id, nickname, message, received_at) = row?;
+            requests.push(ContactRequest {
+                from: RicochetId(parse_id(&id)?),
+                nickname,
+                message,
+                received_at: from_millis(received_at),
+            });
+        }
+        Ok(requests)
+    }
+
+    /// Stores a contact request; a repeated request from the same id
+    /// replaces the earlier one's nickname, message and time.
+    pub(crate) fn upsert_incoming_request(
+        &self,
+        request: &ContactRequest,
+    ) -> Result<(), StorageError> {
+        self.conn.execute(
+            "INSERT INTO incoming_requests (id, nickname, message, received_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET
+                 nickname = excluded.nickname,
+                 message = excluded.message,
+                 received_at = excluded.received_at",
+            params![
+                request.from.0.to_string(),
+                request.nickname,
+                request.message,
+                to_millis(request.received_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Drops the request from `id`; false if there was none.
+    pub(crate) fn remove_incoming_request(&self, id: &ServiceId) -> Result<bool, StorageError> {
+        let changed = self.conn.execute(
+            "DELETE FROM incoming_requests WHERE id = ?1",
+            [id.to_string()],
+        )?;
+        Ok(changed > 0)
+    }
+
+    // ----- messages -----------------------------------------------------
+
+    /// Stores outgoing messages to `contact` as queued, numbered with the
+    /// contact's next message ids (wrapping after `u32::MAX`); returns each
+    /// message's number and message id, in order. Fails with
+    /// [`StorageError::Corrupt`] if `contact` is not in the contact list.
+    pub(crate) fn queue_messages(
+        &self,
+        contact: &ServiceId,
+        texts: &[String],
+        time: SystemTime,
+    ) -> Result<Vec<(MessageId, u32)>, StorageError> {
+        let contact_text = contact.to_string();
+        let tx = self.conn.unchecked_transaction()?;
+        let next: Option<i64> = tx
+            .query_row(
+                "SELECT next_wire_id FROM contacts WHERE id = ?1",
+                [&contact_text],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(next) = next else {
+            return Err(corrupt(format!(
+                "messages queued for {contact}, which is not a contact"
+            )));
+        };
+        let mut wire_id = u32::try_from(next).map_err(|_| {
+            corrupt(format!(
+                "next message id {next} of {contact} is out of range"
+            ))
+        })?;
+        let time = to_millis(time);
+        let mut queued = Vec::with_capacity(texts.len());
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO messages (contact, direction, wire_id, text, time, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
+            )?;
+            for text in texts {
+                insert.execute(params![
+                    contact_text,
+                    OUTGOING,
+                    i64::from(wire_id),
+                    text,
+                    time
+                ])?;
+                queued.push((MessageId(tx.last_insert_rowid()), wire_id));
+                wire_id = wire_id.wrapping_add(1);
+            }
+        }
+        tx.execute(
+            "UPDATE contacts SET next_wire_id = ?2 WHERE id = ?1",
+            params![contact_text, i64::from(wire_id)],
+        )?;
+        tx.commit()?;
+        Ok(queued)
+    }
+
+    /// The outgoing messages to `contact` that are queued or sent, oldest
+    /// first.
+    pub(crate) fn unfinished_outgoing(
+        &self,
+        contact: &ServiceId,
+    ) -> Result<Vec<OutgoingRow>, StorageError> {
+        let mut statement = self.conn.prepare(
+            "SELECT id, wire_id, text, time, status FROM messages
+             WHERE contact = ?1 AND direction = ?2 AND status IN ('queued', 'sent')
+             ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![contact.to_string(), OUTGOING], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Option<i64>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut unfinished = Vec::new();
+        for row in rows {
+            let (id, wire_id, text, time, status) = row?;
+            let wire_id = wire_id
+                .and_then(|wire_id| u32::try_from(wire_id).ok())
+                .ok_or_else(|| corrupt(format!("outgoing message {id} has no valid message id")))?;
+            unfinished.push(OutgoingRow {
+                id: MessageId(id),
+                wire_id,
+                text,
+                time: from_millis(time),
+                status: parse_status(&status)?,
+            });
+        }
+        Ok(unfinished)
+    }
+
+    /// Sets the status of messages, all at once.
+    pub(crate) fn set_status(
+        &self,
+        ids: &[MessageId],
+        status: &MessageStatus,
+    ) -> Result<(), StorageError> {
+        let status = status_name(status);
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut update = tx.prepare("UPDATE messages SET status = ?2 WHERE id = ?1")?;
+            for id in ids {
+                update.execute(params![id.0, status])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the contact's answer to our message `wire_id`: the newest
+    /// queued or sent message to `contact` with that id becomes
+    /// acknowledged (`accepted`) or refused. Returns it, or `None` if no
+    /// such message is waiting (an unknown or repeated acknowledgement,
+    /// which is ignored, §9.2).
+    pub(crate) fn acknowledge(
+        &self,
+        contact: &ServiceId,
+        wire_id: u32,
+        accepted: bool,
+    ) -> Result<Option<MessageId>, StorageError> {
+        let status = if accepted {
+            MessageStatus::Acknowledged
+        } else {
+            MessageStatus::Failed(FailureReason::RefusedByPeer)
+        };
+        let id = self
+            .conn
+            .query_row(
+                "UPDATE messages SET status = ?4 WHERE id = (
+                     SELECT id FROM messages
+                     WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3
+                         AND status IN ('queued', 'sent')
+                     ORDER BY id DESC LIMIT 1)
+                 RETURNING id",
+                params![
+                    contact.to_string(),
+                    OUTGOING,
+                    i64::from(wire_id),
+                    status_name(&status)
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(id.map(MessageId))
+    }
+
+    /// Stores a message from `contact`, unless it duplicates one of the
+    /// contact's last [`DEDUP_WINDOW`] messages (same message id and same
+    /// text, §9.2): then it returns `None`, and the caller acknowledges the
+    /// message without delivering it again.
+    pub(crate) fn record_incoming(
+        &self,
+        contact: &ServiceId,
+        wire_id: Option<u32>,
+        text: &str,
+        time: SystemTime,
+    ) -> Result<Option<MessageId>, StorageError> {
+        let contact_text = contact.to_string();
+        let wire_id = wire_id.map(i64::from);
+        let tx = self.conn.unchecked_transaction()?;
+        if let Some(wire_id) = wire_id {
+            let window = i64::try_from(DEDUP_WINDOW).unwrap_or(i64::MAX);
+            let duplicate: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM (
+                     SELECT wire_id, text FROM messages
+                     WHERE contact = ?1 AND direction = ?2
+                     ORDER BY id DESC LIMIT ?3)
+                 WHERE wire_id = ?4 AND text = ?5)",
+                params![contact_text, INCOMING, window, wire_id, text],
+                |row| row.get(0),
+            )?;
+            if duplicate {
+                return Ok(None);
+            }
+        }
+        tx.execute(
+            "INSERT INTO messages (contact, direction, wire_id, text, time, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'acknowledged')",
+            params![contact_text, INCOMING, wire_id, text, to_millis(time)],
+        )?;
+        let id = MessageId(tx.last_insert_rowid());
+        tx.commit()?;
+        Ok(Some(id))
+    }
+
+    /// The conversation with `contact`: the `limit` newest messages older
+    /// than `before` (or the newest of all), oldest first.
+    pub(crate) fn history(
+        &self,
+        contact: &ServiceId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StorageError> {
+        let before = before.map_or(i64::MAX, |id| id.0);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut statement = self.conn.prepare(
+            "SELECT id, contact, direction, text, time, status FROM messages
+             WHERE contact = ?1 AND id < ?2
+             ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = statement.query_map(params![contact.to_string(), before, limit], raw_message)?;
+        let mut messages = Vec::new();
+        for row in rows {
+            messages.push(row?.parse()?);
+        }
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// One message, by its number.
+    pub(crate) fn message(&self, id: MessageId) -> Result<Option<Message>, StorageError> {
+        let raw = self
+            .conn
+            .query_row(
+                "SELECT id, contact, direction, text, time, status FROM messages WHERE id = ?1",
+                [id.0],
+                raw_message,
+            )
+            .optional()?;
+        raw.map(RawMessage::parse).transpose()
+    }
+}
+
+/// Marks the contact's queued and sent messages `gone`; returns them,
+/// oldest first.
+fn fail_unfinished_in(conn: &Connection, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
+    let mut statement = conn.prepare(
+        "UPDATE messages SET status = 'gone'
+         WHERE contact = ?1 AND direction = ?2 AND status IN ('queued', 'sent')
+         RETURNING id",
+    )?;
+    let ids = statement.query_map(params![id.to_string(), OUTGOING], |row| row.get(0))?;
+    let mut failed = ids
+        .map(|id| id.map(MessageId))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    failed.sort_unstable();
+    Ok(failed)
+}
+
+/// A `messages` row as read, before its fields are checked.
+struct RawMessage {
+    id: i64,
+    contact: String,
+    direction: i64,
+    text: String,
+    time: i64,
+    status: String,
+}
+
+fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
+    Ok(RawMessage {
+        id: row.get(0)?,
+        contact: row.get(1)?,
+        direction: row.get(2)?,
+        text: row.get(3)?,
+        time: row.get(4)?,
+        status: row.get(5)?,
+    })
+}
+
+impl RawMessage {
+    fn parse(self) -> Result<Message, StorageError> {
+        let direction = match self.direction {
+            OUTGOING => MessageDirection::Outgoing,
+            INCOMING => MessageDirection::Incoming,
+            other => {
+                return Err(corrupt(format!(
+                    "message {} has unknown direction {other}",
+                    self.id
+                )));
+            }
+        };
+        Ok(Message {
+            id: MessageId(self.id),
+            contact: RicochetId(parse_id(&self.contact)?),
+            direction,
+            text: self.text,
+            time: from_millis(self.time),
+            status: parse_status(&self.status)?,
+        })
+    }
+}
+
+const fn generation_name(generation: Generation) -> &'static str {
+    match generation {
+        Generation::V2 => "v2",
+        Generation::V3 => "v3",
+    }
+}
+
+fn parse_id(text: &str) -> Result<ServiceId, StorageError> {
+    ServiceId::from_canonical(text)
+        .map_err(|error| corrupt(format!("stored id {text:?} is not a service id: {error}")))
+}
+
+const fn status_name(status: &MessageStatus) -> &'static str {
+    match status {
+        MessageStatus::Queued => "queued",
+        MessageStatus::Sent => "sent",
+        MessageStatus::Acknowledged => "acknowledged",
+        MessageStatus::Failed(FailureReason::RefusedByPeer) => "refused",
+        MessageStatus::Failed(FailureReason::ContactGone) => "gone",
+    }
+}
+
+fn parse_status(text: &str) -> Result<MessageStatus, StorageError> {
+    match text {
+        "queued" => Ok(MessageStatus::Queued),
+        "sent" => Ok(MessageStatus::Sent),
+        "acknowledged" => Ok(MessageStatus::Acknowledged),
+        "refused" => Ok(MessageStatus::Failed(FailureReason::RefusedByPeer)),
+        "gone" => Ok(MessageStatus::Failed(FailureReason::ContactGone)),
+        other => Err(corrupt(format!("unknown message status {other:?}"))),
+    }
+}
+
+/// Milliseconds since the Unix epoch; earlier times count as 0.
+fn to_millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// The time `millis` milliseconds after the Unix epoch; negative (or
+/// unrepresentable) values give the epoch.
+fn from_millis(millis: i64) -> SystemTime {
+    let since = Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+    UNIX_EPOCH.checked_add(since).unwrap_or(UNIX_EPOCH)
+}
+
+/// Creates the database file with mode 0600 if it is missing, and takes
+/// group and other permissions off it (and off a leftover journal) if it
+/// has them. SQLite gives the files it creates next to the database the
+/// database file's permissions.
+#[cfg(unix)]
+fn secure_files(path: &Path) -> Result<(), StorageError> {
+    use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| StorageError::Io { path, source }
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    let mode = file.metadata().map_err(io(path))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(Permissions::from_mode(0o600))
+            .map_err(io(path))?;
+    }
+    for suffix in ["-wal", "-journal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        match std::fs::metadata(&side) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&side, Permissions::from_mode(0o600))
+                    .map_err(io(&side))?;
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io(&side)(error)),
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere the file is created by SQLite with the platform's defaults.
+#[cfg(not(unix))]
+fn secure_files(_path: &Path) -> Result<(), StorageError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+
+    fn new_id() -> ServiceId {
+        IdentityKey::generate(Generation::V3).unwrap().service_id()
+    }
+
+    fn contact(id: ServiceId, nickname: &str) -> ContactRow {
+        ContactRow {
+            id,
+            nickname: nickname.to_owned(),
+            state: ContactState::Contact,
+            request_nickname: String::new(),
+            request_message: String::new(),
+        }
+    }
+
+    fn next_wire_id(store: &Store, id: &ServiceId) -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT next_wire_id FROM contacts WHERE id = ?1",
+                [id.to_string()],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    fn texts(texts: &[&str]) -> Vec<String> {
+        texts.iter().map(|text| (*text).to_owned()).collect()
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// A time with whole milliseconds, which survives the round trip.
+    fn at(millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn migrates_a_new_file_and_keeps_data_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let alice = new_id();
+        {
+            let store = Store::open(&path).unwrap();
+            let version: i64 = store
+                .conn
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap();
+            assert_eq!(version, i64::try_from(MIGRATIONS.len()).unwrap());
+            let journal: String = store
+                .conn
+                .pragma_query_value(None, "journal_mode", |row| row.get(0))
+                .unwrap();
+            assert_eq!(journal, "wal");
+            assert_eq!(store.path(), path);
+            store.add_contact(&contact(alice, "alice")).unwrap();
+            store
+                .queue_messages(&alice, &texts(&["hi"]), at(5))
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.contacts().unwrap(), vec![contact(alice, "alice")]);
+        let history = store.history(&alice, None, 10).unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].text, "hi");
+        assert_eq!(history[0].time, at(5));
+        assert_eq!(history[0].contact, RicochetId(alice));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
+        }
+        match Store::open(&path) {
+            Err(StorageError::NewerSchema { found, supported }) => {
+                assert_eq!(found, 99);
+                assert_eq!(supported, i64::try_from(MIGRATIONS.len()).unwrap());
+            }
+            other => panic!("expected NewerSchema, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn second_open_is_refused_while_the_first_is_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let first = Store::open(&path).unwrap();
+        match Store::open(&path) {
+            Err(StorageError::ProfileInUse { path: busy }) => assert_eq!(busy, path),
+            other => panic!("expected ProfileInUse, got {other:?}"),
+        }
+        // Even a plain connection cannot read it.
+        let conn = Connection::open(&path).unwrap();
+        assert!(
+            conn.query_row("SELECT count(*) FROM contacts", [], |row| row
+                .get::<_, i64>(0))
+                .is_err()
+        );
+        drop(conn);
+        drop(first);
+        Store::open(&path).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let wal = dir.path().join("profile.db-wal");
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(mode(&path), 0o600);
+            store.block(&new_id()).unwrap();
+            assert_eq!(mode(&path), 0o600);
+            if wal.exists() {
+                assert_eq!(mode(&wal), 0o600);
+            }
+            assert!(!dir.path().join("profile.db-shm").exists());
+        }
+
+        // A pre-existing, world-readable file (and journal) is fixed.
+        let other = dir.path().join("other.db");
+        std::fs::write(&other, b"").unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let other_wal = dir.path().join("other.db-wal");
+        std::fs::write(&other_wal, b"").unwrap();
+        std::fs::set_permissions(&other_wal, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(&other).unwrap();
+        store.block(&new_id()).unwrap();
+        assert_eq!(mode(&other), 0o600);
+        assert_eq!(mode(&other_wal), 0o600);
+    }
+
+    #[test]
+    fn identities_round_trip_and_stay_out_of_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let store = Store::open(&path).unwrap();
+        assert!(store.identity(Generation::V3).unwrap().is_none());
+        assert!(store.identity(Generation::V2).unwrap().is_none());
+
+        let v3 = IdentityKey::generate(Generation::V3).unwrap();
+        let v2 = IdentityKey::generate(Generation::V2).unwrap();
+        store.insert_identity(&v3).unwrap();
+        store.insert_identity(&v2).unwrap();
+        assert!(
+            store
+                .insert_identity(&IdentityKey::generate(Generation::V3).unwrap())
+                .is_err()
+        );
+
+        let again = store.identity(Generation::V3).unwrap().unwrap();
+        assert_eq!(again.service_id(), v3.service_id());
+        let again = store.identity(Generation::V2).unwrap().unwrap();
+        assert_eq!(again.service_id(), v2.service_id());
+
+        let debug = format!("{store:?}");
+        assert!(debug.contains("profile.db"));
+        for key in [&v3, &v2] {
+            let blob = key.to_tor_key_blob().unwrap();
+            let (_, base64) = blob.split_once(':').unwrap();
+            assert!(!debug.contains(base64));
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO identities (generation, key) VALUES ('v3', 'ED25519-V3:secret')",
+                [],
+            )
+            .unwrap();
+        let error = store.identity(Generation::V3).unwrap_err();
+        assert!(matches!(error, StorageError::Corrupt { .. }));
+        assert!(!error.to_string().contains("secret"));
+
+        store
+            .conn
+            .execute(
+                "INSERT INTO blocked (id, blocked_at) VALUES ('NOT-AN-ID', 0)",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(store.blocked(), Err(StorageError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn contact_upsert_keeps_numbering_and_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+        store.add_contact(&contact(bob, "bob")).unwrap();
+        let first = next_wire_id(&store, &alice);
+        store
+            .queue_messages(&alice, &texts(&["a", "b"]), at(1))
+            .unwrap();
+        let advanced = next_wire_id(&store, &alice);
+        assert_eq!(advanced, (first + 2) % (1 << 32));
+
+        let mut pending = contact(alice, "Alice");
+        pending.state = ContactState::RequestPending;
+        pending.request_nickname = "me".to_owned();
+        pending.request_message = "hello".to_owned();
+        store.add_contact(&pending).unwrap();
+        assert_eq!(next_wire_id(&store, &alice), advanced);
+        assert_eq!(
+            store.contacts().unwrap(),
+            vec![pending.clone(), contact(bob, "bob")]
+        );
+
+        assert!(
+            store
+                .set_contact_state(&alice, ContactState::Rejected)
+                .unwrap()
+        );
+        assert!(store.set_nickname(&alice, "al").unwrap());
+        let stranger = new_id();
+        assert!(
+            !store
+                .set_contact_state(&stranger, ContactState::Contact)
+                .unwrap()
+        );
+        assert!(!store.set_nickname(&stranger, "x").unwrap());
+        let row = &store.contacts().unwrap()[0];
+        assert_eq!(row.state, ContactState::Rejected);
+        assert_eq!(row.nickname, "al");
+        assert_eq!(next_wire_id(&store, &alice), advanced);
+    }
+
+    #[test]
+    fn queued_messages_get_consecutive_wrapping_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store
+            .conn
+            .execute(
+                "UPDATE contacts SET next_wire_id = ?1",
+                [i64::from(u32::MAX - 1)],
+            )
+            .unwrap();
+        let queued = store
+            .queue_messages(&alice, &texts(&["one", "two", "three"]), at(7))
+            .unwrap();
+        let wire_ids: Vec<u32> = queued.iter().map(|(_, wire_id)| *wire_id).collect();
+        assert_eq!(wire_ids, [u32::MAX - 1, u32::MAX, 0]);
+        assert!(queued.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        assert_eq!(next_wire_id(&store, &alice), 1);
+
+        let unfinished = store.unfinished_outgoing(&alice).unwrap();
+        assert_eq!(unfinished.len(), 3);
+        assert_eq!(unfinished[2].id, queued[2].0);
+        assert_eq!(unfinished[2].wire_id, 0);
+        assert_eq!(unfinished[2].text, "three");
+        assert_eq!(unfinished[2].time, at(7));
+        assert_eq!(unfinished[2].status, MessageStatus::Queued);
+
+        // Not a contact: nothing is stored.
+        let stranger = new_id();
+        assert!(matches!(
+            store.queue_messages(&stranger, &texts(&["x"]), at(1)),
+            Err(StorageError::Corrupt { .. })
+        ));
+        assert!(store.history(&stranger, None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        let queued = store.queue_messages(&alice, &texts(&["x"]), at(1)).unwrap();
+        let id = queued[0].0;
+        for status in [
+            MessageStatus::Sent,
+            MessageStatus::Acknowledged,
+            MessageStatus::Failed(FailureReason::RefusedByPeer),
+            MessageStatus::Failed(FailureReason::ContactGone),
+            MessageStatus::Queued,
+        ] {
+            store.set_status(&[id], &status).unwrap();
+            assert_eq!(store.message(id).unwrap().unwrap().status, status);
+        }
+        assert!(store.message(MessageId(12345)).unwrap().is_none());
+    }
+
+    #[test]
+    fn acknowledgements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store.add_contact(&contact(bob, "bob")).unwrap();
+        let queued = store
+            .queue_messages(&alice, &texts(&["a", "b"]), at(1))
+            .unwrap();
+        let ids: Vec<MessageId> = queued.iter().map(|(id, _)| *id).collect();
+        store.set_status(&ids, &MessageStatus::Sent).unwrap();
+        let (first, first_wire) = queued[0];
+        let (second, second_wire) = queued[1];
+
+        // Another contact's acknowledgement does not touch alice's message.
+        assert_eq!(store.acknowledge(&bob, first_wire, true).unwrap(), None);
+        assert_eq!(
+            store.acknowledge(&alice, first_wire, true).unwrap(),
+            Some(first)
+        );
+        assert_eq!(store.acknowledge(&alice, first_wire, true).unwrap(), None);
+        assert_eq!(
+            store.message(first).unwrap().unwrap().status,
+            MessageStatus::Acknowledged
+        );
+
+        assert_eq!(
+            store.acknowledge(&alice, second_wire, false).unwrap(),
+            Some(second)
+        );
+        assert_eq!(
+            store.message(second).unwrap().unwrap().status,
+            MessageStatus::Failed(FailureReason::RefusedByPeer)
+        );
+        assert_eq!(
+            store
+                .acknowledge(&alice, second_wire.wrapping_add(10), true)
+                .unwrap(),
+            None
+        );
+        assert!(store.unfinished_outgoing(&alice).unwrap().is_empty());
+    }
+
+    #[test]
+    fn incoming_duplicates_are_dropped_within_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        let first = store
+            .record_incoming(&alice, Some(7), "hello", at(1))
+            .unwrap();
+        assert!(first.is_some());
+        assert_eq!(
+            store
+                .record_incoming(&alice, Some(7), "hello", at(2))
+                .unwrap(),
+            None
+        );
+        // Same id, other text: a new message.
+        assert!(
+            store
+                .record_incoming(&alice, Some(7), "hello again", at(3))
+                .unwrap()
+                .is_some()
+        );
+        // Same id and text from someone else: a new message.
+        assert!(
+            store
+                .record_incoming(&bob, Some(7), "hello", at(3))
+                .unwrap()
+                .is_some()
+        );
+        // Without an id there is nothing to compare.
+        assert!(
+            store
+                .record_incoming(&alice, None, "x", at(4))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .record_incoming(&alice, None, "x", at(4))
+                .unwrap()
+                .is_some()
+        );
+
+        let message = store.message(first.unwrap()).unwrap().unwrap();
+        assert_eq!(message.direction, MessageDirection::Incoming);
+        assert_eq!(message.status, MessageStatus::Acknowledged);
+        assert_eq!(message.time, at(1));
+
+        // Push the first "hello" (id 7) out of the window.
+        for wire_id in 0..u32::try_from(DEDUP_WINDOW).unwrap() {
+            store
+                .record_incoming(&alice, Some(1000 + wire_id), "filler", at(5))
+                .unwrap()
+                .unwrap();
+        }
+        assert!(
+            store
+                .record_incoming(&alice, Some(7), "hello", at(6))
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn removing_a_contact_fails_its_unfinished_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store.add_contact(&contact(bob, "bob")).unwrap();
+        let queued = store
+            .queue_messages(&alice, &texts(&["acked", "sent", "queued"]), at(1))
+            .unwrap();
+        let bobs = store.queue_messages(&bob, &texts(&["b"]), at(1)).unwrap();
+        store
+            .set_status(&[queued[0].0, queued[1].0], &MessageStatus::Sent)
+            .unwrap();
+        store
+            .acknowledge(&alice, queued[0].1, true)
+            .unwrap()
+            .unwrap();
+        store.record_incoming(&alice, Some(1), "in", at(2)).unwrap();
+
+        let gone = store.remove_contact(&alice).unwrap();
+        assert_eq!(gone, vec![queued[1].0, queued[2].0]);
+        assert_eq!(store.contacts().unwrap(), vec![contact(bob, "bob")]);
+        let statuses: Vec<MessageStatus> = store
+            .history(&alice, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|message| message.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                MessageStatus::Acknowledged,
+                MessageStatus::Failed(FailureReason::ContactGone),
+                MessageStatus::Failed(FailureReason::ContactGone),
+                MessageStatus::Acknowledged,
+            ]
+        );
+        assert_eq!(
+            store.message(bobs[0].0).unwrap().unwrap().status,
+            MessageStatus::Queued
+        );
+
+        assert_eq!(store.fail_unfinished(&bob).unwrap(), vec![bobs[0].0]);
+        assert!(store.fail_unfinished(&bob).unwrap().is_empty());
+        assert!(store.contacts().unwrap().len() == 1);
+    }
+
+    #[test]
+    fn history_pages_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        let mut expected = Vec::new();
+        for n in 0..5_u64 {
+            let text = format!("m{n}");
+            let id = if n % 2 == 0 {
+                store
+                    .queue_messages(&alice, std::slice::from_ref(&text), at(n))
+                    .unwrap()[0]
+                    .0
+            } else {
+                store
+                    .record_incoming(&alice, Some(0), &text, at(n))
+                    .unwrap()
+                    .unwrap()
+            };
+            expected.push((id, text));
+        }
+        let page = |before: Option<MessageId>, limit| -> Vec<String> {
+            store
+                .history(&alice, before, limit)
+                .unwrap()
+                .into_iter()
+                .map(|message| message.text)
+                .collect()
+        };
+        assert_eq!(page(None, 2), ["m3", "m4"]);
+        assert_eq!(page(Some(expected[3].0), 2), ["m1", "m2"]);
+        assert_eq!(page(Some(expected[1].0), 2), ["m0"]);
+        assert!(page(Some(expected[0].0), 2).is_empty());
+        assert_eq!(page(None, usize::MAX).len(), 5);
+        let all = store.history(&alice, None, 10).unwrap();
+        assert_eq!(all[0].direction, MessageDirection::Outgoing);
+        assert_eq!(all[1].direction, MessageDirection::Incoming);
+        assert!(store.history(&new_id(), None, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn blocked_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        assert!(!store.is_blocked(&alice).unwrap());
+        store.block(&alice).unwrap();
+        store.block(&alice).unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+        store.block(&bob).unwrap();
+        assert!(store.is_blocked(&alice).unwrap());
+        assert_eq!(store.blocked().unwrap(), vec![alice, bob]);
+        assert!(store.unblock(&alice).unwrap());
+        assert!(!store.unblock(&alice).unwrap());
+        assert_eq!(store.blocked().unwrap(), vec![bob]);
+    }
+
+    #[test]
+    fn incoming_requests_are_replaced_by_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        let request = |id: ServiceId, nickname: &str, millis| ContactRequest {
+            from: RicochetId(id),
+            nickname: nickname.to_owned(),
+            message: format!("from {nickname}"),
+            received_at: at(millis),
+        };
+        store
+            .upsert_incoming_request(&request(alice, "alice", 10))
+            .unwrap();
+        store
+            .upsert_incoming_request(&request(bob, "bob", 20))
+            .unwrap();
+        store
+            .upsert_incoming_request(&request(alice, "alice2", 30))
+            .unwrap();
+        assert_eq!(
+            store.incoming_requests().unwrap(),
+            vec![request(bob, "bob", 20), request(alice, "alice2", 30)]
+        );
+        assert!(store.remove_incoming_request(&bob).unwrap());
+        assert!(!store.remove_incoming_request(&bob).unwrap());
+        assert_eq!(
+            store.incoming_requests().unwrap(),
+            vec![request(alice, "alice2", 30)]
+        );
+    }
+
+    #[test]
+    fn times_before_the_epoch_clamp_to_it() {
+        assert_eq!(to_millis(UNIX_EPOCH - Duration::from_secs(5)), 0);
+        assert_eq!(to_millis(at(1234)), 1234);
+        assert_eq!(from_millis(-5), UNIX_EPOCH);
+        assert_eq!(from_millis(1234), at(1234));
+    }
+}

@@ -1,0 +1,153 @@
+//! Helpers shared by the client tests: clients on the direct transport,
+//! and waiting for events.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::{
+    Client, ClientBuilder, ContactStatus, Event, Events, MessageStatus, ReconnectPolicy, RicochetId,
+};
+
+/// How long any single expected thing may take on loopback.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A client and its events.
+pub struct Peer {
+    pub client: Client,
+    pub events: Events,
+}
+
+impl Peer {
+    /// Our id.
+    pub fn id(&self) -> RicochetId {
+        self.client.id()
+    }
+
+    /// Waits for the first event `pick` accepts, skipping others.
+    pub async fn expect<T>(&mut self, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+        let wait = async {
+            loop {
+                match self.events.next().await {
+                    Some(event) => {
+                        if let Some(found) = pick(event) {
+                            return found;
+                        }
+                    }
+                    None => panic!("the client stopped while waiting for {what}"),
+                }
+            }
+        };
+        match tokio::time::timeout(PATIENCE, wait).await {
+            Ok(found) => found,
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+
+    /// Waits until `contact` has `status`.
+    pub async fn expect_status(&mut self, contact: RicochetId, status: ContactStatus) {
+        if self
+            .client
+            .contact(contact)
+            .await
+            .unwrap()
+            .is_some_and(|c| c.status == status)
+        {
+            return;
+        }
+        self.expect(
+            &format!("{contact} to become {status:?}"),
+            |event| match event {
+                Event::ContactStatusChanged {
+                    contact: c,
+                    status: s,
+                } if c == contact && s == status => Some(()),
+                _ => None,
+            },
+        )
+        .await;
+    }
+
+    /// Waits for a message from anyone; returns the sender and the text.
+    pub async fn expect_message_any(&mut self) -> (RicochetId, String) {
+        self.expect("a message", |event| match event {
+            Event::MessageReceived(message) => Some((message.contact, message.text)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a message from `contact` and returns its text.
+    pub async fn expect_message(&mut self, contact: RicochetId) -> String {
+        self.expect("a message", |event| match event {
+            Event::MessageReceived(message) if message.contact == contact => Some(message.text),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// A client on the direct transport, listening on loopback, registered in
+/// `directory`, retrying every 200 ms.
+pub async fn start(profile: &Path, directory: &Directory) -> Peer {
+    start_with(profile, directory, |b| b).await
+}
+
+/// Like [`start`], with the builder adjusted by `adjust`.
+pub async fn start_with(
+    profile: &Path,
+    directory: &Directory,
+    adjust: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Peer {
+    let transport = TcpTransport::new(directory.clone())
+        .listen_on("127.0.0.1:0".parse().unwrap())
+        .connect_timeout(Duration::from_secs(5));
+    let builder = ClientBuilder::new(profile)
+        .transport(transport)
+        .reconnect(ReconnectPolicy::fixed(Duration::from_millis(200)));
+    let (client, events) = adjust(builder).start().await.expect("client starts");
+    Peer { client, events }
+}
+
+/// Makes `a` and `b` contacts: a asks, b accepts; both see each other online.
+pub async fn befriend(a: &mut Peer, b: &mut Peer) {
+    let (a_id, b_id) = (a.id(), b.id());
+    a.client
+        .send_contact_request(b_id, "alice", "hello, it's me")
+        .await
+        .unwrap();
+    let request = b
+        .expect("a contact request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await;
+    assert_eq!(request.from(), a_id);
+    request.accept("a friend").await.unwrap();
+    a.expect_status(b_id, ContactStatus::Online).await;
+    b.expect_status(a_id, ContactStatus::Online).await;
+}
+
+/// Waits (polling) until `condition` holds.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a status is final and acknowledged.
+pub fn acknowledged(status: &MessageStatus) -> bool {
+    *status == MessageStatus::Acknowledged
+}

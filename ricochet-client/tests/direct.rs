@@ -1,0 +1,379 @@
+//! Whole clients talking over the direct transport on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Peer, befriend, eventually, start};
+use ricochet_client::transport_backends::tcp::Directory;
+use ricochet_client::{ContactStatus, Event, MessageDirection, MessageStatus, RequestAnswer};
+
+#[tokio::test]
+async fn request_pending_accept_and_chat_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+
+    alice
+        .client
+        .send_contact_request(bob_id, "alice", "hello, it's me")
+        .await
+        .unwrap();
+    alice
+        .expect_status(bob_id, ContactStatus::RequestPending)
+        .await;
+    let request = bob
+        .expect("a contact request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await;
+    assert_eq!(request.from(), alice_id);
+    assert_eq!(request.request().nickname, "alice");
+    assert_eq!(request.request().message, "hello, it's me");
+    alice
+        .expect("a pending answer", |event| match event {
+            Event::ContactRequestAnswered { contact, answer } if contact == bob_id => Some(answer),
+            _ => None,
+        })
+        .await
+        .eq(&RequestAnswer::Pending)
+        .then_some(())
+        .expect("the first answer is Pending");
+    assert_eq!(bob.client.contact_requests().await.unwrap().len(), 1);
+
+    request.accept("alice").await.unwrap();
+    alice.expect_status(bob_id, ContactStatus::Online).await;
+    bob.expect_status(alice_id, ContactStatus::Online).await;
+    assert!(bob.client.contact_requests().await.unwrap().is_empty());
+
+    let mut hello = alice.client.send_message(bob_id, "hi bob").await.unwrap();
+    assert_eq!(bob.expect_message(alice_id).await, "hi bob");
+    assert_eq!(hello.finished().await, MessageStatus::Acknowledged);
+
+    let mut reply = bob.client.send_message(alice_id, "hi alice").await.unwrap();
+    assert_eq!(alice.expect_message(bob_id).await, "hi alice");
+    assert_eq!(reply.finished().await, MessageStatus::Acknowledged);
+
+    let history = alice.client.messages(bob_id, None, 10).await.unwrap();
+    let texts: Vec<_> = history
+        .iter()
+        .map(|m| (m.direction, m.text.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (MessageDirection::Outgoing, "hi bob"),
+            (MessageDirection::Incoming, "hi alice")
+        ]
+    );
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+}
+
+#[tokio::test]
+async fn rejected_request_blocks_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+
+    alice
+        .client
+        .send_contact_request(bob_id, "", "let me in")
+        .await
+        .unwrap();
+    let request = bob
+        .expect("a contact request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await;
+    request.reject().await.unwrap();
+    let answer = alice
+        .expect("a final answer", |event| match event {
+            Event::ContactRequestAnswered { answer, .. } if answer != RequestAnswer::Pending => {
+                Some(answer)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(answer, RequestAnswer::Rejected);
+    alice.expect_status(bob_id, ContactStatus::Rejected).await;
+    assert_eq!(bob.client.blocked().await.unwrap(), [alice_id]);
+    assert!(bob.client.contact_requests().await.unwrap().is_empty());
+
+    // A rejected request is not retried (§8.3) ...
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(bob.client.stats().await.unwrap().connections, 0);
+    // ... and a new one is refused automatically (§8.2), unseen by bob's user.
+    alice
+        .client
+        .send_contact_request(bob_id, "", "please?")
+        .await
+        .unwrap();
+    let answer = alice
+        .expect("a final answer", |event| match event {
+            Event::ContactRequestAnswered { answer, .. } if answer != RequestAnswer::Pending => {
+                Some(answer)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(answer, RequestAnswer::Rejected);
+    while let Some(event) = bob.events.try_next() {
+        assert!(
+            !matches!(event, Event::ContactRequestReceived(_)),
+            "a blocked sender's request reached the user"
+        );
+    }
+    // Messages to a rejecting id are refused locally.
+    assert!(alice.client.send_message(bob_id, "hello?").await.is_err());
+}
+
+#[tokio::test]
+async fn messages_to_an_offline_contact_are_delivered_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+    befriend(&mut alice, &mut bob).await;
+
+    bob.client.shutdown().await;
+    drop(bob);
+    alice.expect_status(bob_id, ContactStatus::Offline).await;
+    let mut handles = Vec::new();
+    for text in ["one", "two", "three"] {
+        let handle = alice.client.send_message(bob_id, text).await.unwrap();
+        assert_eq!(handle.status(), MessageStatus::Queued);
+        handles.push(handle);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    let mut received = Vec::new();
+    for _ in 0..3 {
+        let message = bob
+            .expect("a queued message", |event| match event {
+                Event::MessageReceived(message) => Some(message),
+                _ => None,
+            })
+            .await;
+        assert_eq!(message.contact, alice_id);
+        received.push(message);
+    }
+    let texts: Vec<_> = received.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+    // Sent late: the negative time_delta dates them back to when they were written.
+    let now = std::time::SystemTime::now();
+    for message in &received {
+        assert!(now.duration_since(message.time).unwrap() >= Duration::from_secs(1));
+    }
+    for handle in &mut handles {
+        assert_eq!(handle.finished().await, MessageStatus::Acknowledged);
+    }
+}
+
+#[tokio::test]
+async fn long_texts_are_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    let alice_id = alice.id();
+    befriend(&mut alice, &mut bob).await;
+
+    // 4500 UTF-16 units, with surrogate pairs across the 2000 boundary.
+    let text = format!("{}{}", "a".repeat(1999), "\u{1F600}".repeat(1250));
+    let mut handle = alice.client.send_message(bob.id(), &text).await.unwrap();
+    assert_eq!(handle.ids().len(), 3);
+    let mut joined = String::new();
+    for _ in 0..3 {
+        joined.push_str(&bob.expect_message(alice_id).await);
+    }
+    assert_eq!(joined, text);
+    assert_eq!(handle.finished().await, MessageStatus::Acknowledged);
+}
+
+#[tokio::test]
+async fn simultaneous_dials_leave_one_connection_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    befriend(&mut alice, &mut bob).await;
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    drop((alice, bob));
+
+    for round in 0..5 {
+        // Both start at once and dial each other at once.
+        let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
+        let (mut alice, mut bob) =
+            tokio::join!(start(&alice_dir, &directory), start(&bob_dir, &directory));
+        let (alice_id, bob_id) = (alice.id(), bob.id());
+        alice.expect_status(bob_id, ContactStatus::Online).await;
+        bob.expect_status(alice_id, ContactStatus::Online).await;
+        let settled = || async {
+            let a = alice.client.stats().await.unwrap();
+            let b = bob.client.stats().await.unwrap();
+            a.connections == 1 && b.connections == 1
+        };
+        eventually("one connection on each side", settled).await;
+        // Stable, and it works.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            alice.client.stats().await.unwrap().connections,
+            1,
+            "round {round}"
+        );
+        assert_eq!(
+            bob.client.stats().await.unwrap().connections,
+            1,
+            "round {round}"
+        );
+        let mut ping = alice.client.send_message(bob_id, "ping").await.unwrap();
+        assert_eq!(bob.expect_message(alice_id).await, "ping");
+        assert_eq!(ping.finished().await, MessageStatus::Acknowledged);
+        alice.client.shutdown().await;
+        bob.client.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn three_clients_chat_pairwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    let mut carol = start(&dir.path().join("carol"), &directory).await;
+    befriend(&mut alice, &mut bob).await;
+    befriend(&mut bob, &mut carol).await;
+    befriend(&mut carol, &mut alice).await;
+    let ids = [alice.id(), bob.id(), carol.id()];
+    let peers: [&mut Peer; 3] = [&mut alice, &mut bob, &mut carol];
+    let [a, b, c] = peers;
+    a.client.send_message(ids[1], "a→b").await.unwrap();
+    a.client.send_message(ids[2], "a→c").await.unwrap();
+    b.client.send_message(ids[2], "b→c").await.unwrap();
+    assert_eq!(b.expect_message(ids[0]).await, "a→b");
+    let mut at_carol = vec![c.expect_message_any().await, c.expect_message_any().await];
+    at_carol.sort();
+    let mut expected = vec![(ids[0], "a→c".to_owned()), (ids[1], "b→c".to_owned())];
+    expected.sort();
+    assert_eq!(at_carol, expected);
+    for peer in [a, b, c] {
+        assert_eq!(peer.client.stats().await.unwrap().contact_connections, 2);
+        assert_eq!(peer.client.contacts().await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn restart_with_queued_messages_delivers_each_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
+    let mut alice = start(&alice_dir, &directory).await;
+    let mut bob = start(&bob_dir, &directory).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+    befriend(&mut alice, &mut bob).await;
+    bob.client.shutdown().await;
+    drop(bob);
+
+    for i in 0..20 {
+        alice
+            .client
+            .send_message(bob_id, &format!("queued {i}"))
+            .await
+            .unwrap();
+    }
+    alice.client.shutdown().await;
+    drop(alice);
+
+    let mut alice = start(&alice_dir, &directory).await;
+    let mut bob = start(&bob_dir, &directory).await;
+    for i in 0..20 {
+        assert_eq!(bob.expect_message(alice_id).await, format!("queued {i}"));
+    }
+    let acked = || async {
+        let history = alice.client.messages(bob_id, None, 100).await.unwrap();
+        history.len() == 20
+            && history
+                .iter()
+                .all(|m| m.status == MessageStatus::Acknowledged)
+    };
+    eventually("every message acknowledged", acked).await;
+
+    // Another restart of both sends nothing again.
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    drop((alice, bob));
+    let alice = start(&alice_dir, &directory).await;
+    let mut bob = start(&bob_dir, &directory).await;
+    bob.expect_status(alice_id, ContactStatus::Online).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Some(event) = bob.events.try_next() {
+        assert!(!matches!(event, Event::MessageReceived(_)), "{event:?}");
+    }
+    let history = bob.client.messages(alice_id, None, 100).await.unwrap();
+    assert_eq!(history.len(), 20);
+    assert!(
+        history
+            .iter()
+            .all(|m| m.direction == MessageDirection::Incoming)
+    );
+    drop(alice);
+}
+
+#[tokio::test]
+async fn protocol_1_pair_main_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = common::start_with(&dir.path().join("alice"), &directory, |b| {
+        b.v2_identity(true)
+    })
+    .await;
+    let mut bob =
+        common::start_with(&dir.path().join("bob"), &directory, |b| b.v2_identity(true)).await;
+    let (alice_v2, bob_v2) = (alice.client.ids()[1], bob.client.ids()[1]);
+    assert_eq!(alice_v2.generation(), ricochet_client::Generation::V2);
+
+    alice
+        .client
+        .send_contact_request(bob_v2, "alice", "old school")
+        .await
+        .unwrap();
+    let request = bob
+        .expect("a contact request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await;
+    assert_eq!(request.from(), alice_v2);
+    request.accept("alice").await.unwrap();
+    alice.expect_status(bob_v2, ContactStatus::Online).await;
+    bob.expect_status(alice_v2, ContactStatus::Online).await;
+
+    let mut hello = alice
+        .client
+        .send_message(bob_v2, "hi over v2")
+        .await
+        .unwrap();
+    assert_eq!(bob.expect_message(alice_v2).await, "hi over v2");
+    assert_eq!(hello.finished().await, MessageStatus::Acknowledged);
+    let mut reply = bob.client.send_message(alice_v2, "and back").await.unwrap();
+    assert_eq!(alice.expect_message(bob_v2).await, "and back");
+    assert_eq!(reply.finished().await, MessageStatus::Acknowledged);
+
+    // Files are a protocol-3 feature.
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, b"data").unwrap();
+    assert!(matches!(
+        alice.client.send_file(bob_v2, &file).await,
+        Err(ricochet_client::ClientError::FileTransferUnsupported { .. })
+    ));
+}

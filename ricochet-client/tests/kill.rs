@@ -1,0 +1,275 @@
+//! No message is lost or delivered twice when the sending client's process
+//! is killed with SIGKILL while messages are in flight (issue: persistence).
+//!
+//! The test re-runs this test binary as a child process (the ignored test
+//! `child_sender`), which plays the sender; the receiver runs in the test.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::start;
+use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::{
+    ClientBuilder, Event, Generation, IdentityKey, MessageDirection, MessageStatus,
+    ReconnectPolicy, RicochetId,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const CHILD_ENV: &str = "RICOCHET_KILL_TEST_CHILD";
+const MESSAGES: usize = 400;
+
+/// The child's settings, passed in one environment variable.
+struct ChildSpec {
+    profile: String,
+    directory: String,
+    key: String,
+    peer: String,
+    mode: String,
+}
+
+impl ChildSpec {
+    fn encode(&self) -> String {
+        [
+            &self.profile,
+            &self.directory,
+            &self.key,
+            &self.peer,
+            &self.mode,
+        ]
+        .map(|s| s.as_str())
+        .join("\n")
+    }
+
+    fn decode(text: &str) -> Self {
+        let mut parts = text.split('\n').map(str::to_owned);
+        let mut next = || parts.next().expect("five fields");
+        Self {
+            profile: next(),
+            directory: next(),
+            key: next(),
+            peer: next(),
+            mode: next(),
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "the child process of sender_killed_with_sigkill_loses_and_duplicates_nothing"]
+async fn child_sender() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let spec = ChildSpec::decode(&spec);
+    let directory = Directory::load(Path::new(&spec.directory)).unwrap();
+    let key = IdentityKey::load(Path::new(&spec.key)).unwrap();
+    let peer: RicochetId = spec.peer.parse().unwrap();
+    let (client, mut events) = ClientBuilder::new(&spec.profile)
+        .identity(key)
+        .transport(TcpTransport::new(directory))
+        .reconnect(ReconnectPolicy::fixed(Duration::from_millis(100)))
+        .start()
+        .await
+        .unwrap();
+    println!("CHILD started");
+    if spec.mode == "send" {
+        // Accept the receiver's request, then send everything at once.
+        loop {
+            if let Some(Event::ContactRequestReceived(request)) = events.next().await {
+                request.accept("receiver").await.unwrap();
+                break;
+            }
+        }
+        // One call stores every part in one transaction before any is sent.
+        let handle = client
+            .send_message(peer, &segments().concat())
+            .await
+            .unwrap();
+        assert_eq!(handle.ids().len(), MESSAGES);
+        println!("CHILD queued");
+    }
+    loop {
+        let history = client.messages(peer, None, 10 * MESSAGES).await.unwrap();
+        let acked = history
+            .iter()
+            .filter(|m| m.status == MessageStatus::Acknowledged)
+            .count();
+        if acked == MESSAGES && history.len() == MESSAGES {
+            println!("CHILD all-acked {acked}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Stay up until killed.
+    while events.next().await.is_some() {}
+}
+
+/// The messages: a text of `MESSAGES` × 2000 characters, split into
+/// exactly these parts.
+fn segments() -> Vec<String> {
+    (0..MESSAGES)
+        .map(|i| format!("{:.<2000}", format!("msg-{i}")))
+        .collect()
+}
+
+/// Statuses of the child's outgoing messages, read from its database.
+fn statuses(profile: &Path) -> HashMap<String, usize> {
+    let db = rusqlite::Connection::open(profile.join(ricochet_client::PROFILE_DATABASE)).unwrap();
+    let mut query = db
+        .prepare("SELECT status, COUNT(*) FROM messages WHERE direction = 0 GROUP BY status")
+        .unwrap();
+    query
+        .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as usize)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn spawn_child(spec: &ChildSpec) -> tokio::process::Child {
+    tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_sender",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, spec.encode())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Lines the child prints, without the test harness's own.
+fn child_lines(child: &mut tokio::process::Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(line) = line.strip_prefix("CHILD ") {
+                let _ = sender.send(line.to_owned());
+            }
+        }
+    });
+    receiver
+}
+
+#[tokio::test]
+async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+
+    // The child's identity and address are fixed, so it can come back.
+    let key = IdentityKey::generate(Generation::V3).unwrap();
+    let alice_id: RicochetId = key.service_id().into();
+    let key_file = dir.path().join("alice.key");
+    key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let alice_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    directory.insert(*alice_id.service_id(), alice_addr);
+    let bob_addr = directory.get(bob.id().service_id()).unwrap();
+    let directory_file = dir.path().join("peers.txt");
+    std::fs::write(
+        &directory_file,
+        format!("{alice_id} {alice_addr}\n{} {bob_addr}\n", bob.id()),
+    )
+    .unwrap();
+    let alice_profile = dir.path().join("alice");
+    let bob_id = bob.id();
+    let spec = |mode: &str| ChildSpec {
+        profile: alice_profile.display().to_string(),
+        directory: directory_file.display().to_string(),
+        key: key_file.display().to_string(),
+        peer: bob_id.to_string(),
+        mode: mode.to_owned(),
+    };
+
+    let mut child = spawn_child(&spec("send"));
+    let lines = child_lines(&mut child);
+    bob.client
+        .send_contact_request(alice_id, "bob", "")
+        .await
+        .unwrap();
+
+    // Receive a part, then kill the sender mid-stream.
+    let mut received = Vec::new();
+    let mut events = 0;
+    while received.len() < MESSAGES / 4 {
+        received.push(bob.expect_message(alice_id).await);
+        events += 1;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let at_kill = statuses(&alice_profile);
+    println!(
+        "statuses at SIGKILL: {at_kill:?}, received so far {}",
+        received.len()
+    );
+
+    let mut child = spawn_child(&spec("resume"));
+    let mut lines_after = child_lines(&mut child);
+    while received.len() < MESSAGES {
+        received.push(bob.expect_message(alice_id).await);
+        events += 1;
+    }
+    let acked = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            match lines_after.recv().await {
+                Some(line) if line.starts_with("all-acked") => return line,
+                Some(_) => {}
+                None => panic!("the child ended"),
+            }
+        }
+    })
+    .await
+    .expect("the sender sees every message acknowledged");
+    assert_eq!(acked, format!("all-acked {MESSAGES}"));
+    // Nothing more arrives: no duplicate reached the application.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while let Some(event) = bob.events.try_next() {
+        assert!(!matches!(event, Event::MessageReceived(_)), "{event:?}");
+    }
+    assert!(
+        received == segments(),
+        "every message once, in order: got {} messages",
+        received.len()
+    );
+    assert_eq!(events, MESSAGES);
+    let stored = bob
+        .client
+        .messages(alice_id, None, 10 * MESSAGES)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), MESSAGES);
+    assert!(
+        stored
+            .iter()
+            .all(|m| m.direction == MessageDirection::Incoming)
+    );
+    println!(
+        "after restart: {:?} (of {MESSAGES})",
+        statuses_after_kill(&mut child, &alice_profile).await
+    );
+    drop(lines);
+}
+
+async fn statuses_after_kill(
+    child: &mut tokio::process::Child,
+    profile: &Path,
+) -> HashMap<String, usize> {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    statuses(profile)
+}
