@@ -481,16 +481,14 @@ impl Connection {
                 })
                 .await?;
             }
-            SessionEvent::FileHeaderAcknowledged { file_id, accepted } => {
-                if !accepted {
-                    self.end_upload(file_id, TransferOutcome::Rejected).await?;
-                }
+            SessionEvent::FileHeaderAcknowledged {
+                file_id,
+                accepted: false,
             }
-            SessionEvent::FileOfferAnswered { file_id, response } => {
-                if response == FileResponse::Reject {
-                    self.end_upload(file_id, TransferOutcome::Rejected).await?;
-                }
-            }
+            | SessionEvent::FileOfferAnswered {
+                file_id,
+                response: FileResponse::Reject,
+            } => self.end_upload(file_id, TransferOutcome::Rejected).await?,
             SessionEvent::FileChunkWanted { file_id, offset } => {
                 self.send_chunk(session, file_id, offset).await?;
             }
@@ -543,10 +541,8 @@ impl Connection {
             SessionEvent::InternalError { what } => {
                 warn!(connection = self.id, what, "internal error in the session");
             }
-            SessionEvent::Closed { reason } => {
-                if self.closure.is_none() {
-                    self.closure = Some(Closure::Session(reason));
-                }
+            SessionEvent::Closed { reason } if self.closure.is_none() => {
+                self.closure = Some(Closure::Session(reason));
             }
             _ => {}
         }

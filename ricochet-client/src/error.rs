@@ -46,25 +46,25 @@ pub enum ClientError {
     #[error("{id} is not in the contact list")]
     NoSuchContact {
         /// The id.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// The id is already a contact.
     #[error("{id} is already a contact")]
     AlreadyContact {
         /// The id.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// The id is one of our own.
     #[error("{id} is our own id")]
     OwnId {
         /// The id.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// The id is blocked.
     #[error("{id} is blocked; unblock it first")]
     Blocked {
         /// The id.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// A contact of this generation needs an identity of the same generation.
     #[error(
@@ -79,7 +79,7 @@ pub enum ClientError {
     #[error("there is no contact request from {id}")]
     NoSuchRequest {
         /// The id.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// The contact request breaks the limits of spec §8.1.
     #[error("invalid contact request: {0}")]
@@ -94,7 +94,7 @@ pub enum ClientError {
     #[error("{id} is not a contact (its status is {status})")]
     NotMessageable {
         /// The id.
-        id: RicochetId,
+        id: Box<RicochetId>,
         /// Its status, for people.
         status: &'static str,
     },
@@ -102,13 +102,13 @@ pub enum ClientError {
     #[error("file transfer needs a protocol 3 (v3) contact; {id} is a v2 contact")]
     FileTransferUnsupported {
         /// The contact.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// Files go only to contacts that are online now.
     #[error("{id} is offline; files can only be sent to online contacts")]
     ContactOffline {
         /// The contact.
-        id: RicochetId,
+        id: Box<RicochetId>,
     },
     /// A file could not be read or is not sendable.
     #[error("cannot send {path}: {reason}")]

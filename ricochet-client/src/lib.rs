@@ -10,7 +10,9 @@ mod model;
 mod store;
 mod transport;
 
-pub use client::{Client, ClientBuilder, Limits, MessageHandle, PROFILE_DATABASE, ReconnectPolicy, Stats};
+pub use client::{
+    Client, ClientBuilder, Limits, MessageHandle, PROFILE_DATABASE, ReconnectPolicy, Stats,
+};
 pub use error::ClientError;
 pub use event::{Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer};
 pub use model::{

@@ -391,7 +391,27 @@ impl Manager {
         if let Err(error) = self.store.set_contact_state(id, state) {
             self.emit_error(Some(*id), error.into());
         }
+        if matches!(state, ContactState::Rejected | ContactState::RequestFailed) {
+            self.fail_unfinished(id);
+        }
         self.emit_status(id);
+    }
+
+    /// Messages not yet acknowledged by a contact that rejected, removed or
+    /// was blocked by us will not be delivered.
+    fn fail_unfinished(&mut self, id: &ServiceId) {
+        match self.store.fail_unfinished(id) {
+            Ok(failed) => {
+                for message in failed {
+                    self.message_status_changed(
+                        id,
+                        message,
+                        MessageStatus::Failed(FailureReason::ContactGone),
+                    );
+                }
+            }
+            Err(error) => self.emit_error(Some(*id), error.into()),
+        }
     }
 
     fn set_message_status(
@@ -1189,7 +1209,9 @@ impl Manager {
 
     fn check_peer(&self, id: ServiceId) -> Result<(), ClientError> {
         if self.is_own(&id) {
-            return Err(ClientError::OwnId { id: id.into() });
+            return Err(ClientError::OwnId {
+                id: Box::new(id.into()),
+            });
         }
         if self.identity_for(id.generation()).is_none() {
             return Err(ClientError::NoIdentityFor {
@@ -1207,12 +1229,16 @@ impl Manager {
     ) -> Result<(), ClientError> {
         self.check_peer(id)?;
         if self.blocked.contains(&id) {
-            return Err(ClientError::Blocked { id: id.into() });
+            return Err(ClientError::Blocked {
+                id: Box::new(id.into()),
+            });
         }
         if let Some(entry) = self.contacts.get(&id)
             && entry.row.state == ContactState::Contact
         {
-            return Err(ClientError::AlreadyContact { id: id.into() });
+            return Err(ClientError::AlreadyContact {
+                id: Box::new(id.into()),
+            });
         }
         // A request from it is waiting: asking it back is accepting it.
         if self
@@ -1264,7 +1290,9 @@ impl Manager {
             .into_iter()
             .any(|r| r.from.service_id() == &id);
         if !pending {
-            return Err(ClientError::NoSuchRequest { id: id.into() });
+            return Err(ClientError::NoSuchRequest {
+                id: Box::new(id.into()),
+            });
         }
         let conn = self
             .conns
@@ -1345,7 +1373,9 @@ impl Manager {
 
     fn remove_contact(&mut self, id: ServiceId) -> Result<(), ClientError> {
         if !self.contacts.contains_key(&id) {
-            return Err(ClientError::NoSuchContact { id: id.into() });
+            return Err(ClientError::NoSuchContact {
+                id: Box::new(id.into()),
+            });
         }
         let failed = self.store.remove_contact(&id)?;
         self.contacts.remove(&id);
@@ -1364,7 +1394,9 @@ impl Manager {
 
     fn rename(&mut self, id: ServiceId, nickname: &str) -> Result<(), ClientError> {
         if !self.contacts.contains_key(&id) {
-            return Err(ClientError::NoSuchContact { id: id.into() });
+            return Err(ClientError::NoSuchContact {
+                id: Box::new(id.into()),
+            });
         }
         let nickname = self.unique_nickname(nickname, &id);
         self.store.set_nickname(&id, &nickname)?;
@@ -1376,7 +1408,9 @@ impl Manager {
 
     fn block(&mut self, id: ServiceId) -> Result<(), ClientError> {
         if self.is_own(&id) {
-            return Err(ClientError::OwnId { id: id.into() });
+            return Err(ClientError::OwnId {
+                id: Box::new(id.into()),
+            });
         }
         self.store.block(&id)?;
         self.blocked.insert(id);
@@ -1390,6 +1424,7 @@ impl Manager {
         if let Some(entry) = self.contacts.get_mut(&id) {
             entry.next_dial = None;
         }
+        self.fail_unfinished(&id);
         self.emit_status(&id);
         Ok(())
     }
@@ -1404,7 +1439,9 @@ impl Manager {
 
     fn send_message(&mut self, id: ServiceId, text: &str) -> Result<MessageHandle, ClientError> {
         let Some(entry) = self.contacts.get(&id) else {
-            return Err(ClientError::NoSuchContact { id: id.into() });
+            return Err(ClientError::NoSuchContact {
+                id: Box::new(id.into()),
+            });
         };
         if !matches!(
             entry.row.state,
@@ -1417,7 +1454,7 @@ impl Manager {
                 _ => "request failed",
             };
             return Err(ClientError::NotMessageable {
-                id: id.into(),
+                id: Box::new(id.into()),
                 status,
             });
         }
@@ -1449,13 +1486,19 @@ impl Manager {
 
     fn send_file(&mut self, id: ServiceId, upload: Upload) -> Result<(), ClientError> {
         if id.generation() != Generation::V3 {
-            return Err(ClientError::FileTransferUnsupported { id: id.into() });
+            return Err(ClientError::FileTransferUnsupported {
+                id: Box::new(id.into()),
+            });
         }
         let Some(entry) = self.contacts.get(&id) else {
-            return Err(ClientError::NoSuchContact { id: id.into() });
+            return Err(ClientError::NoSuchContact {
+                id: Box::new(id.into()),
+            });
         };
         let Some(conn) = entry.active.and_then(|conn| self.conns.get(&conn)) else {
-            return Err(ClientError::ContactOffline { id: id.into() });
+            return Err(ClientError::ContactOffline {
+                id: Box::new(id.into()),
+            });
         };
         let transfer = upload.transfer;
         conn.send(Command::OfferFile(upload));

@@ -285,6 +285,7 @@ impl Store {
     }
 
     /// The database file.
+    #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -455,6 +456,7 @@ impl Store {
     }
 
     /// Whether `id` is blocked.
+    #[cfg(test)]
     pub(crate) fn is_blocked(&self, id: &ServiceId) -> Result<bool, StorageError> {
         let blocked = self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM blocked WHERE id = ?1)",

@@ -1,5 +1,7 @@
 //! Whole clients talking over the direct transport on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -294,7 +296,7 @@ async fn restart_with_queued_messages_delivers_each_exactly_once() {
     alice.client.shutdown().await;
     drop(alice);
 
-    let mut alice = start(&alice_dir, &directory).await;
+    let alice = start(&alice_dir, &directory).await;
     let mut bob = start(&bob_dir, &directory).await;
     for i in 0..20 {
         assert_eq!(bob.expect_message(alice_id).await, format!("queued {i}"));
@@ -369,6 +371,20 @@ async fn protocol_1_pair_main_flow() {
     assert_eq!(alice.expect_message(bob_v2).await, "and back");
     assert_eq!(reply.finished().await, MessageStatus::Acknowledged);
 
+    // The same client talks to a v3 contact with its v3 identity.
+    let mut carol = start(&dir.path().join("carol"), &directory).await;
+    befriend(&mut carol, &mut alice).await;
+    let mut to_carol = alice
+        .client
+        .send_message(carol.id(), "hi over v3")
+        .await
+        .unwrap();
+    assert_eq!(carol.expect_message(alice.id()).await, "hi over v3");
+    assert_eq!(to_carol.finished().await, MessageStatus::Acknowledged);
+    let mut to_bob = alice.client.send_message(bob_v2, "still v2").await.unwrap();
+    assert_eq!(bob.expect_message(alice_v2).await, "still v2");
+    assert_eq!(to_bob.finished().await, MessageStatus::Acknowledged);
+
     // Files are a protocol-3 feature.
     let file = dir.path().join("f.txt");
     std::fs::write(&file, b"data").unwrap();
@@ -376,4 +392,99 @@ async fn protocol_1_pair_main_flow() {
         alice.client.send_file(bob_v2, &file).await,
         Err(ricochet_client::ClientError::FileTransferUnsupported { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_requested_contact_connecting_to_us_accepts_implicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Alice cannot reach Bob (her directory lacks him); Bob can reach Alice.
+    let (alice_directory, bob_directory) = (Directory::new(), Directory::new());
+    let mut alice = start(&dir.path().join("alice"), &alice_directory).await;
+    let mut bob = start(&dir.path().join("bob"), &bob_directory).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+    bob_directory.insert(
+        *alice_id.service_id(),
+        alice_directory.get(alice_id.service_id()).unwrap(),
+    );
+
+    alice
+        .client
+        .send_contact_request(bob_id, "alice", "")
+        .await
+        .unwrap();
+    // Bob asks Alice too; his connection proves who he is, and Alice's
+    // pending request makes him a contact at once (§8.3, §11.4).
+    bob.client
+        .send_contact_request(alice_id, "bob", "")
+        .await
+        .unwrap();
+    let answer = alice
+        .expect("an implicit acceptance", |event| match event {
+            Event::ContactRequestAnswered { contact, answer } if contact == bob_id => Some(answer),
+            _ => None,
+        })
+        .await;
+    assert_eq!(answer, RequestAnswer::Accepted);
+    alice.expect_status(bob_id, ContactStatus::Online).await;
+    bob.expect_status(alice_id, ContactStatus::Online).await;
+    assert!(alice.client.contact_requests().await.unwrap().is_empty());
+    assert!(bob.client.contact_requests().await.unwrap().is_empty());
+    let mut hi = bob.client.send_message(alice_id, "hi").await.unwrap();
+    assert_eq!(alice.expect_message(bob_id).await, "hi");
+    assert_eq!(hi.finished().await, MessageStatus::Acknowledged);
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_are_bounded_and_time_out() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut limits = ricochet_client::Limits::default();
+    limits.max_unauthenticated_connections = 4;
+    limits.authentication_timeout = Duration::from_secs(1);
+    let mut bob =
+        common::start_with(&dir.path().join("bob"), &directory, |b| b.limits(limits)).await;
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    befriend(&mut alice, &mut bob).await;
+    let bob_addr = directory.get(bob.id().service_id()).unwrap();
+
+    // Ten peers connect and say nothing.
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(tokio::net::TcpStream::connect(bob_addr).await.unwrap());
+    }
+    let closed_at = |mut stream: tokio::net::TcpStream| async move {
+        let started = tokio::time::Instant::now();
+        let mut buf = [0; 16];
+        // Closed means EOF (or a reset), never data: we never introduced ourselves.
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => started.elapsed(),
+            other => panic!("expected the connection to close, got {other:?}"),
+        }
+    };
+    let mut waits = Vec::new();
+    for stream in silent {
+        waits.push(tokio::spawn(closed_at(stream)));
+    }
+    let mut times = Vec::new();
+    for wait in waits {
+        times.push(wait.await.unwrap());
+    }
+    times.sort();
+    // Six were refused at once; four were held until the 1 s deadline.
+    let quick = times
+        .iter()
+        .filter(|t| **t < Duration::from_millis(700))
+        .count();
+    assert_eq!(quick, 6, "{times:?}");
+    assert!(times[9] < Duration::from_secs(5), "{times:?}");
+    // The contact kept chatting all along.
+    let mut hi = alice
+        .client
+        .send_message(bob.id(), "still here")
+        .await
+        .unwrap();
+    assert_eq!(bob.expect_message(alice.id()).await, "still here");
+    assert_eq!(hi.finished().await, MessageStatus::Acknowledged);
 }

@@ -1,6 +1,8 @@
 //! File transfer between two clients over the direct transport, including
 //! a corrupted chunk that must fail the hash check.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::pin::Pin;

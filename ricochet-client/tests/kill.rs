@@ -4,6 +4,8 @@
 //! The test re-runs this test binary as a child process (the ignored test
 //! `child_sender`), which plays the sender; the receiver runs in the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,12 +1,19 @@
 //! Helpers shared by the client tests: clients on the direct transport,
 //! and waiting for events.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
+use ricochet_client::transport_backends::Transport;
 use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
 use ricochet_client::{
     Client, ClientBuilder, ContactStatus, Event, Events, MessageStatus, ReconnectPolicy, RicochetId,
@@ -19,6 +26,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 pub struct Peer {
     pub client: Client,
     pub events: Events,
+    /// How long any one expected event may take.
+    pub patience: Duration,
 }
 
 impl Peer {
@@ -41,7 +50,7 @@ impl Peer {
                 }
             }
         };
-        match tokio::time::timeout(PATIENCE, wait).await {
+        match tokio::time::timeout(self.patience, wait).await {
             Ok(found) => found,
             Err(_) => panic!("timed out waiting for {what}"),
         }
@@ -109,7 +118,27 @@ pub async fn start_with(
         .transport(transport)
         .reconnect(ReconnectPolicy::fixed(Duration::from_millis(200)));
     let (client, events) = adjust(builder).start().await.expect("client starts");
-    Peer { client, events }
+    Peer {
+        client,
+        events,
+        patience: PATIENCE,
+    }
+}
+
+/// A client on `transport` (a Tor backend), retrying every 2 s, patient
+/// enough for onion services.
+pub async fn start_on<T: Transport>(profile: &Path, transport: T) -> Peer {
+    let (client, events) = ClientBuilder::new(profile)
+        .transport(transport)
+        .reconnect(ReconnectPolicy::fixed(Duration::from_secs(2)))
+        .start()
+        .await
+        .expect("client starts");
+    Peer {
+        client,
+        events,
+        patience: Duration::from_secs(180),
+    }
 }
 
 /// Makes `a` and `b` contacts: a asks, b accepts; both see each other online.

@@ -9,11 +9,10 @@
     clippy::panic
 )]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ricochet_identity::{IdentityKey, ServiceId, V3IdentityKey};
+pub use ricochet_testnet::tor_network;
 use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -258,107 +257,6 @@ async fn assert_stops<D: Transport>(dialer: &D, id: &ServiceId, within: Duration
             "the service still answers after its listener was dropped"
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-/// A running private Tor network (see `testnet/README.md`).
-#[derive(Debug)]
-pub struct TorNet {
-    pub dir: PathBuf,
-    pub hs_control: u16,
-    pub hs_socks: u16,
-    pub hs_cookie: PathBuf,
-    pub cl_control: u16,
-    pub cl_socks: u16,
-    pub cl_cookie: PathBuf,
-    pub arti_toml: String,
-    pub bring_up: Duration,
-}
-
-fn json_field(json: &str, key: &str) -> String {
-    let needle = format!("\"{key}\":");
-    let start = json
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + needle.len();
-    let rest = json[start..].trim_start();
-    let end = rest.find([',', '\n', '}']).unwrap();
-    rest[..end].trim().trim_matches('"').to_owned()
-}
-
-/// The network of this test run, started on first use. `None` (with a loud
-/// message) when tor is not installed — unless `RICOCHET_REQUIRE_TOR` is set,
-/// as in CI, where that is a failure.
-pub fn tor_network() -> Option<&'static TorNet> {
-    static NET: OnceLock<Option<TorNet>> = OnceLock::new();
-    NET.get_or_init(|| {
-        let have_tor = std::process::Command::new("tor").arg("--version").output().is_ok();
-        if !have_tor {
-            if std::env::var_os("RICOCHET_REQUIRE_TOR").is_some() {
-                panic!("RICOCHET_REQUIRE_TOR is set but `tor` is not installed (apt-get install tor)");
-            }
-            eprintln!("\n!!!!!!!! SKIPPING the Tor-network tests: `tor` is not installed (apt-get install tor) !!!!!!!!\n");
-            return None;
-        }
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testnet/tornet.py");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tornet-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let started = Instant::now();
-        let up = std::process::Command::new("python3")
-            .arg(&script)
-            .args(["up", "--dir"])
-            .arg(dir.join("net"))
-            .args(["--owner-pid", &std::process::id().to_string()])
-            .output()
-            .expect("running tornet.py");
-        assert!(up.status.success(), "tornet.py up failed:\n{}", String::from_utf8_lossy(&up.stderr));
-        let json = String::from_utf8(up.stdout).unwrap();
-        let arti = std::process::Command::new("python3")
-            .arg(&script)
-            .args(["arti-toml", "--dir"])
-            .arg(dir.join("net"))
-            .output()
-            .expect("running tornet.py arti-toml");
-        assert!(arti.status.success());
-        let net = TorNet {
-            hs_control: json_field(&json, "hs_control").parse().unwrap(),
-            hs_socks: json_field(&json, "hs_socks").parse().unwrap(),
-            hs_cookie: json_field(&json, "hs_cookie").into(),
-            cl_control: json_field(&json, "cl_control").parse().unwrap(),
-            cl_socks: json_field(&json, "cl_socks").parse().unwrap(),
-            cl_cookie: json_field(&json, "cl_cookie").into(),
-            arti_toml: String::from_utf8(arti.stdout).unwrap(),
-            bring_up: started.elapsed(),
-            dir,
-        };
-        eprintln!("private Tor network up in {:?}: {net:?}", net.bring_up);
-        Some(net)
-    })
-    .as_ref()
-}
-
-impl TorNet {
-    /// The torrc lines a tor client needs to join this network (from the
-    /// "hs" client's torrc that tornet.py wrote).
-    pub fn client_torrc_lines(&self) -> Vec<String> {
-        let torrc = std::fs::read_to_string(self.dir.join("net/hs/torrc")).unwrap();
-        let mut lines: Vec<String> = torrc
-            .lines()
-            .filter(|l| l.starts_with("DirAuthority "))
-            .map(str::to_owned)
-            .collect();
-        lines.extend(
-            [
-                "TestingTorNetwork 1",
-                "AssumeReachable 1",
-                "PathsNeededToBuildCircuits 0.67",
-                "KISTSchedRunInterval 1 msec",
-                "GeoIPFile /dev/null",
-                "GeoIPv6File /dev/null",
-            ]
-            .map(str::to_owned),
-        );
-        lines
     }
 }
 
