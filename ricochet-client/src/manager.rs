@@ -550,10 +550,12 @@ impl Manager {
     }
 
     fn accept(&mut self, identity: Arc<IdentityKey>, stream: BoxStream) {
+        // Inbound connections without a purpose yet (§11.3): neither a
+        // contact's nor carrying a request.
         let unauthenticated = self
             .conns
             .values()
-            .filter(|c| !c.outbound && c.stage < Stage::Authenticated)
+            .filter(|c| !c.outbound && c.stage != Stage::Contact && !c.carries_request)
             .count();
         if unauthenticated >= self.limits.max_unauthenticated_connections {
             debug!(
@@ -695,6 +697,20 @@ impl Manager {
                 contact: (*peer).into(),
                 answer: RequestAnswer::Accepted,
             });
+        }
+        // Its own request to us, if any, is answered by the same token.
+        match self.store.remove_incoming_request(peer) {
+            Ok(true) => {
+                for conn in self.connections_of(peer) {
+                    if let Some(c) = self.conns.get(&conn)
+                        && c.carries_request
+                    {
+                        c.send(Command::AcceptContactRequest);
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(error) => self.emit_error(Some(*peer), error.into()),
         }
     }
 
@@ -851,9 +867,11 @@ impl Manager {
         }
         // Rule 5: our pending dial against a new inbound connection.
         if !new_outbound && let Some(pending) = dialing.filter(|&d| d != conn) {
-            let pending_stage = self.conns.get(&pending).map(|c| c.stage);
-            let inbound_wins =
-                pending_stage.is_none_or(|s| s < Stage::Authenticating) || !prefer_outbound;
+            // Our dial competes only while it is authenticating; one that
+            // authenticated as "not a contact" only carries our request.
+            let authenticating =
+                self.conns.get(&pending).map(|c| c.stage) == Some(Stage::Authenticating);
+            let inbound_wins = !authenticating || !prefer_outbound;
             if inbound_wins {
                 debug!(%peer, "inbound connection wins over our dial (rule 5)");
                 if let Some(entry) = self.contacts.get_mut(&peer) {
@@ -870,9 +888,12 @@ impl Manager {
         if let Some(old) = active.filter(|&a| a != conn) {
             let keep_new = match self.conns.get(&old) {
                 None => true,
-                Some(old) if old.outbound == new_outbound => true,
-                Some(old) if new_created.duration_since(old.created) > YOUNG_CONNECTION => true,
-                Some(_) => new_outbound == prefer_outbound,
+                Some(old) => new_connection_wins(
+                    old.outbound,
+                    new_created.duration_since(old.created),
+                    new_outbound,
+                    prefer_outbound,
+                ),
             };
             if !keep_new {
                 debug!(%peer, "keeping the existing connection (§11.4)");
@@ -1525,10 +1546,79 @@ impl Manager {
     }
 }
 
+/// §11.4 rules 2–4 (rule 1, a dead old connection, is the caller's):
+/// whether a new contact connection replaces the old one.
+///
+/// `prefer_outbound` is `peer hostname < our hostname`; with it, both peers
+/// keep the connection whose listener has the smaller hostname, the rule of
+/// the released clients (not the upstream comment's).
+fn new_connection_wins(
+    old_outbound: bool,
+    old_age: Duration,
+    new_outbound: bool,
+    prefer_outbound: bool,
+) -> bool {
+    if old_outbound == new_outbound || old_age > YOUNG_CONNECTION {
+        return true;
+    }
+    new_outbound == prefer_outbound
+}
+
 impl Drop for Manager {
     fn drop(&mut self) {
         for listener in &self.listeners {
             listener.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_direction_or_old_connections_lose_to_new_ones() {
+        for prefer_outbound in [false, true] {
+            for direction in [false, true] {
+                assert!(new_connection_wins(
+                    direction,
+                    Duration::ZERO,
+                    direction,
+                    prefer_outbound
+                ));
+                assert!(new_connection_wins(
+                    direction,
+                    Duration::from_secs(31),
+                    !direction,
+                    prefer_outbound
+                ));
+            }
+        }
+    }
+
+    /// The worked example of §11.4: both peers keep the connection whose
+    /// server (listener) has the smaller hostname, whatever the order.
+    #[test]
+    fn both_peers_keep_the_connection_to_the_smaller_hostname() {
+        let young = Duration::from_secs(1);
+        // "a" < "b". Connection X: a dials b (server b). Connection Y: b
+        // dials a (server a). Both must keep Y.
+        // At a: prefer_outbound = ("b" < "a") = false. X is outbound.
+        let a_keeps_new_y = new_connection_wins(true, young, false, false);
+        let a_keeps_new_x = new_connection_wins(false, young, true, false);
+        // At b: prefer_outbound = ("a" < "b") = true. Y is outbound.
+        let b_keeps_new_y = new_connection_wins(false, young, true, true);
+        let b_keeps_new_x = new_connection_wins(true, young, false, true);
+        assert!(a_keeps_new_y && !a_keeps_new_x);
+        assert!(b_keeps_new_y && !b_keeps_new_x);
+    }
+
+    #[test]
+    fn reconnect_delays_follow_ricochet_1() {
+        let policy = ReconnectPolicy::default();
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| policy.after_failures(n).as_secs())
+            .collect();
+        assert_eq!(delays, [30, 30, 30, 30, 120, 120, 900, 900]);
     }
 }

@@ -488,3 +488,39 @@ async fn unauthenticated_connections_are_bounded_and_time_out() {
     assert_eq!(bob.expect_message(alice.id()).await, "still here");
     assert_eq!(hi.finished().await, MessageStatus::Acknowledged);
 }
+
+#[tokio::test]
+async fn mutual_requests_at_once_make_contacts_with_one_connection() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let directory = Directory::new();
+        let mut alice = start(&dir.path().join("alice"), &directory).await;
+        let mut bob = start(&dir.path().join("bob"), &directory).await;
+        let (alice_id, bob_id) = (alice.id(), bob.id());
+        let (a, b) = tokio::join!(
+            alice.client.send_contact_request(bob_id, "alice", ""),
+            bob.client.send_contact_request(alice_id, "bob", "")
+        );
+        a.unwrap();
+        b.unwrap();
+        alice.expect_status(bob_id, ContactStatus::Online).await;
+        bob.expect_status(alice_id, ContactStatus::Online).await;
+        let settled = || async {
+            let a = alice.client.stats().await.unwrap();
+            let b = bob.client.stats().await.unwrap();
+            a.connections == 1 && b.connections == 1
+        };
+        eventually("one connection on each side", settled).await;
+        assert!(
+            alice.client.contact_requests().await.unwrap().is_empty(),
+            "round {round}"
+        );
+        assert!(
+            bob.client.contact_requests().await.unwrap().is_empty(),
+            "round {round}"
+        );
+        let mut hi = bob.client.send_message(alice_id, "hi").await.unwrap();
+        assert_eq!(alice.expect_message(bob_id).await, "hi");
+        assert_eq!(hi.finished().await, MessageStatus::Acknowledged);
+    }
+}
