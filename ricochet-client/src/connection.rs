@@ -104,17 +104,16 @@ pub(crate) enum Report {
     ContactRequestAnswered { status: ResponseStatus },
     /// The connection now carries chat.
     BecameContact,
-    /// A chat message; answer on `stored` whether it is stored. Only then
-    /// is its acknowledgement written; `false` closes the connection without
-    /// acknowledging, so the peer resends it later.
-    ChatReceived {
-        wire_id: Option<WireId>,
-        text: String,
-        time_delta: i64,
+    /// Chat messages that arrived together; answer on `stored` whether
+    /// they are stored. Only then are their acknowledgements written;
+    /// `false` closes the connection without acknowledging, so the peer
+    /// resends them later.
+    ChatsReceived {
+        messages: Vec<ReceivedChat>,
         stored: oneshot::Sender<bool>,
     },
-    /// The peer acknowledged one of our messages.
-    ChatAcknowledged { wire_id: WireId, accepted: bool },
+    /// The peer acknowledged these messages of ours (`accepted` or not).
+    ChatsAcknowledged(Vec<(WireId, bool)>),
     /// Our chat channel closed; what it carried without an ack goes back
     /// to the queue.
     ChatChannelClosed,
@@ -139,6 +138,23 @@ pub(crate) enum Report {
     },
     /// The connection is gone; always the last report.
     Closed(Closure),
+}
+
+/// A chat message as received.
+#[derive(Debug)]
+pub(crate) struct ReceivedChat {
+    pub(crate) wire_id: Option<WireId>,
+    pub(crate) text: String,
+    /// ≤ 0 (§9.2).
+    pub(crate) time_delta: i64,
+}
+
+/// Chat traffic gathered from one batch of session events, reported to the
+/// manager together so that it stores it in one transaction.
+#[derive(Default)]
+struct ChatBatch {
+    received: Vec<ReceivedChat>,
+    acknowledged: Vec<(WireId, bool)>,
 }
 
 /// Why a connection ended.
@@ -378,17 +394,27 @@ impl Connection {
     /// closes: the peer will resend what we did not acknowledge.
     async fn pump(&mut self, session: &mut Session) -> Result<(), ManagerGone> {
         loop {
-            let mut stored = Vec::new();
+            let mut chats = ChatBatch::default();
             let mut any = false;
             while let Some(event) = session.poll_event() {
                 any = true;
-                self.on_event(session, event, &mut stored).await?;
+                self.on_event(session, event, &mut chats).await?;
             }
-            for wait in stored {
+            if !chats.acknowledged.is_empty() {
+                self.report(Report::ChatsAcknowledged(chats.acknowledged))
+                    .await?;
+            }
+            if !chats.received.is_empty() {
+                let (stored, wait) = oneshot::channel();
+                self.report(Report::ChatsReceived {
+                    messages: chats.received,
+                    stored,
+                })
+                .await?;
                 if !wait.await.map_err(|_| ManagerGone)? {
                     warn!(
                         connection = self.id,
-                        "a received message could not be stored; closing"
+                        "received messages could not be stored; closing"
                     );
                     session.close();
                     let _ = session.poll_transmit();
@@ -410,7 +436,7 @@ impl Connection {
         &mut self,
         session: &mut Session,
         event: SessionEvent,
-        stored: &mut Vec<oneshot::Receiver<bool>>,
+        chats: &mut ChatBatch,
     ) -> Result<(), ManagerGone> {
         match event {
             SessionEvent::VersionNegotiated { .. } => self.report(Report::Negotiated).await?,
@@ -438,27 +464,15 @@ impl Connection {
                 message_id,
                 text,
                 time_delta,
-            } => {
-                let (done, wait) = oneshot::channel();
-                stored.push(wait);
-                self.report(Report::ChatReceived {
-                    wire_id: message_id,
-                    text,
-                    time_delta,
-                    stored: done,
-                })
-                .await?;
-            }
+            } => chats.received.push(ReceivedChat {
+                wire_id: message_id,
+                text,
+                time_delta,
+            }),
             SessionEvent::ChatAcknowledged {
                 message_id,
                 accepted,
-            } => {
-                self.report(Report::ChatAcknowledged {
-                    wire_id: message_id,
-                    accepted,
-                })
-                .await?;
-            }
+            } => chats.acknowledged.push((message_id, accepted)),
             SessionEvent::ChatChannelClosed { .. } => {
                 self.report(Report::ChatChannelClosed).await?;
             }

@@ -27,7 +27,8 @@ use crate::client::{
     WeakClient,
 };
 use crate::connection::{
-    self, Closure, Command, ConnId, ConnectionContext, Origin, OutgoingChat, Report, Upload,
+    self, Closure, Command, ConnId, ConnectionContext, Origin, OutgoingChat, ReceivedChat, Report,
+    Upload,
 };
 use crate::error::ClientError;
 use crate::event::{Answer, Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer};
@@ -35,7 +36,7 @@ use crate::model::{
     Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
     MessageStatus, TransferId,
 };
-use crate::store::{ContactRow, ContactState, Store};
+use crate::store::{ContactRow, ContactState, Incoming, Store};
 use crate::transport::{BoxStream, DynTransport};
 
 /// §11.4 rule 3: an older connection than this loses to a new one.
@@ -591,18 +592,11 @@ impl Manager {
             }
             Report::ContactRequestAnswered { status } => self.request_answered(conn, status),
             Report::BecameContact => self.became_contact(conn),
-            Report::ChatReceived {
-                wire_id,
-                text,
-                time_delta,
-                stored,
-            } => {
-                let ok = self.chat_received(conn, wire_id, &text, time_delta);
+            Report::ChatsReceived { messages, stored } => {
+                let ok = self.chats_received(conn, &messages);
                 let _ = stored.send(ok);
             }
-            Report::ChatAcknowledged { wire_id, accepted } => {
-                self.chat_acknowledged(conn, wire_id, accepted);
-            }
+            Report::ChatsAcknowledged(acks) => self.chats_acknowledged(conn, &acks),
             Report::ChatChannelClosed => self.requeue_sent(conn),
             Report::FileOffered {
                 transfer,
@@ -991,57 +985,59 @@ impl Manager {
         self.set_message_status(peer, &ids, MessageStatus::Sent);
     }
 
-    fn chat_received(
-        &mut self,
-        conn: ConnId,
-        wire_id: Option<WireId>,
-        text: &str,
-        time_delta: i64,
-    ) -> bool {
+    fn chats_received(&mut self, conn: ConnId, messages: &[ReceivedChat]) -> bool {
         let Some(peer) = self.peer_of(conn) else {
             return false;
         };
-        let age = Duration::from_secs(time_delta.unsigned_abs());
-        let time = SystemTime::now()
-            .checked_sub(age)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        match self.store.record_incoming(&peer, wire_id, text, time) {
-            Ok(Some(id)) => {
-                self.emit(Event::MessageReceived(Message {
+        let now = SystemTime::now();
+        let incoming: Vec<Incoming<'_>> = messages
+            .iter()
+            .map(|m| Incoming {
+                wire_id: m.wire_id,
+                text: &m.text,
+                // §9.2: written `time_delta` (≤ 0) seconds before now.
+                time: now
+                    .checked_sub(Duration::from_secs(m.time_delta.unsigned_abs()))
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            })
+            .collect();
+        let ids = match self.store.record_incoming_batch(&peer, &incoming) {
+            Ok(ids) => ids,
+            Err(error) => {
+                self.emit_error(Some(peer), error.into());
+                return false;
+            }
+        };
+        for (message, id) in incoming.iter().zip(ids) {
+            match id {
+                Some(id) => self.emit(Event::MessageReceived(Message {
                     id,
                     contact: peer.into(),
                     direction: MessageDirection::Incoming,
-                    text: text.to_owned(),
-                    time,
+                    text: message.text.to_owned(),
+                    time: message.time,
                     status: MessageStatus::Acknowledged,
-                }));
-                true
-            }
-            Ok(None) => {
-                debug!(%peer, ?wire_id, "duplicate message dropped (acknowledged again)");
-                true
-            }
-            Err(error) => {
-                self.emit_error(Some(peer), error.into());
-                false
+                })),
+                None => debug!(
+                    %peer,
+                    wire_id = ?message.wire_id,
+                    "duplicate message dropped (acknowledged again)"
+                ),
             }
         }
+        true
     }
 
-    fn chat_acknowledged(&mut self, conn: ConnId, wire_id: WireId, accepted: bool) {
+    fn chats_acknowledged(&mut self, conn: ConnId, acks: &[(WireId, bool)]) {
         let Some(peer) = self.peer_of(conn) else {
             return;
         };
-        match self.store.acknowledge(&peer, wire_id, accepted) {
-            Ok(Some(id)) => {
-                let status = if accepted {
-                    MessageStatus::Acknowledged
-                } else {
-                    MessageStatus::Failed(FailureReason::RefusedByPeer)
-                };
-                self.message_status_changed(&peer, id, status);
+        match self.store.acknowledge_batch(&peer, acks) {
+            Ok(changed) => {
+                for (id, status) in changed {
+                    self.message_status_changed(&peer, id, status);
+                }
             }
-            Ok(None) => {}
             Err(error) => self.emit_error(Some(peer), error.into()),
         }
     }

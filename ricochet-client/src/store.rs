@@ -187,6 +187,17 @@ pub(crate) struct OutgoingRow {
     pub(crate) status: MessageStatus,
 }
 
+/// A received chat message to store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming<'a> {
+    /// Its id on the wire, if the sender set one.
+    pub(crate) wire_id: Option<u32>,
+    /// The text.
+    pub(crate) text: &'a str,
+    /// When the sender says it was written.
+    pub(crate) time: SystemTime,
+}
+
 /// The open profile database, locked against other clients.
 pub(crate) struct Store {
     conn: Connection,
@@ -657,47 +668,122 @@ impl Store {
         Ok(())
     }
 
-    /// Records the contact's answer to our message `wire_id`: the newest
-    /// queued or sent message to `contact` with that id becomes
-    /// acknowledged (`accepted`) or refused. Returns it, or `None` if no
-    /// such message is waiting (an unknown or repeated acknowledgement,
-    /// which is ignored, §9.2).
-    pub(crate) fn acknowledge(
+    /// Records the contact's answers to our messages, in one transaction:
+    /// for each `(wire_id, accepted)`, the newest queued or sent message to
+    /// `contact` with that id becomes acknowledged (`accepted`) or refused.
+    /// Returns the messages that changed and their new status; unknown or
+    /// repeated acknowledgements are ignored (§9.2).
+    pub(crate) fn acknowledge_batch(
         &self,
         contact: &ServiceId,
-        wire_id: u32,
-        accepted: bool,
-    ) -> Result<Option<MessageId>, StorageError> {
-        let status = if accepted {
-            MessageStatus::Acknowledged
-        } else {
-            MessageStatus::Failed(FailureReason::RefusedByPeer)
-        };
-        let id = self
-            .conn
-            .query_row(
+        acks: &[(u32, bool)],
+    ) -> Result<Vec<(MessageId, MessageStatus)>, StorageError> {
+        let contact_text = contact.to_string();
+        let tx = self.conn.unchecked_transaction()?;
+        let mut changed = Vec::new();
+        {
+            let mut update = tx.prepare_cached(
                 "UPDATE messages SET status = ?4 WHERE id = (
                      SELECT id FROM messages
                      WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3
                          AND status IN ('queued', 'sent')
                      ORDER BY id DESC LIMIT 1)
                  RETURNING id",
-                params![
-                    contact.to_string(),
-                    OUTGOING,
-                    i64::from(wire_id),
-                    status_name(&status)
-                ],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(id.map(MessageId))
+            )?;
+            for &(wire_id, accepted) in acks {
+                let status = if accepted {
+                    MessageStatus::Acknowledged
+                } else {
+                    MessageStatus::Failed(FailureReason::RefusedByPeer)
+                };
+                let id: Option<i64> = update
+                    .query_row(
+                        params![
+                            contact_text,
+                            OUTGOING,
+                            i64::from(wire_id),
+                            status_name(&status)
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = id {
+                    changed.push((MessageId(id), status));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
     }
 
-    /// Stores a message from `contact`, unless it duplicates one of the
-    /// contact's last [`DEDUP_WINDOW`] messages (same message id and same
-    /// text, §9.2): then it returns `None`, and the caller acknowledges the
-    /// message without delivering it again.
+    /// [`Store::acknowledge_batch`] for one acknowledgement.
+    #[cfg(test)]
+    pub(crate) fn acknowledge(
+        &self,
+        contact: &ServiceId,
+        wire_id: u32,
+        accepted: bool,
+    ) -> Result<Option<MessageId>, StorageError> {
+        Ok(self
+            .acknowledge_batch(contact, &[(wire_id, accepted)])?
+            .pop()
+            .map(|(id, _)| id))
+    }
+
+    /// Stores messages from `contact` in one transaction, except those that
+    /// duplicate one of the contact's last [`DEDUP_WINDOW`] messages (same
+    /// message id and same text, §9.2), earlier ones of the batch included.
+    /// Returns, per message, its new number or `None` for a duplicate,
+    /// which the caller acknowledges without delivering it again.
+    pub(crate) fn record_incoming_batch(
+        &self,
+        contact: &ServiceId,
+        messages: &[Incoming<'_>],
+    ) -> Result<Vec<Option<MessageId>>, StorageError> {
+        let contact_text = contact.to_string();
+        let window = i64::try_from(DEDUP_WINDOW).unwrap_or(i64::MAX);
+        let tx = self.conn.unchecked_transaction()?;
+        let mut ids = Vec::with_capacity(messages.len());
+        {
+            let mut duplicate = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM (
+                     SELECT wire_id, text FROM messages
+                     WHERE contact = ?1 AND direction = ?2
+                     ORDER BY id DESC LIMIT ?3)
+                 WHERE wire_id = ?4 AND text = ?5)",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (contact, direction, wire_id, text, time, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'acknowledged')",
+            )?;
+            for message in messages {
+                let wire_id = message.wire_id.map(i64::from);
+                if let Some(wire_id) = wire_id {
+                    let seen: bool = duplicate.query_row(
+                        params![contact_text, INCOMING, window, wire_id, message.text],
+                        |row| row.get(0),
+                    )?;
+                    if seen {
+                        ids.push(None);
+                        continue;
+                    }
+                }
+                insert.execute(params![
+                    contact_text,
+                    INCOMING,
+                    wire_id,
+                    message.text,
+                    to_millis(message.time)
+                ])?;
+                ids.push(Some(MessageId(tx.last_insert_rowid())));
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// [`Store::record_incoming_batch`] for one message.
+    #[cfg(test)]
     pub(crate) fn record_incoming(
         &self,
         contact: &ServiceId,
@@ -705,32 +791,17 @@ impl Store {
         text: &str,
         time: SystemTime,
     ) -> Result<Option<MessageId>, StorageError> {
-        let contact_text = contact.to_string();
-        let wire_id = wire_id.map(i64::from);
-        let tx = self.conn.unchecked_transaction()?;
-        if let Some(wire_id) = wire_id {
-            let window = i64::try_from(DEDUP_WINDOW).unwrap_or(i64::MAX);
-            let duplicate: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM (
-                     SELECT wire_id, text FROM messages
-                     WHERE contact = ?1 AND direction = ?2
-                     ORDER BY id DESC LIMIT ?3)
-                 WHERE wire_id = ?4 AND text = ?5)",
-                params![contact_text, INCOMING, window, wire_id, text],
-                |row| row.get(0),
-            )?;
-            if duplicate {
-                return Ok(None);
-            }
-        }
-        tx.execute(
-            "INSERT INTO messages (contact, direction, wire_id, text, time, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'acknowledged')",
-            params![contact_text, INCOMING, wire_id, text, to_millis(time)],
-        )?;
-        let id = MessageId(tx.last_insert_rowid());
-        tx.commit()?;
-        Ok(Some(id))
+        Ok(self
+            .record_incoming_batch(
+                contact,
+                &[Incoming {
+                    wire_id,
+                    text,
+                    time,
+                }],
+            )?
+            .pop()
+            .flatten())
     }
 
     /// The conversation with `contact`: the `limit` newest messages older

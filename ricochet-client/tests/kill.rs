@@ -1,8 +1,10 @@
-//! No message is lost or delivered twice when the sending client's process
-//! is killed with SIGKILL while messages are in flight (issue: persistence).
+//! No message is lost or delivered twice when a client's process is killed
+//! with SIGKILL while messages are in flight: the sender's (it resends what
+//! was not acknowledged, with the same ids) or the receiver's (it stores a
+//! message before its acknowledgement leaves).
 //!
-//! The test re-runs this test binary as a child process (the ignored test
-//! `child_sender`), which plays the sender; the receiver runs in the test.
+//! The tests re-run this test binary as a child process (the ignored test
+//! `child`), which plays the side that gets killed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -60,8 +62,8 @@ impl ChildSpec {
 }
 
 #[tokio::test]
-#[ignore = "the child process of sender_killed_with_sigkill_loses_and_duplicates_nothing"]
-async fn child_sender() {
+#[ignore = "the child process of the SIGKILL tests"]
+async fn child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return;
     };
@@ -77,6 +79,15 @@ async fn child_sender() {
         .await
         .unwrap();
     println!("CHILD started");
+    if spec.mode == "receive" {
+        // Accept requests; everything else is the client's own work.
+        while let Some(event) = events.next().await {
+            if let Event::ContactRequestReceived(request) = event {
+                request.accept("sender").await.unwrap();
+            }
+        }
+        return;
+    }
     if spec.mode == "send" {
         // Accept the receiver's request, then send everything at once.
         loop {
@@ -133,7 +144,7 @@ fn statuses(profile: &Path) -> HashMap<String, usize> {
 fn spawn_child(spec: &ChildSpec) -> tokio::process::Child {
     tokio::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_sender",
+            "child",
             "--exact",
             "--ignored",
             "--nocapture",
@@ -274,4 +285,109 @@ async fn statuses_after_kill(
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     statuses(profile)
+}
+
+/// The incoming messages stored in a profile, in order.
+fn stored_incoming(profile: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(profile.join(ricochet_client::PROFILE_DATABASE)).unwrap();
+    let mut query = db
+        .prepare("SELECT text FROM messages WHERE direction = 1 ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test]
+async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let alice_id = alice.id();
+
+    let key = IdentityKey::generate(Generation::V3).unwrap();
+    let bob_id: RicochetId = key.service_id().into();
+    let key_file = dir.path().join("bob.key");
+    key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bob_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    directory.insert(*bob_id.service_id(), bob_addr);
+    let alice_addr = directory.get(alice_id.service_id()).unwrap();
+    let directory_file = dir.path().join("peers.txt");
+    std::fs::write(
+        &directory_file,
+        format!("{alice_id} {alice_addr}\n{bob_id} {bob_addr}\n"),
+    )
+    .unwrap();
+    let bob_profile = dir.path().join("bob");
+    let spec = ChildSpec {
+        profile: bob_profile.display().to_string(),
+        directory: directory_file.display().to_string(),
+        key: key_file.display().to_string(),
+        peer: alice_id.to_string(),
+        mode: "receive".to_owned(),
+    };
+
+    let mut child = spawn_child(&spec);
+    alice
+        .client
+        .send_contact_request(bob_id, "alice", "")
+        .await
+        .unwrap();
+    alice
+        .expect_status(bob_id, ricochet_client::ContactStatus::Online)
+        .await;
+    let mut handle = alice
+        .client
+        .send_message(bob_id, &segments().concat())
+        .await
+        .unwrap();
+    // Kill the receiver once a quarter of the messages are acknowledged.
+    let mut acknowledged = 0;
+    while acknowledged < MESSAGES / 4 {
+        alice
+            .expect("an acknowledgement", |event| {
+                matches!(
+                    event,
+                    Event::MessageStatusChanged {
+                        status: MessageStatus::Acknowledged,
+                        ..
+                    }
+                )
+                .then_some(())
+            })
+            .await;
+        acknowledged += 1;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let at_kill = stored_incoming(&bob_profile).len();
+    println!(
+        "at SIGKILL: {acknowledged} acknowledged at the sender, {at_kill} stored at the receiver"
+    );
+    assert!(
+        at_kill >= acknowledged,
+        "an acknowledged message was not stored"
+    );
+
+    let mut child = spawn_child(&spec);
+    let finished = tokio::time::timeout(common::PATIENCE, handle.finished())
+        .await
+        .expect("every message acknowledged after the restart");
+    assert_eq!(finished, MessageStatus::Acknowledged);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let stored = stored_incoming(&bob_profile);
+    assert!(
+        stored == segments(),
+        "every message stored once, in order: {} stored",
+        stored.len()
+    );
 }
