@@ -1,0 +1,132 @@
+//! The line mode's output: one JSON object per line.
+
+use std::time::SystemTime;
+
+use ricochet_client::{Event, FileDirection, MessageStatus, TransferOutcome};
+use serde_json::{Value, json};
+
+use crate::app::status_word;
+
+/// Seconds since the Unix epoch.
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A word for a message status.
+pub fn message_status(status: &MessageStatus) -> String {
+    match status {
+        MessageStatus::Queued => "queued".to_owned(),
+        MessageStatus::Sent => "sent".to_owned(),
+        MessageStatus::Acknowledged => "acknowledged".to_owned(),
+        MessageStatus::Failed(reason) => format!("failed: {reason:?}"),
+        _ => "unknown".to_owned(),
+    }
+}
+
+fn direction(direction: FileDirection) -> &'static str {
+    match direction {
+        FileDirection::Upload => "upload",
+        FileDirection::Download => "download",
+    }
+}
+
+/// The JSON line of a client event (`None` for events the line mode
+/// does not report).
+pub fn event(event: &Event) -> Option<Value> {
+    let value = match event {
+        Event::ContactStatusChanged { contact, status } => json!({
+            "event": "contact_status",
+            "contact": contact.to_string(),
+            "status": status_word(*status),
+        }),
+        Event::ContactRequestReceived(request) => json!({
+            "event": "contact_request",
+            "from": request.from().to_string(),
+            "nickname": request.request().nickname,
+            "message": request.request().message,
+        }),
+        Event::ContactRequestAnswered { contact, answer } => json!({
+            "event": "request_answered",
+            "contact": contact.to_string(),
+            "answer": format!("{answer:?}").to_lowercase(),
+        }),
+        Event::MessageReceived(message) => json!({
+            "event": "message",
+            "from": message.contact.to_string(),
+            "id": message.id.get(),
+            "text": message.text,
+            "time": unix_seconds(message.time),
+        }),
+        Event::MessageStatusChanged {
+            contact,
+            message,
+            status,
+        } => json!({
+            "event": "message_status",
+            "contact": contact.to_string(),
+            "id": message.get(),
+            "status": message_status(status),
+        }),
+        Event::FileOffered(offer) => json!({
+            "event": "file_offer",
+            "transfer": offer.transfer().get(),
+            "from": offer.contact().to_string(),
+            "name": offer.name(),
+            "size": offer.size(),
+        }),
+        Event::FileProgress {
+            transfer,
+            contact,
+            direction: d,
+            bytes,
+            total,
+        } => json!({
+            "event": "file_progress",
+            "transfer": transfer.get(),
+            "contact": contact.to_string(),
+            "direction": direction(*d),
+            "bytes": bytes,
+            "total": total,
+        }),
+        Event::FileTransferFinished {
+            transfer,
+            contact,
+            direction: d,
+            outcome,
+        } => {
+            let (result, path) = match outcome {
+                TransferOutcome::Completed { path } => {
+                    ("completed".to_owned(), Some(path.display().to_string()))
+                }
+                TransferOutcome::Rejected => ("rejected".to_owned(), None),
+                TransferOutcome::Cancelled { by_peer } => (
+                    if *by_peer {
+                        "cancelled by peer"
+                    } else {
+                        "cancelled"
+                    }
+                    .to_owned(),
+                    None,
+                ),
+                TransferOutcome::Failed(failure) => (format!("failed: {failure:?}"), None),
+                _ => ("ended".to_owned(), None),
+            };
+            json!({
+                "event": "file_finished",
+                "transfer": transfer.get(),
+                "contact": contact.to_string(),
+                "direction": direction(*d),
+                "result": result,
+                "path": path,
+            })
+        }
+        Event::Error { contact, error } => json!({
+            "event": "error",
+            "contact": contact.map(|c| c.to_string()),
+            "message": error.to_string(),
+        }),
+        _ => return None,
+    };
+    Some(value)
+}

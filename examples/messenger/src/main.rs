@@ -1,0 +1,131 @@
+//! `ricochet-messenger`: a terminal Ricochet client built only on the public
+//! API of `ricochet-client`. Full-screen by default; `--plain` for a line
+//! mode that scripts can drive.
+
+#![forbid(unsafe_code)]
+#![allow(
+    unreachable_pub,
+    reason = "a binary: `pub` marks what each module offers the others"
+)]
+
+mod app;
+mod command;
+mod json;
+mod plain;
+mod setup;
+mod tui;
+mod ui;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ricochet_client::{Client, ClientBuilder, Events};
+
+use crate::command::Settings;
+use crate::setup::Args;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("ricochet-messenger: {message}");
+        ExitCode::FAILURE
+    };
+    let profile = match args.profile_dir() {
+        Ok(profile) => profile,
+        Err(message) => return fail(message),
+    };
+    if let Err(error) = std::fs::create_dir_all(&profile) {
+        return fail(format!("cannot create {}: {error}", profile.display()));
+    }
+    init_logging(&profile);
+    let (builder, directory) = match args.builder(&profile) {
+        Ok(built) => built,
+        Err(message) => return fail(message),
+    };
+    let settings = Settings {
+        downloads: args.downloads_dir(&profile),
+        nickname: args.nickname.clone(),
+    };
+    let timeout = Duration::from_secs(args.bootstrap_timeout);
+    let peers = args.direct.clone();
+    let start = async move |builder: ClientBuilder| -> Result<(Client, Events), String> {
+        let status = builder.bootstrap_status();
+        let started = start_client(builder, timeout, status).await?;
+        if let (Some(path), Some(directory)) = (peers, directory) {
+            setup::sync_peers_file(path, directory, started.0.ids().to_vec());
+        }
+        Ok(started)
+    };
+    if args.plain {
+        plain::run(builder, start, settings, args.transport_name()).await
+    } else {
+        tui::run(builder, start, settings, args.transport_name()).await
+    }
+}
+
+/// Starts the client, giving up after `timeout` with advice a person can
+/// act on.
+async fn start_client(
+    builder: ClientBuilder,
+    timeout: Duration,
+    status: Option<
+        tokio::sync::watch::Receiver<ricochet_client::transport_backends::BootstrapStatus>,
+    >,
+) -> Result<(Client, Events), String> {
+    match tokio::time::timeout(timeout, builder.start()).await {
+        Ok(Ok(started)) => Ok(started),
+        Ok(Err(error)) => Err(format!("could not start: {error}")),
+        Err(_) => {
+            let (percent, phase) = status
+                .map(|s| {
+                    let now = s.borrow();
+                    (now.percent, now.phase.clone())
+                })
+                .unwrap_or((0, String::new()));
+            Err(format!(
+                "Tor is not ready after {} s (stuck at {percent}%: {phase}). Tor needs \
+                 network access: check your connection, or chat without Tor on a LAN \
+                 or on this machine with --direct PEERS-FILE.",
+                timeout.as_secs()
+            ))
+        }
+    }
+}
+
+/// Logs go to `<profile>/messenger.log` (never to the terminal, which the
+/// UI owns). `RICOCHET_LOG=debug` for more.
+fn init_logging(profile: &std::path::Path) {
+    let level = match std::env::var("RICOCHET_LOG").as_deref() {
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("warn") => tracing::Level::WARN,
+        _ => tracing::Level::INFO,
+    };
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(profile.join("messenger.log"))
+    else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}

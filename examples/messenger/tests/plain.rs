@@ -1,0 +1,215 @@
+//! Two messenger processes in line mode (`--plain --direct`) driven end to
+//! end: request, accept, chat with acknowledgements, a file, quit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+struct Instance {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<Value>,
+    name: &'static str,
+}
+
+impl Instance {
+    fn start(name: &'static str, dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ricochet-messenger"))
+            .arg("--plain")
+            .arg("--profile")
+            .arg(dir.join(name))
+            .arg("--downloads")
+            .arg(dir.join(format!("{name}-downloads")))
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (sender, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                if sender.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            name,
+        }
+    }
+
+    async fn send(&mut self, command: &str) {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// The first line with `"event": event` that `pick` accepts.
+    async fn expect(&mut self, event: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        let name = self.name;
+        let wait = async {
+            loop {
+                let line = self
+                    .lines
+                    .recv()
+                    .await
+                    .unwrap_or_else(|| panic!("{name} stopped while waiting for {event}"));
+                if line["event"] == event && pick(&line) {
+                    return line;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: timed out waiting for {event}"))
+    }
+}
+
+#[tokio::test]
+async fn two_instances_chat_and_send_a_file_in_line_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = dir.path().join("peers.txt");
+    let peers = peers.to_str().unwrap();
+    let mut alice = Instance::start(
+        "alice",
+        dir.path(),
+        &["--direct", peers, "--nickname", "alice"],
+    );
+    let alice_id = alice.expect("ready", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bob = Instance::start("bob", dir.path(), &["--direct", peers]);
+    let bob_id = bob.expect("ready", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    alice
+        .send(&format!("/add {bob_id} hi bob, it's alice"))
+        .await;
+    alice.expect("ok", |v| v["command"] == "/add").await;
+    let request = bob.expect("contact_request", |_| true).await;
+    assert_eq!(request["from"], alice_id.as_str());
+    assert_eq!(request["message"], "hi bob, it's alice");
+    assert_eq!(request["nickname"], "alice");
+    bob.send("/requests").await;
+    let listed = bob.expect("ok", |v| v["command"] == "/requests").await;
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 1);
+    bob.send(&format!("/accept {alice_id} Alice")).await;
+    bob.expect("ok", |v| v["command"] == "/accept").await;
+    alice
+        .expect("contact_status", |v| {
+            v["contact"] == bob_id.as_str() && v["status"] == "online"
+        })
+        .await;
+    bob.expect("contact_status", |v| v["status"] == "online")
+        .await;
+
+    alice.send(&format!("/msg {bob_id} hello from alice")).await;
+    let sent = alice.expect("ok", |v| v["command"] == "/msg").await;
+    let message_id = sent["messages"][0].clone();
+    let received = bob.expect("message", |_| true).await;
+    assert_eq!(received["text"], "hello from alice");
+    assert_eq!(received["from"], alice_id.as_str());
+    alice
+        .expect("message_status", |v| {
+            v["id"] == message_id && v["status"] == "acknowledged"
+        })
+        .await;
+    // Bob answers using the nickname he gave.
+    bob.send("/msg Alice hello back").await;
+    assert_eq!(
+        alice.expect("message", |_| true).await["text"],
+        "hello back"
+    );
+
+    // A file from Bob to Alice.
+    let source = dir.path().join("notes.txt");
+    let content = "ricochet file transfer\n".repeat(5000);
+    std::fs::write(&source, &content).unwrap();
+    bob.send(&format!("/file Alice {}", source.display())).await;
+    bob.expect("ok", |v| v["command"] == "/file").await;
+    let offer = alice.expect("file_offer", |_| true).await;
+    assert_eq!(offer["name"], "notes.txt");
+    assert_eq!(offer["size"], content.len());
+    alice
+        .send(&format!("/accept {}", offer["transfer"].as_u64().unwrap()))
+        .await;
+    let done = alice
+        .expect("file_finished", |v| v["result"] == "completed")
+        .await;
+    let path = done["path"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(path).unwrap(), content);
+    assert!(path.starts_with(dir.path().join("alice-downloads").to_str().unwrap()));
+    bob.expect("file_finished", |v| v["result"] == "completed")
+        .await;
+
+    // History survives in the profile; quitting is clean.
+    alice.send(&format!("/history {bob_id}")).await;
+    let history = alice.expect("ok", |v| v["command"] == "/history").await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+    alice.send("/quit").await;
+    bob.send("/quit").await;
+    alice.expect("stopped", |_| true).await;
+    bob.expect("stopped", |_| true).await;
+    assert!(alice.child.wait().await.unwrap().success());
+    assert!(bob.child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn no_tor_network_is_reported_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // An arti network whose only directory cache does not exist: like being offline.
+    let network = dir.path().join("nowhere.toml");
+    std::fs::write(
+        &network,
+        r#"
+[tor_network]
+fallback_caches = [
+  { rsa_identity = "ECF3AB851E6EEB342ABC05BC962C4708C3816A30", ed_identity = "IyaFh04DSvBBNDXqhwaJBjPArTGL1Yf78bFY1m3+BHY", orports = ["127.0.0.1:9"] },
+]
+[tor_network.authorities]
+v3idents = ["BE05DE87B7311C0D2CF7A7028AED9BB643924D83"]
+uploads = [["127.0.0.1:9"]]
+downloads = [["127.0.0.1:9"]]
+votes = [["127.0.0.1:9"]]
+"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut offline = Instance::start(
+        "offline",
+        dir.path(),
+        &[
+            "--tor-network",
+            network.to_str().unwrap(),
+            "--bootstrap-timeout",
+            "5",
+        ],
+    );
+    let error = offline.expect("error", |v| v["fatal"] == true).await;
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("--direct"), "{message}");
+    let status = offline.child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
