@@ -126,6 +126,7 @@ pub struct ClientBuilder {
     reconnect: ReconnectPolicy,
     v2_identity: bool,
     keys: Vec<IdentityKey>,
+    nickname: String,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -150,7 +151,16 @@ impl ClientBuilder {
             reconnect: ReconnectPolicy::default(),
             v2_identity: false,
             keys: Vec::new(),
+            nickname: String::new(),
         }
+    }
+
+    /// The nickname our contact requests suggest for us (at most 30 UTF-16
+    /// units, none of `"<>&` or control and format characters; spec §8.1).
+    /// Default: none, like Ricochet Refresh.
+    pub fn nickname(mut self, nickname: &str) -> Self {
+        self.nickname = nickname.to_owned();
+        self
     }
 
     /// How to reach peers: embedded arti, a system tor, or direct TCP.
@@ -201,6 +211,7 @@ impl ClientBuilder {
     /// service(s) and starts connecting to contacts.
     pub async fn start(self) -> Result<(Client, Events), ClientError> {
         let transport = self.transport.ok_or(ClientError::NoTransport)?;
+        ricochet_proto::message::validate_nickname(&self.nickname)?;
         manager::start(manager::StartConfig {
             profile: self.profile,
             transport,
@@ -208,6 +219,7 @@ impl ClientBuilder {
             reconnect: self.reconnect,
             v2_identity: self.v2_identity,
             keys: self.keys,
+            own_nickname: self.nickname,
         })
         .await
     }
@@ -399,19 +411,19 @@ impl Client {
         self.call(Call::Blocked).await
     }
 
-    /// Asks `id` to become our contact. It appears in the contact list as
-    /// [`crate::ContactStatus::RequestPending`] and the request is retried
-    /// until answered (spec §8.3). `nickname` is the name we suggest for
-    /// ourselves (may be empty; Ricochet Refresh sends none), `message` is
-    /// shown to its user; both are limited by spec §8.1. We list the contact
-    /// under `nickname` too until it is renamed.
+    /// Asks `id` to become our contact. It appears in the contact list,
+    /// under `nickname` (our name for it, never sent; empty: the start of its
+    /// id), as [`crate::ContactStatus::RequestPending`], and the request is
+    /// retried until answered (spec §8.3). `message` is shown to its user
+    /// (at most 2000 UTF-16 units, §8.1); the request also carries our own
+    /// nickname, if [`ClientBuilder::nickname`] set one.
     pub async fn send_contact_request(
         &self,
         id: RicochetId,
         nickname: &str,
         message: &str,
     ) -> Result<(), ClientError> {
-        ricochet_proto::message::contact_request::ContactRequest::new(nickname, message)?;
+        ricochet_proto::message::contact_request::ContactRequest::new("", message)?;
         self.call(|reply| Call::SendContactRequest {
             id,
             nickname: nickname.to_owned(),

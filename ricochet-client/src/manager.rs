@@ -53,6 +53,7 @@ pub(crate) struct StartConfig {
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) v2_identity: bool,
     pub(crate) keys: Vec<IdentityKey>,
+    pub(crate) own_nickname: String,
 }
 
 /// Opens the profile, brings the transport up, publishes, and spawns the
@@ -153,6 +154,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<(Client, Events), Clien
         transfers: HashMap::new(),
         watches: HashMap::new(),
         listeners,
+        own_nickname: config.own_nickname,
     };
     manager.load()?;
     tokio::spawn(manager.run(calls_rx, reports_rx, incoming_rx));
@@ -243,6 +245,8 @@ struct Manager {
     /// Status watchers of messages sent in this run, until final.
     watches: HashMap<MessageId, watch::Sender<MessageStatus>>,
     listeners: Vec<JoinHandle<()>>,
+    /// The nickname our requests suggest for us (§8.1).
+    own_nickname: String,
 }
 
 impl Manager {
@@ -1264,23 +1268,14 @@ impl Manager {
             .iter()
             .any(|r| r.from.service_id() == &id)
         {
-            let name = if nickname.is_empty() {
-                id.to_string()
-            } else {
-                nickname
-            };
-            return self.answer_contact_request(id, Answer::Accept(name));
+            return self.answer_contact_request(id, Answer::Accept(nickname));
         }
-        let display = if nickname.is_empty() {
-            id.to_string()
-        } else {
-            nickname.clone()
-        };
         let row = ContactRow {
             id,
-            nickname: self.unique_nickname(&display, &id),
+            nickname: self.unique_nickname(&nickname, &id),
             state: ContactState::RequestPending,
-            request_nickname: nickname,
+            // What the request carries: our own suggested nickname.
+            request_nickname: self.own_nickname.clone(),
             request_message: message,
         };
         self.store.add_contact(&row)?;
@@ -1362,7 +1357,8 @@ impl Manager {
     /// share a nickname (§8.1).
     fn unique_nickname(&self, wanted: &str, id: &ServiceId) -> String {
         let wanted = if wanted.trim().is_empty() {
-            id.to_string()
+            // The start of the id: enough to tell contacts apart.
+            id.to_string().chars().take(16).collect()
         } else {
             wanted.trim().to_owned()
         };

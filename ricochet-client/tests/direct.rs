@@ -14,18 +14,23 @@ use ricochet_client::{ContactStatus, Event, MessageDirection, MessageStatus, Req
 async fn request_pending_accept_and_chat_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let directory = Directory::new();
-    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut alice = common::start_with(&dir.path().join("alice"), &directory, |b| {
+        b.nickname("alice")
+    })
+    .await;
     let mut bob = start(&dir.path().join("bob"), &directory).await;
     let (alice_id, bob_id) = (alice.id(), bob.id());
 
     alice
         .client
-        .send_contact_request(bob_id, "alice", "hello, it's me")
+        .send_contact_request(bob_id, "Bob", "hello, it's me")
         .await
         .unwrap();
     alice
         .expect_status(bob_id, ContactStatus::RequestPending)
         .await;
+    let listed = alice.client.contact(bob_id).await.unwrap().unwrap();
+    assert_eq!(listed.nickname, "Bob");
     let request = bob
         .expect("a contact request", |event| match event {
             Event::ContactRequestReceived(request) => Some(request),
@@ -346,7 +351,7 @@ async fn protocol_1_pair_main_flow() {
 
     alice
         .client
-        .send_contact_request(bob_v2, "alice", "old school")
+        .send_contact_request(bob_v2, "bob", "old school")
         .await
         .unwrap();
     let request = bob
@@ -409,13 +414,13 @@ async fn a_requested_contact_connecting_to_us_accepts_implicitly() {
 
     alice
         .client
-        .send_contact_request(bob_id, "alice", "")
+        .send_contact_request(bob_id, "bob", "")
         .await
         .unwrap();
     // Bob asks Alice too; his connection proves who he is, and Alice's
     // pending request makes him a contact at once (§8.3, §11.4).
     bob.client
-        .send_contact_request(alice_id, "bob", "")
+        .send_contact_request(alice_id, "alice", "")
         .await
         .unwrap();
     let answer = alice
@@ -498,8 +503,8 @@ async fn mutual_requests_at_once_make_contacts_with_one_connection() {
         let mut bob = start(&dir.path().join("bob"), &directory).await;
         let (alice_id, bob_id) = (alice.id(), bob.id());
         let (a, b) = tokio::join!(
-            alice.client.send_contact_request(bob_id, "alice", ""),
-            bob.client.send_contact_request(alice_id, "bob", "")
+            alice.client.send_contact_request(bob_id, "bob", ""),
+            bob.client.send_contact_request(alice_id, "alice", "")
         );
         a.unwrap();
         b.unwrap();

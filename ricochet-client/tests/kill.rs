@@ -212,7 +212,7 @@ async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
     let mut child = spawn_child(&spec("send"));
     let lines = child_lines(&mut child);
     bob.client
-        .send_contact_request(alice_id, "bob", "")
+        .send_contact_request(alice_id, "alice", "")
         .await
         .unwrap();
 
@@ -338,7 +338,7 @@ async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
     let mut child = spawn_child(&spec);
     alice
         .client
-        .send_contact_request(bob_id, "alice", "")
+        .send_contact_request(bob_id, "bob", "")
         .await
         .unwrap();
     alice

@@ -21,7 +21,7 @@ async fn main_flow(backend: &str, alice: &mut Peer, bob: &mut Peer, started: Ins
     let up = started.elapsed();
     alice
         .client
-        .send_contact_request(bob_id, "alice", "over tor")
+        .send_contact_request(bob_id, "bob", "over tor")
         .await
         .unwrap();
     let request = bob

@@ -224,8 +224,6 @@ pub enum Reply {
 pub struct Settings {
     /// Where accepted files are saved.
     pub downloads: PathBuf,
-    /// The nickname we suggest for ourselves in requests.
-    pub nickname: String,
 }
 
 /// Finds a contact (or requester) by id, nickname, or id prefix.
@@ -321,7 +319,7 @@ pub async fn run(
         Command::Add { id, message } => {
             let id: RicochetId = id.parse().map_err(|e| format!("not a Ricochet id: {e}"))?;
             client
-                .send_contact_request(id, &settings.nickname, &message)
+                .send_contact_request(id, "", &message)
                 .await
                 .map_err(error)?;
             app.select(id);

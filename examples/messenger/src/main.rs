@@ -59,7 +59,6 @@ async fn run(args: Args) -> ExitCode {
     };
     let settings = Settings {
         downloads: args.downloads_dir(&profile),
-        nickname: args.nickname.clone(),
     };
     let timeout = Duration::from_secs(args.bootstrap_timeout);
     let peers = args.direct.clone();

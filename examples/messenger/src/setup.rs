@@ -97,7 +97,7 @@ impl Args {
     /// The client builder for these options, and (with `--direct`) the
     /// peers directory to keep in sync with the file.
     pub fn builder(&self, profile: &Path) -> Result<(ClientBuilder, Option<Directory>), String> {
-        let builder = ClientBuilder::new(profile);
+        let builder = ClientBuilder::new(profile).nickname(&self.nickname);
         if let Some(peers) = &self.direct {
             let directory = if peers.exists() {
                 Directory::load(peers).map_err(|e| e.to_string())?

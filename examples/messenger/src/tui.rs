@@ -289,7 +289,6 @@ mod tests {
         let (bob, mut bob_events) = start(&dir.path().join("bob"), &directory).await;
         let settings = Settings {
             downloads: dir.path().join("downloads"),
-            nickname: "bob".to_owned(),
         };
         let mut app = App {
             my_id: Some(bob.id()),
@@ -315,7 +314,7 @@ mod tests {
 
         // A request arrives: it is listed, and selecting it shows it.
         alice
-            .send_contact_request(bob.id(), "alice", "hi, it's alice")
+            .send_contact_request(bob.id(), "Bob", "hi, it's alice")
             .await
             .unwrap();
         pump(&bob, &mut bob_events, &mut app, |app| {

@@ -17,6 +17,7 @@ struct Instance {
     stdin: ChildStdin,
     lines: mpsc::UnboundedReceiver<Value>,
     name: &'static str,
+    patience: Duration,
 }
 
 impl Instance {
@@ -52,6 +53,7 @@ impl Instance {
             stdin,
             lines,
             name,
+            patience: Duration::from_secs(30),
         }
     }
 
@@ -65,6 +67,7 @@ impl Instance {
     /// The first line with `"event": event` that `pick` accepts.
     async fn expect(&mut self, event: &str, pick: impl Fn(&Value) -> bool) -> Value {
         let name = self.name;
+        let patience = self.patience;
         let wait = async {
             loop {
                 let line = self
@@ -77,7 +80,7 @@ impl Instance {
                 }
             }
         };
-        tokio::time::timeout(Duration::from_secs(30), wait)
+        tokio::time::timeout(patience, wait)
             .await
             .unwrap_or_else(|_| panic!("{name}: timed out waiting for {event}"))
     }
@@ -212,4 +215,59 @@ votes = [["127.0.0.1:9"]]
     let status = offline.child.wait().await.unwrap();
     assert_eq!(status.code(), Some(2));
     assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+/// The same conversation over real onion services: both instances run the
+/// embedded arti on the private Tor network (`--tor-network`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_mode_over_the_private_tor_network() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let network = dir.path().join("testnet-arti.toml");
+    std::fs::write(&network, &net.arti_toml).unwrap();
+    let network = network.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let mut alice = Instance::start("alice", dir.path(), &["--tor-network", network]);
+    let mut bob = Instance::start("bob", dir.path(), &["--tor-network", network]);
+    alice.patience = Duration::from_secs(180);
+    bob.patience = Duration::from_secs(180);
+    let alice_id = alice.expect("ready", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_id = bob.expect("ready", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ready = started.elapsed();
+
+    alice.send(&format!("/add {bob_id} over tor")).await;
+    bob.expect("contact_request", |v| v["from"] == alice_id.as_str())
+        .await;
+    bob.send(&format!("/accept {alice_id} Alice")).await;
+    alice
+        .expect("contact_status", |v| v["status"] == "online")
+        .await;
+    alice
+        .send(&format!("/msg {bob_id} hello through onions"))
+        .await;
+    assert_eq!(
+        bob.expect("message", |_| true).await["text"],
+        "hello through onions"
+    );
+    alice
+        .expect("message_status", |v| v["status"] == "acknowledged")
+        .await;
+    bob.send("/msg Alice and back").await;
+    assert_eq!(alice.expect("message", |_| true).await["text"], "and back");
+    eprintln!(
+        "line mode over the private Tor network: both ready after {ready:?}, whole conversation {:?}",
+        started.elapsed()
+    );
+    alice.send("/quit").await;
+    bob.send("/quit").await;
+    alice.expect("stopped", |_| true).await;
+    bob.expect("stopped", |_| true).await;
 }

@@ -145,7 +145,7 @@ pub async fn start_on<T: Transport>(profile: &Path, transport: T) -> Peer {
 pub async fn befriend(a: &mut Peer, b: &mut Peer) {
     let (a_id, b_id) = (a.id(), b.id());
     a.client
-        .send_contact_request(b_id, "alice", "hello, it's me")
+        .send_contact_request(b_id, "", "hello, it's me")
         .await
         .unwrap();
     let request = b
