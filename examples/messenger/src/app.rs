@@ -109,6 +109,8 @@ pub struct App {
     pub overlay: Option<Overlay>,
     /// Unread messages per contact.
     pub unread: HashMap<RicochetId, usize>,
+    /// How many lines the chat pane is scrolled up from the newest.
+    pub scroll: usize,
 }
 
 impl Default for App {
@@ -128,6 +130,7 @@ impl Default for App {
             notice: "Type /help for commands.".to_owned(),
             overlay: None,
             unread: HashMap::new(),
+            scroll: 0,
         }
     }
 }
@@ -171,6 +174,7 @@ impl App {
         }
         let next = self.selected.saturating_add_signed(delta);
         self.selected = next.min(len - 1);
+        self.scroll = 0;
         if let Some(Item::Contact(id)) = self.selected_item() {
             self.unread.remove(&id);
         }

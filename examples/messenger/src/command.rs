@@ -16,7 +16,8 @@ Commands (a <contact> is a nickname, a ricochet: id, or the start of one):
   /add <id> [message]       ask <id> to become a contact
   /accept [<id>] [name]     accept a contact request (the selected one), naming it
   /accept <n>               accept file offer #n
-  /reject [<id>|<n>]        reject a contact request (blocks the sender), or file offer #n
+  /reject [<id>]            reject a contact request (and block the sender)
+  /reject <n>               decline file offer #n
   /block [<contact>]        block a contact or requester
   /unblock <id>             unblock
   /remove [<contact>]       remove a contact

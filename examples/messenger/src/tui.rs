@@ -144,6 +144,8 @@ pub async fn handle_key(
             };
         }
         KeyCode::Esc => app.input.clear(),
+        KeyCode::PageUp => app.scroll = app.scroll.saturating_add(10),
+        KeyCode::PageDown => app.scroll = app.scroll.saturating_sub(10),
         KeyCode::Up => {
             app.move_selection(-1);
             load_selected_history(client, app).await;
@@ -157,6 +159,7 @@ pub async fn handle_key(
             if line.trim().is_empty() {
                 return Action::Continue;
             }
+            app.scroll = 0;
             let reply = match command::parse(&line) {
                 Ok(command) => command::run(command, client, app, settings).await,
                 Err(message) => Err(message),
@@ -173,8 +176,11 @@ pub async fn handle_key(
                 }
                 Err(message) => {
                     app.notice = message;
-                    // Keep what was typed, to fix it.
-                    app.input = line;
+                    // A message that did not go out stays, to send again;
+                    // a failed command is in the status line.
+                    if !line.starts_with('/') {
+                        app.input = line;
+                    }
                 }
             }
             refresh(client, app).await;

@@ -109,14 +109,21 @@ fn centered(area: Rect, width: u16) -> Rect {
 
 fn draw_top(frame: &mut Frame<'_>, app: &App, transport: &str, area: Rect) {
     let id = app.my_id.map(|id| id.to_string()).unwrap_or_default();
+    let full = format!("  {transport} · F1 help · F2 QR");
+    // The id must stay whole (people copy it); the hints go first.
+    let room = usize::from(area.width).saturating_sub(20 + id.chars().count());
+    let hint = if full.chars().count() <= room {
+        full
+    } else if room >= 17 {
+        "  F1 help · F2 QR".to_owned()
+    } else {
+        String::new()
+    };
     let line = Line::from(vec![
         Span::styled(" Ricochet ", Style::new().fg(Color::Black).bg(Color::Cyan)),
         Span::raw(" your id: "),
         Span::styled(id, Style::new().add_modifier(Modifier::BOLD)),
-        Span::styled(
-            format!("  ({transport}; F1 help, F2 QR)"),
-            Style::new().fg(Color::DarkGray),
-        ),
+        Span::styled(hint, Style::new().fg(Color::DarkGray)),
     ]);
     frame.render_widget(Paragraph::new(line), area);
 }
@@ -280,7 +287,8 @@ fn draw_main(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 Layout::vertical([Constraint::Min(1), Constraint::Length(transfer_rows)])
                     .areas(area);
             let inner_height = usize::from(chat.height.saturating_sub(2));
-            let skip = lines.len().saturating_sub(inner_height);
+            let newest_first = lines.len().saturating_sub(inner_height);
+            let skip = newest_first.saturating_sub(app.scroll);
             let visible: Vec<Line<'_>> = lines.into_iter().skip(skip).collect();
             frame.render_widget(
                 Paragraph::new(visible)
