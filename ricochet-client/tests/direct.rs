@@ -529,3 +529,36 @@ async fn mutual_requests_at_once_make_contacts_with_one_connection() {
         assert_eq!(hi.finished().await, MessageStatus::Acknowledged);
     }
 }
+
+#[tokio::test]
+async fn a_request_to_an_offline_id_is_retried_until_it_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    // Bob's identity exists, but Bob is not running yet.
+    let bob_key = ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3).unwrap();
+    let bob_id: ricochet_client::RicochetId = bob_key.service_id().into();
+    alice
+        .client
+        .send_contact_request(bob_id, "Bob", "are you there?")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        alice.client.contact(bob_id).await.unwrap().unwrap().status,
+        ContactStatus::RequestPending
+    );
+
+    let mut bob =
+        common::start_with(&dir.path().join("bob"), &directory, |b| b.identity(bob_key)).await;
+    assert_eq!(bob.id(), bob_id);
+    let request = bob
+        .expect("the retried request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await;
+    assert_eq!(request.request().message, "are you there?");
+    request.accept("Alice").await.unwrap();
+    alice.expect_status(bob_id, ContactStatus::Online).await;
+}

@@ -136,6 +136,26 @@ async fn cancelling_ends_the_transfer_on_both_sides() {
     let mut part = destination.into_os_string();
     part.push(".part");
     assert!(!std::path::Path::new(&part).exists());
+
+    // And the sender can cancel too.
+    let transfer = alice.client.send_file(bob.id(), &source).await.unwrap();
+    let offer = offered(&mut bob).await;
+    offer.accept(dir.path().join("again.bin")).await.unwrap();
+    alice
+        .expect("upload progress", |event| {
+            matches!(event, Event::FileProgress { bytes, .. } if bytes > 0).then_some(())
+        })
+        .await;
+    alice.client.cancel_transfer(transfer).await.unwrap();
+    assert_eq!(
+        finished(&mut alice, Some(transfer)).await.0,
+        TransferOutcome::Cancelled { by_peer: false }
+    );
+    assert_eq!(
+        finished(&mut bob, Some(offer.transfer())).await.0,
+        TransferOutcome::Cancelled { by_peer: true }
+    );
+    assert!(!dir.path().join("again.bin").exists());
 }
 
 #[tokio::test]
