@@ -224,6 +224,23 @@ struct Entry {
     protocol_errors: u32,
     /// When to dial next; `None` when not scheduled.
     next_dial: Option<Instant>,
+    /// Queued messages wait that the active connection did not take yet
+    /// (its chat channel closed); new messages must go after them.
+    queue_behind: bool,
+}
+
+impl Entry {
+    fn new(row: ContactRow) -> Self {
+        Self {
+            row,
+            active: None,
+            dialing: None,
+            failures: 0,
+            protocol_errors: 0,
+            next_dial: None,
+            queue_behind: false,
+        }
+    }
 }
 
 struct Manager {
@@ -265,17 +282,7 @@ impl Manager {
                 .collect();
             self.store.set_status(&sent, &MessageStatus::Queued)?;
             let id = row.id;
-            self.contacts.insert(
-                id,
-                Entry {
-                    row,
-                    active: None,
-                    dialing: None,
-                    failures: 0,
-                    protocol_errors: 0,
-                    next_dial: None,
-                },
-            );
+            self.contacts.insert(id, Entry::new(row));
             self.schedule(&id, now);
         }
         Ok(())
@@ -932,10 +939,14 @@ impl Manager {
         }
     }
 
+    /// Our chat channel on `conn` closed while the connection lives on:
+    /// what it carried goes back to the queue, ahead of later messages.
     fn requeue_sent(&mut self, conn: ConnId) {
         if let Some(peer) = self.peer_of(conn)
-            && self.contacts.get(&peer).and_then(|e| e.active) == Some(conn)
+            && let Some(entry) = self.contacts.get_mut(&peer)
+            && entry.active == Some(conn)
         {
+            entry.queue_behind = true;
             self.requeue(&peer);
         }
     }
@@ -955,30 +966,45 @@ impl Manager {
     /// Sends every queued message of `peer` on its active connection, with
     /// the ids they were given and their age as `time_delta` (§9.2).
     fn send_queued(&mut self, peer: &ServiceId) {
-        let Some(conn) = self.contacts.get(peer).and_then(|e| e.active) else {
+        let Some(entry) = self.contacts.get_mut(peer) else {
             return;
         };
+        if entry.active.is_none() {
+            return;
+        }
+        entry.queue_behind = false;
         let rows = match self.store.unfinished_outgoing(peer) {
             Ok(rows) => rows,
             Err(error) => return self.emit_error(Some(*peer), error.into()),
         };
+        let queued = rows
+            .into_iter()
+            .filter(|m| m.status == MessageStatus::Queued)
+            .map(|m| (m.id, m.wire_id, m.text, m.time))
+            .collect();
+        self.send_rows(peer, queued);
+    }
+
+    /// Puts messages on the contact's active connection, with the ids they
+    /// were given and their age as `time_delta` (§9.2), and marks them sent.
+    fn send_rows(&mut self, peer: &ServiceId, rows: Vec<(MessageId, WireId, String, SystemTime)>) {
+        let Some(conn) = self.contacts.get(peer).and_then(|e| e.active) else {
+            return;
+        };
         let now = SystemTime::now();
         let mut batch = Vec::new();
         let mut ids = Vec::new();
-        for row in rows
-            .into_iter()
-            .filter(|m| m.status == MessageStatus::Queued)
-        {
-            let Ok(text) = ChatText::new(row.text) else {
+        for (id, wire_id, text, time) in rows {
+            let Ok(text) = ChatText::new(text) else {
                 continue;
             };
-            let age = now.duration_since(row.time).unwrap_or_default().as_secs();
+            let age = now.duration_since(time).unwrap_or_default().as_secs();
             batch.push(OutgoingChat {
-                wire_id: row.wire_id,
+                wire_id,
                 text,
                 time_delta: -i64::try_from(age).unwrap_or(i64::MAX),
             });
-            ids.push(row.id);
+            ids.push(id);
         }
         if batch.is_empty() {
             return;
@@ -1279,14 +1305,7 @@ impl Manager {
             request_message: message,
         };
         self.store.add_contact(&row)?;
-        let entry = self.contacts.entry(id).or_insert(Entry {
-            row: row.clone(),
-            active: None,
-            dialing: None,
-            failures: 0,
-            protocol_errors: 0,
-            next_dial: None,
-        });
+        let entry = self.contacts.entry(id).or_insert(Entry::new(row.clone()));
         entry.row = row;
         entry.failures = 0;
         entry.protocol_errors = 0;
@@ -1322,17 +1341,7 @@ impl Manager {
                 };
                 self.store.add_contact(&row)?;
                 self.store.remove_incoming_request(&id)?;
-                self.contacts.insert(
-                    id,
-                    Entry {
-                        row,
-                        active: None,
-                        dialing: None,
-                        failures: 0,
-                        protocol_errors: 0,
-                        next_dial: None,
-                    },
-                );
+                self.contacts.insert(id, Entry::new(row));
                 self.emit_status(&id);
                 match conn.and_then(|conn| self.conns.get(&conn)) {
                     // §8.2 step 8: the same connection then carries chat.
@@ -1478,9 +1487,10 @@ impl Manager {
         if texts.is_empty() {
             return Err(ClientError::EmptyMessage);
         }
-        let stored = self.store.queue_messages(&id, &texts, SystemTime::now())?;
+        let now = SystemTime::now();
+        let stored = self.store.queue_messages(&id, &texts, now)?;
         let mut parts = Vec::new();
-        for (message, _) in stored {
+        for &(message, _) in &stored {
             let (sender, receiver) = watch::channel(MessageStatus::Queued);
             self.watches.insert(message, sender);
             parts.push((message, receiver));
@@ -1490,7 +1500,19 @@ impl Manager {
                 status: MessageStatus::Queued,
             });
         }
-        self.send_queued(&id);
+        // Online: earlier messages went out already, unless some were
+        // put back in the queue; then all go, in order.
+        let queue_behind = self.contacts.get(&id).is_some_and(|e| e.queue_behind);
+        if queue_behind {
+            self.send_queued(&id);
+        } else {
+            let rows = stored
+                .iter()
+                .zip(texts)
+                .map(|(&(message, wire_id), text)| (message, wire_id, text, now))
+                .collect();
+            self.send_rows(&id, rows);
+        }
         Ok(MessageHandle {
             contact: id.into(),
             parts,

@@ -22,10 +22,6 @@ use crate::model::{
     ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
 };
 
-/// How many of a contact's latest incoming messages are compared with a new
-/// one to detect a duplicate (spec §9.2).
-pub(crate) const DEDUP_WINDOW: usize = 256;
-
 /// The schema, one SQL batch per version. Batch `i` takes the database from
 /// `user_version = i` to `i + 1`. Never edit a batch once released: append.
 const MIGRATIONS: &[&str] = &[
@@ -65,6 +61,10 @@ const MIGRATIONS: &[&str] = &[
             CHECK (status IN ('queued', 'sent', 'acknowledged', 'refused', 'gone'))
     );
     CREATE INDEX messages_by_contact ON messages (contact, direction, id);",
+    // 2: duplicate detection looks up a contact's incoming message ids
+    // across the whole history, not a window: after a connection is cut, a
+    // sender may resend more unacknowledged messages than any window holds.
+    "CREATE INDEX messages_by_wire_id ON messages (contact, direction, wire_id);",
 ];
 
 /// `messages.direction` of a message we sent.
@@ -731,8 +731,8 @@ impl Store {
     }
 
     /// Stores messages from `contact` in one transaction, except those that
-    /// duplicate one of the contact's last [`DEDUP_WINDOW`] messages (same
-    /// message id and same text, §9.2), earlier ones of the batch included.
+    /// duplicate a message already stored from it (same message id and same
+    /// text, §9.2), earlier ones of the batch included.
     /// Returns, per message, its new number or `None` for a duplicate,
     /// which the caller acknowledges without delivering it again.
     pub(crate) fn record_incoming_batch(
@@ -741,16 +741,12 @@ impl Store {
         messages: &[Incoming<'_>],
     ) -> Result<Vec<Option<MessageId>>, StorageError> {
         let contact_text = contact.to_string();
-        let window = i64::try_from(DEDUP_WINDOW).unwrap_or(i64::MAX);
         let tx = self.conn.unchecked_transaction()?;
         let mut ids = Vec::with_capacity(messages.len());
         {
             let mut duplicate = tx.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM (
-                     SELECT wire_id, text FROM messages
-                     WHERE contact = ?1 AND direction = ?2
-                     ORDER BY id DESC LIMIT ?3)
-                 WHERE wire_id = ?4 AND text = ?5)",
+                "SELECT EXISTS (SELECT 1 FROM messages
+                 WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3 AND text = ?4)",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (contact, direction, wire_id, text, time, status)
@@ -760,7 +756,7 @@ impl Store {
                 let wire_id = message.wire_id.map(i64::from);
                 if let Some(wire_id) = wire_id {
                     let seen: bool = duplicate.query_row(
-                        params![contact_text, INCOMING, window, wire_id, message.text],
+                        params![contact_text, INCOMING, wire_id, message.text],
                         |row| row.get(0),
                     )?;
                     if seen {
@@ -1352,7 +1348,7 @@ mod tests {
     }
 
     #[test]
-    fn incoming_duplicates_are_dropped_within_the_window() {
+    fn incoming_duplicates_are_dropped_whatever_their_age() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("profile.db")).unwrap();
         let alice = new_id();
@@ -1400,8 +1396,9 @@ mod tests {
         assert_eq!(message.status, MessageStatus::Acknowledged);
         assert_eq!(message.time, at(1));
 
-        // Push the first "hello" (id 7) out of the window.
-        for wire_id in 0..u32::try_from(DEDUP_WINDOW).unwrap() {
+        // However many messages came since: a resend after a cut may
+        // repeat thousands of unacknowledged messages.
+        for wire_id in 0..1000 {
             store
                 .record_incoming(&alice, Some(1000 + wire_id), "filler", at(5))
                 .unwrap()
@@ -1411,7 +1408,7 @@ mod tests {
             store
                 .record_incoming(&alice, Some(7), "hello", at(6))
                 .unwrap()
-                .is_some()
+                .is_none()
         );
     }
 

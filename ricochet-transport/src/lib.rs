@@ -7,6 +7,8 @@ pub mod arti;
 #[cfg(feature = "tor-control")]
 pub mod control;
 mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 #[cfg(feature = "tcp")]
 pub mod tcp;
 
