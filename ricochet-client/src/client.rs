@@ -35,6 +35,10 @@ pub struct Limits {
     /// How long a connection may stay without authenticating as a contact or
     /// sending a request (spec §3.4, §11.3). Default: 15 s.
     pub authentication_timeout: Duration,
+    /// Most messages to one contact sent and not yet acknowledged; the rest
+    /// wait in the queue. It bounds what a lost connection makes us resend
+    /// and what waits in buffers. Default: 256.
+    pub max_unacknowledged_messages: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +48,7 @@ impl Default for Limits {
             max_pending_requests: 64,
             max_incoming_transfers: 32,
             authentication_timeout: ricochet_proto::UNKNOWN_PURPOSE_TIMEOUT,
+            max_unacknowledged_messages: 256,
         }
     }
 }

@@ -224,9 +224,8 @@ struct Entry {
     protocol_errors: u32,
     /// When to dial next; `None` when not scheduled.
     next_dial: Option<Instant>,
-    /// Queued messages wait that the active connection did not take yet
-    /// (its chat channel closed); new messages must go after them.
-    queue_behind: bool,
+    /// Messages sent on the active connection and not yet acknowledged.
+    in_flight: usize,
 }
 
 impl Entry {
@@ -238,7 +237,7 @@ impl Entry {
             failures: 0,
             protocol_errors: 0,
             next_dial: None,
-            queue_behind: false,
+            in_flight: 0,
         }
     }
 }
@@ -946,12 +945,14 @@ impl Manager {
             && let Some(entry) = self.contacts.get_mut(&peer)
             && entry.active == Some(conn)
         {
-            entry.queue_behind = true;
             self.requeue(&peer);
         }
     }
 
     fn requeue(&mut self, peer: &ServiceId) {
+        if let Some(entry) = self.contacts.get_mut(peer) {
+            entry.in_flight = 0;
+        }
         let sent: Vec<MessageId> = match self.store.unfinished_outgoing(peer) {
             Ok(rows) => rows
                 .into_iter()
@@ -965,24 +966,38 @@ impl Manager {
 
     /// Sends every queued message of `peer` on its active connection, with
     /// the ids they were given and their age as `time_delta` (§9.2).
+    /// Sends the oldest queued messages of `peer` on its active connection,
+    /// as many as its window of unacknowledged messages has room for
+    /// ([`Limits::max_unacknowledged_messages`]). Bounding what is in flight
+    /// bounds what a cut connection makes us send again, and what waits in
+    /// a connection's buffers.
     fn send_queued(&mut self, peer: &ServiceId) {
-        let Some(entry) = self.contacts.get_mut(peer) else {
+        let Some(entry) = self.contacts.get(peer) else {
             return;
         };
         if entry.active.is_none() {
             return;
         }
-        entry.queue_behind = false;
-        let rows = match self.store.unfinished_outgoing(peer) {
+        let room = self
+            .limits
+            .max_unacknowledged_messages
+            .saturating_sub(entry.in_flight);
+        if room == 0 {
+            return;
+        }
+        let queued = match self.store.queued_outgoing(peer, room) {
             Ok(rows) => rows,
             Err(error) => return self.emit_error(Some(*peer), error.into()),
         };
-        let queued = rows
+        let rows: Vec<_> = queued
             .into_iter()
-            .filter(|m| m.status == MessageStatus::Queued)
             .map(|m| (m.id, m.wire_id, m.text, m.time))
             .collect();
-        self.send_rows(peer, queued);
+        let count = rows.len();
+        self.send_rows(peer, rows);
+        if let Some(entry) = self.contacts.get_mut(peer) {
+            entry.in_flight += count;
+        }
     }
 
     /// Puts messages on the contact's active connection, with the ids they
@@ -1064,9 +1079,13 @@ impl Manager {
         };
         match self.store.acknowledge_batch(&peer, acks) {
             Ok(changed) => {
+                if let Some(entry) = self.contacts.get_mut(&peer) {
+                    entry.in_flight = entry.in_flight.saturating_sub(changed.len());
+                }
                 for (id, status) in changed {
                     self.message_status_changed(&peer, id, status);
                 }
+                self.send_queued(&peer);
             }
             Err(error) => self.emit_error(Some(peer), error.into()),
         }
@@ -1487,8 +1506,7 @@ impl Manager {
         if texts.is_empty() {
             return Err(ClientError::EmptyMessage);
         }
-        let now = SystemTime::now();
-        let stored = self.store.queue_messages(&id, &texts, now)?;
+        let stored = self.store.queue_messages(&id, &texts, SystemTime::now())?;
         let mut parts = Vec::new();
         for &(message, _) in &stored {
             let (sender, receiver) = watch::channel(MessageStatus::Queued);
@@ -1500,19 +1518,7 @@ impl Manager {
                 status: MessageStatus::Queued,
             });
         }
-        // Online: earlier messages went out already, unless some were
-        // put back in the queue; then all go, in order.
-        let queue_behind = self.contacts.get(&id).is_some_and(|e| e.queue_behind);
-        if queue_behind {
-            self.send_queued(&id);
-        } else {
-            let rows = stored
-                .iter()
-                .zip(texts)
-                .map(|(&(message, wire_id), text)| (message, wire_id, text, now))
-                .collect();
-            self.send_rows(&id, rows);
-        }
+        self.send_queued(&id);
         Ok(MessageHandle {
             contact: id.into(),
             parts,

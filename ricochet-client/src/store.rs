@@ -64,7 +64,10 @@ const MIGRATIONS: &[&str] = &[
     // 2: duplicate detection looks up a contact's incoming message ids
     // across the whole history, not a window: after a connection is cut, a
     // sender may resend more unacknowledged messages than any window holds.
-    "CREATE INDEX messages_by_wire_id ON messages (contact, direction, wire_id);",
+    // The queue: outgoing messages not yet acknowledged, in order.
+    "CREATE INDEX messages_by_wire_id ON messages (contact, direction, wire_id);
+    CREATE INDEX messages_unfinished ON messages (contact, direction, id)
+        WHERE status IN ('queued', 'sent');",
 ];
 
 /// `messages.direction` of a message we sent.
@@ -619,12 +622,38 @@ impl Store {
         &self,
         contact: &ServiceId,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
-        let mut statement = self.conn.prepare(
+        self.outgoing_where(contact, "status IN ('queued', 'sent')", i64::MAX)
+    }
+
+    /// The oldest `limit` queued (not yet sent) messages to `contact`.
+    pub(crate) fn queued_outgoing(
+        &self,
+        contact: &ServiceId,
+        limit: usize,
+    ) -> Result<Vec<OutgoingRow>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.outgoing_where(
+            contact,
+            "status IN ('queued', 'sent') AND status = 'queued'",
+            limit,
+        )
+    }
+
+    fn outgoing_where(
+        &self,
+        contact: &ServiceId,
+        condition: &str,
+        limit: i64,
+    ) -> Result<Vec<OutgoingRow>, StorageError> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            // The partial index holds only the queue, so this stays fast
+            // however long the history grows.
             "SELECT id, wire_id, text, time, status FROM messages
-             WHERE contact = ?1 AND direction = ?2 AND status IN ('queued', 'sent')
-             ORDER BY id",
-        )?;
-        let rows = statement.query_map(params![contact.to_string(), OUTGOING], |row| {
+             INDEXED BY messages_unfinished
+             WHERE contact = ?1 AND direction = ?2 AND {condition}
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = statement.query_map(params![contact.to_string(), OUTGOING, limit], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, Option<i64>>(1)?,

@@ -88,6 +88,9 @@ async fn child() {
         }
         return;
     }
+    if spec.mode.starts_with("chaos") {
+        return chaos_child(&spec, &client, &mut events, peer).await;
+    }
     if spec.mode == "send" {
         // Accept the receiver's request, then send everything at once.
         loop {
@@ -389,5 +392,232 @@ async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
         stored == segments(),
         "every message stored once, in order: {} stored",
         stored.len()
+    );
+}
+
+/// Messages each way in the chaos test (`RICOCHET_CHAOS_MESSAGES` overrides).
+static CHAOS_MESSAGES: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    std::env::var("RICOCHET_CHAOS_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000)
+});
+
+/// The child of the chaos test: accepts the request ("chaos" mode), sends
+/// its messages one call at a time, and reports when everything arrived
+/// both ways.
+async fn chaos_child(
+    spec: &ChildSpec,
+    client: &ricochet_client::Client,
+    events: &mut ricochet_client::Events,
+    peer: RicochetId,
+) {
+    if spec.mode == "chaos" {
+        // Ask, and queue everything while the request is pending, so that
+        // all of it is on its way when the kill comes.
+        client
+            .send_contact_request(peer, "parent", "")
+            .await
+            .unwrap();
+        for i in 0..*CHAOS_MESSAGES {
+            client.send_message(peer, &format!("b-{i}")).await.unwrap();
+        }
+        println!("CHILD queued");
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut reported = false;
+    loop {
+        tokio::select! {
+            event = events.next() => if event.is_none() { return },
+            _ = tick.tick(), if !reported => {
+                let history = client.messages(peer, None, 3 * *CHAOS_MESSAGES).await.unwrap();
+                let incoming = history.iter().filter(|m| m.direction == MessageDirection::Incoming).count();
+                let acked = history
+                    .iter()
+                    .filter(|m| m.direction == MessageDirection::Outgoing && m.status == MessageStatus::Acknowledged)
+                    .count();
+                if incoming == *CHAOS_MESSAGES && acked == *CHAOS_MESSAGES {
+                    println!("CHILD done");
+                    reported = true;
+                }
+            }
+        }
+    }
+}
+
+/// 10,000 messages each way while every connection is cut after a random
+/// 20–200 kB and writes are split and stalled, and the child is killed
+/// with SIGKILL and restarted in the middle: each message arrives exactly
+/// once, in order, and is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
+    use ricochet_client::transport_backends::fault::{FaultPlan, FaultyTransport};
+
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let plan = FaultPlan::new(20261127)
+        .cut_after(20_000..200_000)
+        .max_write(1400)
+        .stall(0.002, Duration::from_millis(30));
+    let faulty = FaultyTransport::new(
+        TcpTransport::new(directory.clone()).listen_on("127.0.0.1:0".parse().unwrap()),
+        plan,
+    );
+    let faults = faulty.stats();
+    let mut alice = common::start_with(&dir.path().join("alice"), &directory, |b| {
+        b.transport(faulty)
+    })
+    .await;
+    alice.patience = Duration::from_secs(120);
+    let alice_id = alice.id();
+
+    let key = IdentityKey::generate(Generation::V3).unwrap();
+    let bob_id: RicochetId = key.service_id().into();
+    let key_file = dir.path().join("bob.key");
+    key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bob_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    directory.insert(*bob_id.service_id(), bob_addr);
+    let alice_addr = directory.get(alice_id.service_id()).unwrap();
+    let directory_file = dir.path().join("peers.txt");
+    std::fs::write(
+        &directory_file,
+        format!("{alice_id} {alice_addr}\n{bob_id} {bob_addr}\n"),
+    )
+    .unwrap();
+    let bob_profile = dir.path().join("bob");
+    let spec = |mode: &str| ChildSpec {
+        profile: bob_profile.display().to_string(),
+        directory: directory_file.display().to_string(),
+        key: key_file.display().to_string(),
+        peer: alice_id.to_string(),
+        mode: mode.to_owned(),
+    };
+
+    let mut child = spawn_child(&spec("chaos"));
+    let mut lines = child_lines(&mut child);
+    loop {
+        match lines.recv().await.as_deref() {
+            Some("queued") => break,
+            Some(_) => {}
+            None => panic!("the child ended"),
+        }
+    }
+    let request = alice
+        .expect("Bob's request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await;
+    request.accept("bob").await.unwrap();
+    // Alice sends hers while Bob's flow in.
+    let sender = alice.client.clone();
+    let sending = tokio::spawn(async move {
+        for i in 0..*CHAOS_MESSAGES {
+            sender
+                .send_message(bob_id, &format!("a-{i}"))
+                .await
+                .unwrap();
+        }
+    });
+
+    // Receive a third of Bob's messages, then kill him mid-stream.
+    let mut received: Vec<String> = Vec::new();
+    while received.len() < *CHAOS_MESSAGES / 3 {
+        received.push(alice.expect_message(bob_id).await);
+        if received.len().is_multiple_of(2500) {
+            eprintln!(
+                "received {} at {:?}; cuts {}",
+                received.len(),
+                started.elapsed(),
+                faults.cuts.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let killed_at = (started.elapsed(), received.len());
+
+    let mut child = spawn_child(&spec("chaos-resume"));
+    let mut lines = child_lines(&mut child);
+    while received.len() < *CHAOS_MESSAGES {
+        received.push(alice.expect_message(bob_id).await);
+        if received.len().is_multiple_of(2500) {
+            eprintln!(
+                "received {} at {:?}; cuts {}",
+                received.len(),
+                started.elapsed(),
+                faults.cuts.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+    }
+    sending.await.unwrap();
+    let queued_by_alice = started.elapsed();
+    let wait_done = async {
+        loop {
+            match lines.recv().await {
+                Some(line) if line == "done" => return,
+                Some(_) => {}
+                None => panic!("the child ended"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(300), wait_done)
+        .await
+        .expect("the child got everything and saw every message acknowledged");
+    let acked = || async {
+        let history = alice
+            .client
+            .messages(bob_id, None, 3 * *CHAOS_MESSAGES)
+            .await
+            .unwrap();
+        history
+            .iter()
+            .filter(|m| {
+                m.direction == MessageDirection::Outgoing && m.status == MessageStatus::Acknowledged
+            })
+            .count()
+            == *CHAOS_MESSAGES
+    };
+    common::eventually("alice's messages all acknowledged", acked).await;
+    // No duplicate reached the application afterwards either.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Some(event) = alice.events.try_next() {
+        assert!(!matches!(event, Event::MessageReceived(_)), "{event:?}");
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    let expected_from_bob: Vec<String> = (0..*CHAOS_MESSAGES).map(|i| format!("b-{i}")).collect();
+    assert!(
+        received == expected_from_bob,
+        "Bob's messages at Alice: each once, in order"
+    );
+    let expected_from_alice: Vec<String> = (0..*CHAOS_MESSAGES).map(|i| format!("a-{i}")).collect();
+    assert!(
+        stored_incoming(&bob_profile) == expected_from_alice,
+        "Alice's messages at Bob: each once, in order"
+    );
+    assert_eq!(
+        statuses(&bob_profile),
+        HashMap::from([("acknowledged".to_owned(), *CHAOS_MESSAGES)])
+    );
+    println!(
+        "chaos: {} messages each way; child killed at {:?} after {} of its messages \
+         arrived; alice had queued hers at {queued_by_alice:?}; all delivered once, in order, \
+         and acknowledged after {:?}; streams {}, cuts {}, stalls {} (alice's side)",
+        *CHAOS_MESSAGES,
+        killed_at.0,
+        killed_at.1,
+        started.elapsed(),
+        faults.streams.load(std::sync::atomic::Ordering::Relaxed),
+        faults.cuts.load(std::sync::atomic::Ordering::Relaxed),
+        faults.stalls.load(std::sync::atomic::Ordering::Relaxed),
     );
 }

@@ -99,6 +99,19 @@ impl Peer {
     }
 }
 
+/// Logs to stderr when `RICOCHET_LOG=debug` (or `trace`) is set.
+pub fn init_logging() {
+    let level = match std::env::var("RICOCHET_LOG").as_deref() {
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("debug") => tracing::Level::DEBUG,
+        _ => return,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// A client on the direct transport, listening on loopback, registered in
 /// `directory`, retrying every 200 ms.
 pub async fn start(profile: &Path, directory: &Directory) -> Peer {
@@ -111,6 +124,7 @@ pub async fn start_with(
     directory: &Directory,
     adjust: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> Peer {
+    init_logging();
     let transport = TcpTransport::new(directory.clone())
         .listen_on("127.0.0.1:0".parse().unwrap())
         .connect_timeout(Duration::from_secs(5));
