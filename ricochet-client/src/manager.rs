@@ -764,16 +764,15 @@ impl Manager {
             }
             return;
         }
-        let already = match self.store.incoming_requests() {
-            Ok(requests) => requests,
+        let (repeat, waiting) = match self.store.incoming_request_status(&peer) {
+            Ok(status) => status,
             Err(error) => {
                 self.emit_error(Some(peer), error.into());
                 self.close(conn);
                 return;
             }
         };
-        let repeat = already.iter().any(|r| r.from.service_id() == &peer);
-        if !repeat && already.len() >= self.limits.max_pending_requests {
+        if !repeat && waiting >= self.limits.max_pending_requests {
             debug!(%peer, "too many pending contact requests; dropping one");
             self.close(conn);
             return;
@@ -1307,12 +1306,7 @@ impl Manager {
             });
         }
         // A request from it is waiting: asking it back is accepting it.
-        if self
-            .store
-            .incoming_requests()?
-            .iter()
-            .any(|r| r.from.service_id() == &id)
-        {
+        if self.store.incoming_request_status(&id)?.0 {
             return self.answer_contact_request(id, Answer::Accept(nickname));
         }
         let row = ContactRow {
@@ -1334,11 +1328,7 @@ impl Manager {
     }
 
     fn answer_contact_request(&mut self, id: ServiceId, answer: Answer) -> Result<(), ClientError> {
-        let pending = self
-            .store
-            .incoming_requests()?
-            .into_iter()
-            .any(|r| r.from.service_id() == &id);
+        let (pending, _) = self.store.incoming_request_status(&id)?;
         if !pending {
             return Err(ClientError::NoSuchRequest {
                 id: Box::new(id.into()),

@@ -550,6 +550,20 @@ impl Store {
     }
 
     /// Drops the request from `id`; false if there was none.
+    /// Whether a request from `id` is waiting, and how many wait in all.
+    pub(crate) fn incoming_request_status(
+        &self,
+        id: &ServiceId,
+    ) -> Result<(bool, usize), StorageError> {
+        let (from_id, total): (bool, i64) = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM incoming_requests WHERE id = ?1),
+                    (SELECT COUNT(*) FROM incoming_requests)",
+            [id.to_string()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok((from_id, usize::try_from(total).unwrap_or(usize::MAX)))
+    }
+
     pub(crate) fn remove_incoming_request(&self, id: &ServiceId) -> Result<bool, StorageError> {
         let changed = self.conn.execute(
             "DELETE FROM incoming_requests WHERE id = ?1",
