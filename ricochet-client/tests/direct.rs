@@ -31,12 +31,7 @@ async fn request_pending_accept_and_chat_both_ways() {
         .await;
     let listed = alice.client.contact(bob_id).await.unwrap().unwrap();
     assert_eq!(listed.nickname, "Bob");
-    let request = bob
-        .expect("a contact request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = bob.expect_request().await;
     assert_eq!(request.from(), alice_id);
     assert_eq!(request.request().nickname, "alice");
     assert_eq!(request.request().message, "hello, it's me");
@@ -93,12 +88,7 @@ async fn rejected_request_blocks_the_sender() {
         .send_contact_request(bob_id, "", "let me in")
         .await
         .unwrap();
-    let request = bob
-        .expect("a contact request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = bob.expect_request().await;
     request.reject().await.unwrap();
     let answer = alice
         .expect("a final answer", |event| match event {
@@ -354,12 +344,7 @@ async fn protocol_1_pair_main_flow() {
         .send_contact_request(bob_v2, "bob", "old school")
         .await
         .unwrap();
-    let request = bob
-        .expect("a contact request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = bob.expect_request().await;
     assert_eq!(request.from(), alice_v2);
     request.accept("alice").await.unwrap();
     alice.expect_status(bob_v2, ContactStatus::Online).await;
@@ -552,12 +537,7 @@ async fn a_request_to_an_offline_id_is_retried_until_it_arrives() {
     let mut bob =
         common::start_with(&dir.path().join("bob"), &directory, |b| b.identity(bob_key)).await;
     assert_eq!(bob.id(), bob_id);
-    let request = bob
-        .expect("the retried request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = bob.expect_request().await;
     assert_eq!(request.request().message, "are you there?");
     request.accept("Alice").await.unwrap();
     alice.expect_status(bob_id, ContactStatus::Online).await;

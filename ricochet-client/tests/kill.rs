@@ -123,6 +123,56 @@ async fn child() {
     while events.next().await.is_some() {}
 }
 
+/// A child client's fixed identity and address, so that it can be killed
+/// and come back as the same peer: its key file, its profile, and a
+/// directory file with both parties' addresses.
+struct ChildFixture {
+    id: RicochetId,
+    profile: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    directory_file: std::path::PathBuf,
+}
+
+impl ChildFixture {
+    fn new(dir: &Path, directory: &Directory, parent: RicochetId) -> Self {
+        let key = IdentityKey::generate(Generation::V3).unwrap();
+        let id: RicochetId = key.service_id().into();
+        let key_file = dir.join("child.key");
+        key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        directory.insert(*id.service_id(), address);
+        let parent_address = directory.get(parent.service_id()).unwrap();
+        let directory_file = dir.join("peers.txt");
+        std::fs::write(
+            &directory_file,
+            format!("{parent} {parent_address}\n{id} {address}\n"),
+        )
+        .unwrap();
+        Self {
+            id,
+            profile: dir.join("child"),
+            key_file,
+            directory_file,
+        }
+    }
+
+    fn spec(&self, parent: RicochetId, mode: &str) -> ChildSpec {
+        ChildSpec {
+            profile: self.profile.display().to_string(),
+            directory: self.directory_file.display().to_string(),
+            key: self.key_file.display().to_string(),
+            peer: parent.to_string(),
+            mode: mode.to_owned(),
+        }
+    }
+}
+
 /// The messages: a text of `MESSAGES` × 2000 characters, split into
 /// exactly these parts.
 fn segments() -> Vec<String> {
@@ -182,35 +232,12 @@ async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
     let directory = Directory::new();
     let mut bob = start(&dir.path().join("bob"), &directory).await;
 
-    // The child's identity and address are fixed, so it can come back.
-    let key = IdentityKey::generate(Generation::V3).unwrap();
-    let alice_id: RicochetId = key.service_id().into();
-    let key_file = dir.path().join("alice.key");
-    key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
-        .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let alice_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    directory.insert(*alice_id.service_id(), alice_addr);
-    let bob_addr = directory.get(bob.id().service_id()).unwrap();
-    let directory_file = dir.path().join("peers.txt");
-    std::fs::write(
-        &directory_file,
-        format!("{alice_id} {alice_addr}\n{} {bob_addr}\n", bob.id()),
-    )
-    .unwrap();
-    let alice_profile = dir.path().join("alice");
+    // The child (Alice, the sender) has a fixed identity and address.
+    let fixture = ChildFixture::new(dir.path(), &directory, bob.id());
+    let alice_id = fixture.id;
+    let alice_profile = fixture.profile.clone();
     let bob_id = bob.id();
-    let spec = |mode: &str| ChildSpec {
-        profile: alice_profile.display().to_string(),
-        directory: directory_file.display().to_string(),
-        key: key_file.display().to_string(),
-        peer: bob_id.to_string(),
-        mode: mode.to_owned(),
-    };
+    let spec = |mode: &str| fixture.spec(bob_id, mode);
 
     let mut child = spawn_child(&spec("send"));
     let lines = child_lines(&mut child);
@@ -310,33 +337,9 @@ async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
     let mut alice = start(&dir.path().join("alice"), &directory).await;
     let alice_id = alice.id();
 
-    let key = IdentityKey::generate(Generation::V3).unwrap();
-    let bob_id: RicochetId = key.service_id().into();
-    let key_file = dir.path().join("bob.key");
-    key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
-        .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bob_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    directory.insert(*bob_id.service_id(), bob_addr);
-    let alice_addr = directory.get(alice_id.service_id()).unwrap();
-    let directory_file = dir.path().join("peers.txt");
-    std::fs::write(
-        &directory_file,
-        format!("{alice_id} {alice_addr}\n{bob_id} {bob_addr}\n"),
-    )
-    .unwrap();
-    let bob_profile = dir.path().join("bob");
-    let spec = ChildSpec {
-        profile: bob_profile.display().to_string(),
-        directory: directory_file.display().to_string(),
-        key: key_file.display().to_string(),
-        peer: alice_id.to_string(),
-        mode: "receive".to_owned(),
-    };
+    let fixture = ChildFixture::new(dir.path(), &directory, alice_id);
+    let (bob_id, bob_profile) = (fixture.id, fixture.profile.clone());
+    let spec = fixture.spec(alice_id, "receive");
 
     let mut child = spawn_child(&spec);
     alice
@@ -472,33 +475,9 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
     alice.patience = Duration::from_secs(120);
     let alice_id = alice.id();
 
-    let key = IdentityKey::generate(Generation::V3).unwrap();
-    let bob_id: RicochetId = key.service_id().into();
-    let key_file = dir.path().join("bob.key");
-    key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
-        .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bob_addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    directory.insert(*bob_id.service_id(), bob_addr);
-    let alice_addr = directory.get(alice_id.service_id()).unwrap();
-    let directory_file = dir.path().join("peers.txt");
-    std::fs::write(
-        &directory_file,
-        format!("{alice_id} {alice_addr}\n{bob_id} {bob_addr}\n"),
-    )
-    .unwrap();
-    let bob_profile = dir.path().join("bob");
-    let spec = |mode: &str| ChildSpec {
-        profile: bob_profile.display().to_string(),
-        directory: directory_file.display().to_string(),
-        key: key_file.display().to_string(),
-        peer: alice_id.to_string(),
-        mode: mode.to_owned(),
-    };
+    let fixture = ChildFixture::new(dir.path(), &directory, alice_id);
+    let (bob_id, bob_profile) = (fixture.id, fixture.profile.clone());
+    let spec = |mode: &str| fixture.spec(alice_id, mode);
 
     let mut child = spawn_child(&spec("chaos"));
     let mut lines = child_lines(&mut child);
@@ -509,12 +488,7 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
             None => panic!("the child ended"),
         }
     }
-    let request = alice
-        .expect("Bob's request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = alice.expect_request().await;
     request.accept("bob").await.unwrap();
     // Alice sends hers while Bob's flow in.
     let sender = alice.client.clone();

@@ -24,12 +24,7 @@ async fn main_flow(backend: &str, alice: &mut Peer, bob: &mut Peer, started: Ins
         .send_contact_request(bob_id, "bob", "over tor")
         .await
         .unwrap();
-    let request = bob
-        .expect("a contact request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = bob.expect_request().await;
     let request_arrived = started.elapsed();
     assert_eq!(request.from(), alice_id);
     let answer = alice

@@ -80,6 +80,15 @@ impl Peer {
         .await;
     }
 
+    /// Waits for a contact request.
+    pub async fn expect_request(&mut self) -> ricochet_client::IncomingContactRequest {
+        self.expect("a contact request", |event| match event {
+            Event::ContactRequestReceived(request) => Some(request),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits for a message from anyone; returns the sender and the text.
     pub async fn expect_message_any(&mut self) -> (RicochetId, String) {
         self.expect("a message", |event| match event {
@@ -162,12 +171,7 @@ pub async fn befriend(a: &mut Peer, b: &mut Peer) {
         .send_contact_request(b_id, "", "hello, it's me")
         .await
         .unwrap();
-    let request = b
-        .expect("a contact request", |event| match event {
-            Event::ContactRequestReceived(request) => Some(request),
-            _ => None,
-        })
-        .await;
+    let request = b.expect_request().await;
     assert_eq!(request.from(), a_id);
     request.accept("a friend").await.unwrap();
     a.expect_status(b_id, ContactStatus::Online).await;
