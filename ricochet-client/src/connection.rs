@@ -35,8 +35,12 @@ pub(crate) type ConnId = u64;
 
 /// How long a closing connection may take to write what is left.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes read from the stream at a time.
-const READ_CHUNK: usize = 4096;
+/// The read buffer of a connection grows while reads fill it (a file
+/// transfer) and shrinks back when they do not, so that an idle connection
+/// holds only the smallest one.
+const MIN_READ: usize = 512;
+/// The largest read buffer: one full frame.
+const MAX_READ: usize = 64 * 1024;
 
 /// What the manager asks a connection to do.
 #[derive(Debug)]
@@ -328,6 +332,7 @@ impl Connection {
     ) -> Result<Closure, ManagerGone> {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut read_buf = BytesMut::new();
+        let mut read_size = MIN_READ;
         loop {
             self.pump(&mut session).await?;
             if session.is_closed() {
@@ -340,7 +345,9 @@ impl Connection {
                     None => std::future::pending().await,
                 }
             };
-            read_buf.reserve(READ_CHUNK);
+            if read_buf.capacity() < read_size {
+                read_buf = BytesMut::with_capacity(read_size);
+            }
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.apply(&mut session, command).await?,
@@ -351,9 +358,20 @@ impl Connection {
                 },
                 read = reader.read_buf(&mut read_buf) => match read {
                     Ok(0) => return self.finish(writer, Closure::Stream(None)).await,
-                    Ok(_) => {
+                    Ok(n) => {
+                        read_size = if n == read_size {
+                            (read_size * 2).min(MAX_READ)
+                        } else if n < read_size / 4 {
+                            (read_size / 2).max(MIN_READ)
+                        } else {
+                            read_size
+                        };
                         let data = read_buf.split();
                         session.handle_input(Instant::now(), &data);
+                        if read_buf.capacity() > read_size {
+                            // Do not keep a large buffer for a quiet connection.
+                            read_buf = BytesMut::new();
+                        }
                     }
                     Err(error) => return self.finish(writer, Closure::Stream(Some(error))).await,
                 },
