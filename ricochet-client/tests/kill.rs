@@ -505,14 +505,6 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
     let mut received: Vec<String> = Vec::new();
     while received.len() < *CHAOS_MESSAGES / 3 {
         received.push(alice.expect_message(bob_id).await);
-        if received.len().is_multiple_of(2500) {
-            eprintln!(
-                "received {} at {:?}; cuts {}",
-                received.len(),
-                started.elapsed(),
-                faults.cuts.load(std::sync::atomic::Ordering::Relaxed)
-            );
-        }
     }
     child.start_kill().unwrap();
     child.wait().await.unwrap();
@@ -522,14 +514,6 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
     let mut lines = child_lines(&mut child);
     while received.len() < *CHAOS_MESSAGES {
         received.push(alice.expect_message(bob_id).await);
-        if received.len().is_multiple_of(2500) {
-            eprintln!(
-                "received {} at {:?}; cuts {}",
-                received.len(),
-                started.elapsed(),
-                faults.cuts.load(std::sync::atomic::Ordering::Relaxed)
-            );
-        }
     }
     sending.await.unwrap();
     let queued_by_alice = started.elapsed();
