@@ -21,6 +21,21 @@ use crate::transport::DynTransport;
 pub const PROFILE_DATABASE: &str = "profile.sqlite3";
 
 /// Bounds on what peers can make us hold, and the connection timers.
+///
+/// Everything a peer can make us keep is bounded, by a field here or by the
+/// protocol itself:
+///
+/// | what | bound |
+/// |---|---|
+/// | connections that have not authenticated | [`max_unauthenticated_connections`](Self::max_unauthenticated_connections), each closed after [`authentication_timeout`](Self::authentication_timeout) |
+/// | connections carrying a contact request | [`max_pending_requests`](Self::max_pending_requests) |
+/// | connections of contacts | one per contact (spec §11.4: a new one replaces the old) |
+/// | channels per connection | at most one per channel type and direction (spec §4.3); a channel of an unknown type is refused without keeping state |
+/// | bytes waiting to be written to a peer | [`max_queued_output`](Self::max_queued_output); beyond it we stop reading from that peer until it reads |
+/// | bytes read and not yet parsed | one frame (64 KiB, spec §4.1) plus the read buffer (512 B when idle, up to 64 KiB) |
+/// | incoming file offers | [`max_incoming_transfers`](Self::max_incoming_transfers) per contact |
+/// | received chat | stored on disk before it is acknowledged; a connection holds at most one read's worth in memory |
+/// | our own unacknowledged chat | [`max_unacknowledged_messages`](Self::max_unacknowledged_messages) per contact |
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Limits {
@@ -39,6 +54,14 @@ pub struct Limits {
     /// wait in the queue. It bounds what a lost connection makes us resend
     /// and what waits in buffers. Default: 256.
     pub max_unacknowledged_messages: usize,
+    /// Most bytes waiting to be written to one peer before we stop reading
+    /// from it. A peer that sends without reading our answers (channel
+    /// closes, acknowledgements) then stalls on its own writes instead of
+    /// growing our memory. Default: 4 MiB, more than what we queue on our
+    /// own initiative (the window of chat messages, one 63 KiB chunk per
+    /// upload), so that two clients sending to each other never both stop
+    /// reading.
+    pub max_queued_output: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +72,7 @@ impl Default for Limits {
             max_incoming_transfers: 32,
             authentication_timeout: ricochet_proto::UNKNOWN_PURPOSE_TIMEOUT,
             max_unacknowledged_messages: 256,
+            max_queued_output: 4 * 1024 * 1024,
         }
     }
 }
@@ -264,10 +288,11 @@ pub(crate) enum Call {
         id: RicochetId,
         reply: Reply<()>,
     },
-    SendMessage {
+    /// One handle per text, in order.
+    SendMessages {
         id: RicochetId,
-        text: String,
-        reply: Reply<MessageHandle>,
+        texts: Vec<String>,
+        reply: Reply<Vec<MessageHandle>>,
     },
     History {
         id: RicochetId,
@@ -499,15 +524,31 @@ impl Client {
         id: RicochetId,
         text: &str,
     ) -> Result<MessageHandle, ClientError> {
-        if text.is_empty() {
+        let mut handles = self.send_messages(id, [text]).await?;
+        handles.pop().ok_or(ClientError::EmptyMessage)
+    }
+
+    /// Sends several texts to one contact, in order, as
+    /// [`send_message`](Self::send_message) does for one, with one handle
+    /// per text. All are stored in one database transaction, so a burst
+    /// (pasted lines, a bridge relaying a backlog) costs far less than as
+    /// many `send_message` calls. Either every text is queued or, on an
+    /// error, none is.
+    pub async fn send_messages<I>(
+        &self,
+        id: RicochetId,
+        texts: I,
+    ) -> Result<Vec<MessageHandle>, ClientError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let texts: Vec<String> = texts.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        if texts.is_empty() || texts.iter().any(String::is_empty) {
             return Err(ClientError::EmptyMessage);
         }
-        self.call(|reply| Call::SendMessage {
-            id,
-            text: text.to_owned(),
-            reply,
-        })
-        .await
+        self.call(|reply| Call::SendMessages { id, texts, reply })
+            .await
     }
 
     /// The conversation with `id`: up to `limit` messages older than

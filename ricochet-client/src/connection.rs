@@ -191,6 +191,8 @@ pub(crate) struct ConnectionContext {
     pub(crate) config: SessionConfig,
     pub(crate) reports: mpsc::Sender<(ConnId, Report)>,
     pub(crate) transfer_ids: Arc<AtomicU64>,
+    /// [`crate::Limits::max_queued_output`].
+    pub(crate) max_queued_output: usize,
 }
 
 impl std::fmt::Debug for ConnectionContext {
@@ -356,7 +358,10 @@ impl Connection {
                         self.closure = Some(Closure::Shutdown);
                     }
                 },
-                read = reader.read_buf(&mut read_buf) => match read {
+                // Reading pauses while the peer does not read what we owe
+                // it, so it cannot grow `output` without bound.
+                read = reader.read_buf(&mut read_buf),
+                    if self.output.len() < self.context.max_queued_output => match read {
                     Ok(0) => return self.finish(writer, Closure::Stream(None)).await,
                     Ok(n) => {
                         read_size = if n == read_size {

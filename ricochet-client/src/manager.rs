@@ -18,7 +18,7 @@ use ricochet_proto::message::chat::{ChatText, MessageId as WireId};
 use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -45,6 +45,20 @@ const YOUNG_CONNECTION: Duration = Duration::from_secs(30);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Reports a connection may queue before it waits for the manager.
 const REPORT_QUEUE: usize = 256;
+/// Most API calls handled in one turn of the manager's loop (their sends
+/// share one transaction); bounded so reports and accepts are not starved.
+const CALL_BATCH: usize = 256;
+
+/// How often a contact may close our chat channel on one connection before
+/// we close the connection (see `Manager::requeue_sent`).
+const MAX_CHAT_CHANNEL_CLOSURES: u32 = 3;
+
+/// A send call: the contact, its texts, and where the handles go.
+type SendCall = (
+    RicochetId,
+    Vec<String>,
+    crate::client::Reply<Vec<MessageHandle>>,
+);
 
 pub(crate) struct StartConfig {
     pub(crate) profile: PathBuf,
@@ -134,6 +148,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<(Client, Events), Clien
     let mut session_config = SessionConfig::default();
     session_config.unknown_purpose_timeout = config.limits.authentication_timeout;
     session_config.max_incoming_transfers = config.limits.max_incoming_transfers;
+    let max_queued_output = config.limits.max_queued_output;
     let mut manager = Manager {
         weak: client.downgrade(),
         store,
@@ -145,6 +160,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<(Client, Events), Clien
             config: session_config,
             reports: reports_tx,
             transfer_ids: next_transfer,
+            max_queued_output,
         },
         events: events_tx,
         contacts: HashMap::new(),
@@ -201,6 +217,8 @@ struct Conn {
     carries_request: bool,
     /// Client: our request got a final answer (no reconnect for it).
     request_answered: bool,
+    /// How often the peer closed (or refused) our chat channel on it.
+    chat_channel_closures: u32,
     task: JoinHandle<()>,
 }
 
@@ -224,8 +242,16 @@ struct Entry {
     protocol_errors: u32,
     /// When to dial next; `None` when not scheduled.
     next_dial: Option<Instant>,
-    /// Messages sent on the active connection and not yet acknowledged.
-    in_flight: usize,
+    /// Messages sent on the active connection and not yet acknowledged, by
+    /// the id they went out with. "Sent" lives only here: in the database
+    /// they stay queued until acknowledged, since after a lost connection or
+    /// a restart they go out again anyway, and one status write less per
+    /// message is a large share of the send path.
+    in_flight: HashMap<WireId, MessageId>,
+    /// The newest message taken off the queue for the active connection;
+    /// the next ones to send are the queued messages after it (the queue is
+    /// in id order, and messages are taken in that order).
+    sent_up_to: Option<MessageId>,
 }
 
 impl Entry {
@@ -237,7 +263,8 @@ impl Entry {
             failures: 0,
             protocol_errors: 0,
             next_dial: None,
-            in_flight: 0,
+            in_flight: HashMap::new(),
+            sent_up_to: None,
         }
     }
 }
@@ -272,6 +299,7 @@ impl Manager {
         self.blocked = self.store.blocked()?.into_iter().collect();
         let now = Instant::now();
         for row in self.store.contacts()? {
+            // Profiles written before "sent" moved out of the database.
             let sent: Vec<MessageId> = self
                 .store
                 .unfinished_outgoing(&row.id)?
@@ -304,11 +332,22 @@ impl Manager {
             };
             tokio::select! {
                 call = calls.recv() => match call {
-                    Some(Call::Shutdown(reply)) => {
-                        shutdown_reply = Some(reply);
-                        break;
+                    Some(call) => {
+                        // Group commit: every call already waiting is handled
+                        // now, so that sends from several tasks share one
+                        // database transaction.
+                        let mut batch = vec![call];
+                        while batch.len() < CALL_BATCH {
+                            match calls.try_recv() {
+                                Ok(call) => batch.push(call),
+                                Err(_) => break,
+                            }
+                        }
+                        if let Some(reply) = self.handle_calls(batch) {
+                            shutdown_reply = Some(reply);
+                            break;
+                        }
                     }
-                    Some(call) => self.handle_call(call),
                     None => break,
                 },
                 Some((conn, report)) = reports.recv() => self.handle_report(conn, report),
@@ -425,24 +464,6 @@ impl Manager {
         }
     }
 
-    fn set_message_status(
-        &mut self,
-        contact: &ServiceId,
-        ids: &[MessageId],
-        status: MessageStatus,
-    ) {
-        if ids.is_empty() {
-            return;
-        }
-        if let Err(error) = self.store.set_status(ids, &status) {
-            self.emit_error(Some(*contact), error.into());
-            return;
-        }
-        for id in ids {
-            self.message_status_changed(contact, *id, status.clone());
-        }
-    }
-
     fn message_status_changed(
         &mut self,
         contact: &ServiceId,
@@ -554,6 +575,7 @@ impl Manager {
                 commands,
                 carries_request: false,
                 request_answered: false,
+                chat_channel_closures: 0,
                 task,
             },
         );
@@ -938,33 +960,46 @@ impl Manager {
     }
 
     /// Our chat channel on `conn` closed while the connection lives on:
-    /// what it carried goes back to the queue, ahead of later messages.
+    /// what it carried goes back to the queue, ahead of later messages, and
+    /// goes out again on a new channel (§9.2 resend with the same ids). A
+    /// peer that keeps closing our channel gets its connection closed after
+    /// [`MAX_CHAT_CHANNEL_CLOSURES`], so that refusing cannot make a loop;
+    /// the reconnect policy then spaces out the next attempts.
     fn requeue_sent(&mut self, conn: ConnId) {
-        if let Some(peer) = self.peer_of(conn)
-            && let Some(entry) = self.contacts.get_mut(&peer)
-            && entry.active == Some(conn)
-        {
-            self.requeue(&peer);
+        let Some(peer) = self.peer_of(conn) else {
+            return;
+        };
+        if self.contacts.get(&peer).and_then(|e| e.active) != Some(conn) {
+            return;
+        }
+        self.requeue(&peer);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.chat_channel_closures += 1;
+        if c.chat_channel_closures > MAX_CHAT_CHANNEL_CLOSURES {
+            debug!(
+                connection = conn,
+                "the contact keeps closing our chat channel; closing"
+            );
+            c.send(Command::Close);
+        } else {
+            self.send_queued(&peer);
         }
     }
 
     fn requeue(&mut self, peer: &ServiceId) {
-        if let Some(entry) = self.contacts.get_mut(peer) {
-            entry.in_flight = 0;
-        }
-        let sent: Vec<MessageId> = match self.store.unfinished_outgoing(peer) {
-            Ok(rows) => rows
-                .into_iter()
-                .filter(|m| m.status == MessageStatus::Sent)
-                .map(|m| m.id)
-                .collect(),
-            Err(error) => return self.emit_error(Some(*peer), error.into()),
+        let Some(entry) = self.contacts.get_mut(peer) else {
+            return;
         };
-        self.set_message_status(peer, &sent, MessageStatus::Queued);
+        entry.sent_up_to = None;
+        let mut sent: Vec<MessageId> = entry.in_flight.drain().map(|(_, id)| id).collect();
+        sent.sort_unstable();
+        for id in sent {
+            self.message_status_changed(peer, id, MessageStatus::Queued);
+        }
     }
 
-    /// Sends every queued message of `peer` on its active connection, with
-    /// the ids they were given and their age as `time_delta` (§9.2).
     /// Sends the oldest queued messages of `peer` on its active connection,
     /// as many as its window of unacknowledged messages has room for
     /// ([`Limits::max_unacknowledged_messages`]). Bounding what is in flight
@@ -974,59 +1009,48 @@ impl Manager {
         let Some(entry) = self.contacts.get(peer) else {
             return;
         };
-        if entry.active.is_none() {
+        let Some(conn) = entry.active.and_then(|conn| self.conns.get(&conn)) else {
             return;
-        }
+        };
         let room = self
             .limits
             .max_unacknowledged_messages
-            .saturating_sub(entry.in_flight);
+            .saturating_sub(entry.in_flight.len());
         if room == 0 {
             return;
         }
-        let queued = match self.store.queued_outgoing(peer, room) {
+        let rows = match self.store.queued_outgoing(peer, entry.sent_up_to, room) {
             Ok(rows) => rows,
             Err(error) => return self.emit_error(Some(*peer), error.into()),
         };
-        let rows: Vec<_> = queued
-            .into_iter()
-            .map(|m| (m.id, m.wire_id, m.text, m.time))
-            .collect();
-        let count = rows.len();
-        self.send_rows(peer, rows);
-        if let Some(entry) = self.contacts.get_mut(peer) {
-            entry.in_flight += count;
-        }
-    }
-
-    /// Puts messages on the contact's active connection, with the ids they
-    /// were given and their age as `time_delta` (§9.2), and marks them sent.
-    fn send_rows(&mut self, peer: &ServiceId, rows: Vec<(MessageId, WireId, String, SystemTime)>) {
-        let Some(conn) = self.contacts.get(peer).and_then(|e| e.active) else {
+        let Some(last) = rows.last().map(|row| row.id) else {
             return;
         };
+        // With their age as `time_delta` (§9.2).
         let now = SystemTime::now();
-        let mut batch = Vec::new();
-        let mut ids = Vec::new();
-        for (id, wire_id, text, time) in rows {
-            let Ok(text) = ChatText::new(text) else {
+        let mut batch = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in rows {
+            // Stored texts were checked when queued.
+            let Ok(text) = ChatText::new(row.text) else {
                 continue;
             };
-            let age = now.duration_since(time).unwrap_or_default().as_secs();
+            let age = now.duration_since(row.time).unwrap_or_default().as_secs();
             batch.push(OutgoingChat {
-                wire_id,
+                wire_id: row.wire_id,
                 text,
                 time_delta: -i64::try_from(age).unwrap_or(i64::MAX),
             });
-            ids.push(id);
+            ids.push((row.wire_id, row.id));
         }
-        if batch.is_empty() {
-            return;
+        conn.send(Command::SendChat(batch));
+        if let Some(entry) = self.contacts.get_mut(peer) {
+            entry.sent_up_to = Some(last);
+            entry.in_flight.extend(ids.iter().copied());
         }
-        if let Some(c) = self.conns.get(&conn) {
-            c.send(Command::SendChat(batch));
+        for (_, id) in ids {
+            self.message_status_changed(peer, id, MessageStatus::Sent);
         }
-        self.set_message_status(peer, &ids, MessageStatus::Sent);
     }
 
     fn chats_received(&mut self, conn: ConnId, messages: &[ReceivedChat]) -> bool {
@@ -1076,11 +1100,15 @@ impl Manager {
         let Some(peer) = self.peer_of(conn) else {
             return;
         };
-        match self.store.acknowledge_batch(&peer, acks) {
+        let acks: Vec<(WireId, bool, Option<MessageId>)> = match self.contacts.get_mut(&peer) {
+            Some(entry) => acks
+                .iter()
+                .map(|&(wire_id, accepted)| (wire_id, accepted, entry.in_flight.remove(&wire_id)))
+                .collect(),
+            None => return,
+        };
+        match self.store.acknowledge_batch(&peer, &acks) {
             Ok(changed) => {
-                if let Some(entry) = self.contacts.get_mut(&peer) {
-                    entry.in_flight = entry.in_flight.saturating_sub(changed.len());
-                }
                 for (id, status) in changed {
                     self.message_status_changed(&peer, id, status);
                 }
@@ -1166,6 +1194,28 @@ impl Manager {
 
     // ---- calls from the application ----
 
+    /// Handles calls in order, sends in consecutive calls together.
+    /// Returns the reply of a shutdown call; the calls after it are dropped
+    /// (their callers see [`ClientError::Shutdown`]).
+    fn handle_calls(&mut self, batch: Vec<Call>) -> Option<oneshot::Sender<()>> {
+        let mut sends = Vec::new();
+        for call in batch {
+            match call {
+                Call::SendMessages { id, texts, reply } => sends.push((id, texts, reply)),
+                Call::Shutdown(reply) => {
+                    self.send_messages(std::mem::take(&mut sends));
+                    return Some(reply);
+                }
+                call => {
+                    self.send_messages(std::mem::take(&mut sends));
+                    self.handle_call(call);
+                }
+            }
+        }
+        self.send_messages(sends);
+        None
+    }
+
     fn handle_call(&mut self, call: Call) {
         match call {
             Call::Contacts(reply) => {
@@ -1204,8 +1254,12 @@ impl Manager {
             Call::Unblock { id, reply } => {
                 let _ = reply.send(self.unblock(*id.service_id()));
             }
-            Call::SendMessage { id, text, reply } => {
-                let _ = reply.send(self.send_message(*id.service_id(), &text));
+            Call::SendMessages { id, texts, reply } => {
+                self.send_messages(vec![(id, texts, reply)]);
+            }
+            Call::Shutdown(reply) => {
+                // Only reached through `handle_calls`, which stops first.
+                let _ = reply.send(());
             }
             Call::History {
                 id,
@@ -1213,11 +1267,16 @@ impl Manager {
                 limit,
                 reply,
             } => {
-                let _ = reply.send(
+                let history =
                     self.store
                         .history(id.service_id(), before, limit)
-                        .map_err(Into::into),
-                );
+                        .map(|mut messages| {
+                            for message in &mut messages {
+                                self.overlay_sent(message);
+                            }
+                            messages
+                        });
+                let _ = reply.send(history.map_err(Into::into));
             }
             Call::SendFile { id, upload, reply } => {
                 let _ = reply.send(self.send_file(*id.service_id(), upload));
@@ -1240,7 +1299,13 @@ impl Manager {
                 );
             }
             Call::Message { id, reply } => {
-                let _ = reply.send(self.store.message(id).map_err(Into::into));
+                let message = self.store.message(id).map(|mut message| {
+                    if let Some(message) = &mut message {
+                        self.overlay_sent(message);
+                    }
+                    message
+                });
+                let _ = reply.send(message.map_err(Into::into));
             }
             Call::Stats(reply) => {
                 let _ = reply.send(Stats {
@@ -1252,7 +1317,17 @@ impl Manager {
                         .count(),
                 });
             }
-            Call::Shutdown(_) => {}
+        }
+    }
+
+    /// A stored message that is on the wire right now is
+    /// [`MessageStatus::Sent`] (the database says queued).
+    fn overlay_sent(&self, message: &mut Message) {
+        if message.status == MessageStatus::Queued
+            && let Some(entry) = self.contacts.get(message.contact.service_id())
+            && entry.in_flight.values().any(|id| *id == message.id)
+        {
+            message.status = MessageStatus::Sent;
         }
     }
 
@@ -1468,51 +1543,112 @@ impl Manager {
         Ok(())
     }
 
-    fn send_message(&mut self, id: ServiceId, text: &str) -> Result<MessageHandle, ClientError> {
-        let Some(entry) = self.contacts.get(&id) else {
+    /// Why `id` cannot be sent messages, if it cannot.
+    fn check_messageable(&self, id: &ServiceId) -> Result<(), ClientError> {
+        let Some(entry) = self.contacts.get(id) else {
             return Err(ClientError::NoSuchContact {
-                id: Box::new(id.into()),
+                id: Box::new((*id).into()),
             });
         };
-        if !matches!(
+        if matches!(
             entry.row.state,
             ContactState::Contact | ContactState::RequestPending
-        ) || self.blocked.contains(&id)
+        ) && !self.blocked.contains(id)
         {
-            let status = match self.status_of(&id) {
-                Some(ContactStatus::Blocked) => "blocked",
-                Some(ContactStatus::Rejected) => "rejected",
-                _ => "request failed",
-            };
-            return Err(ClientError::NotMessageable {
-                id: Box::new(id.into()),
-                status,
-            });
+            return Ok(());
         }
-        let texts: Vec<String> = ChatText::split(text)
-            .into_iter()
-            .map(ChatText::into_string)
-            .collect();
-        if texts.is_empty() {
-            return Err(ClientError::EmptyMessage);
-        }
-        let stored = self.store.queue_messages(&id, &texts, SystemTime::now())?;
-        let mut parts = Vec::new();
-        for &(message, _) in &stored {
-            let (sender, receiver) = watch::channel(MessageStatus::Queued);
-            self.watches.insert(message, sender);
-            parts.push((message, receiver));
-            self.emit(Event::MessageStatusChanged {
-                contact: id.into(),
-                message,
-                status: MessageStatus::Queued,
-            });
-        }
-        self.send_queued(&id);
-        Ok(MessageHandle {
-            contact: id.into(),
-            parts,
+        let status = match self.status_of(id) {
+            Some(ContactStatus::Blocked) => "blocked",
+            Some(ContactStatus::Rejected) => "rejected",
+            _ => "request failed",
+        };
+        Err(ClientError::NotMessageable {
+            id: Box::new((*id).into()),
+            status,
         })
+    }
+
+    /// Queues the texts of several send calls in one transaction, answers
+    /// each call with one handle per text, then sends what the contacts'
+    /// windows have room for.
+    fn send_messages(&mut self, sends: Vec<SendCall>) {
+        if sends.is_empty() {
+            return;
+        }
+        // Check every call and split its texts into parts (§9.2); a call
+        // with a problem is answered at once and stores nothing.
+        let mut valid = Vec::with_capacity(sends.len());
+        for (id, texts, reply) in sends {
+            let contact = *id.service_id();
+            if let Err(error) = self.check_messageable(&contact) {
+                let _ = reply.send(Err(error));
+                continue;
+            }
+            let parts: Vec<Vec<String>> = texts
+                .iter()
+                .map(|text| {
+                    ChatText::split(text)
+                        .into_iter()
+                        .map(ChatText::into_string)
+                        .collect()
+                })
+                .collect();
+            if parts.iter().any(Vec::is_empty) {
+                let _ = reply.send(Err(ClientError::EmptyMessage));
+                continue;
+            }
+            valid.push((contact, parts, reply));
+        }
+        let batches: Vec<(ServiceId, Vec<String>)> = valid
+            .iter()
+            .map(|(contact, parts, _)| (*contact, parts.concat()))
+            .collect();
+        let stored = match self.store.queue_messages(&batches, SystemTime::now()) {
+            Ok(stored) => stored,
+            Err(error) if valid.len() == 1 => {
+                if let Some((_, _, reply)) = valid.pop() {
+                    let _ = reply.send(Err(error.into()));
+                }
+                return;
+            }
+            Err(_) => {
+                // Let each call fail or succeed on its own.
+                for (contact, parts, reply) in valid {
+                    let texts = parts.into_iter().map(|p| p.concat()).collect();
+                    self.send_messages(vec![(contact.into(), texts, reply)]);
+                }
+                return;
+            }
+        };
+        let mut contacts = Vec::new();
+        for ((contact, parts, reply), numbered) in valid.into_iter().zip(stored) {
+            let mut numbered = numbered.into_iter();
+            let mut handles = Vec::with_capacity(parts.len());
+            for text_parts in &parts {
+                let mut handle = MessageHandle {
+                    contact: contact.into(),
+                    parts: Vec::with_capacity(text_parts.len()),
+                };
+                for (message, _) in numbered.by_ref().take(text_parts.len()) {
+                    let (sender, receiver) = watch::channel(MessageStatus::Queued);
+                    self.watches.insert(message, sender);
+                    handle.parts.push((message, receiver));
+                    self.emit(Event::MessageStatusChanged {
+                        contact: contact.into(),
+                        message,
+                        status: MessageStatus::Queued,
+                    });
+                }
+                handles.push(handle);
+            }
+            let _ = reply.send(Ok(handles));
+            if !contacts.contains(&contact) {
+                contacts.push(contact);
+            }
+        }
+        for contact in contacts {
+            self.send_queued(&contact);
+        }
     }
 
     fn send_file(&mut self, id: ServiceId, upload: Upload) -> Result<(), ClientError> {

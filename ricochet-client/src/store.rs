@@ -70,6 +70,15 @@ const MIGRATIONS: &[&str] = &[
         WHERE status IN ('queued', 'sent');",
 ];
 
+/// How many of a contact's latest messages a new one is compared with to
+/// drop resends (§9.2; Ricochet 1.x compares with 5). A sender resends at
+/// most what it had unacknowledged, which our senders bound to
+/// [`crate::Limits::max_unacknowledged_messages`] (default 256); a wider
+/// window would drop genuinely new messages from peers that number each
+/// connection's messages from 0 (Refresh's Rust client), a narrower one
+/// would deliver resends twice.
+const DEDUP_WINDOW: i64 = 256;
+
 /// `messages.direction` of a message we sent.
 const OUTGOING: i64 = 0;
 /// `messages.direction` of a message the contact sent.
@@ -574,60 +583,74 @@ impl Store {
 
     // ----- messages -----------------------------------------------------
 
-    /// Stores outgoing messages to `contact` as queued, numbered with the
-    /// contact's next message ids (wrapping after `u32::MAX`); returns each
+    /// Stores outgoing messages as queued, in one transaction: for each
+    /// `(contact, texts)`, the texts numbered with the contact's next
+    /// message ids (wrapping after `u32::MAX`). Returns, per batch, each
     /// message's number and message id, in order. Fails with
-    /// [`StorageError::Corrupt`] if `contact` is not in the contact list.
+    /// [`StorageError::Corrupt`], storing nothing, if a contact is not in
+    /// the contact list.
     pub(crate) fn queue_messages(
+        &self,
+        batches: &[(ServiceId, Vec<String>)],
+        time: SystemTime,
+    ) -> Result<Vec<Vec<(MessageId, u32)>>, StorageError> {
+        let time = to_millis(time);
+        let tx = self.conn.unchecked_transaction()?;
+        let mut all = Vec::with_capacity(batches.len());
+        {
+            let mut next_of =
+                tx.prepare_cached("SELECT next_wire_id FROM contacts WHERE id = ?1")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (contact, direction, wire_id, text, time, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
+            )?;
+            let mut advance =
+                tx.prepare_cached("UPDATE contacts SET next_wire_id = ?2 WHERE id = ?1")?;
+            for (contact, texts) in batches {
+                let contact_text = contact.to_string();
+                let next: Option<i64> = next_of
+                    .query_row([&contact_text], |row| row.get(0))
+                    .optional()?;
+                let Some(next) = next else {
+                    return Err(corrupt(format!(
+                        "messages queued for {contact}, which is not a contact"
+                    )));
+                };
+                let mut wire_id = u32::try_from(next).map_err(|_| {
+                    corrupt(format!(
+                        "next message id {next} of {contact} is out of range"
+                    ))
+                })?;
+                let mut queued = Vec::with_capacity(texts.len());
+                for text in texts {
+                    insert.execute(params![
+                        contact_text,
+                        OUTGOING,
+                        i64::from(wire_id),
+                        text,
+                        time
+                    ])?;
+                    queued.push((MessageId(tx.last_insert_rowid()), wire_id));
+                    wire_id = wire_id.wrapping_add(1);
+                }
+                advance.execute(params![contact_text, i64::from(wire_id)])?;
+                all.push(queued);
+            }
+        }
+        tx.commit()?;
+        Ok(all)
+    }
+
+    /// [`Store::queue_messages`] for one contact.
+    #[cfg(test)]
+    pub(crate) fn queue(
         &self,
         contact: &ServiceId,
         texts: &[String],
         time: SystemTime,
     ) -> Result<Vec<(MessageId, u32)>, StorageError> {
-        let contact_text = contact.to_string();
-        let tx = self.conn.unchecked_transaction()?;
-        let next: Option<i64> = tx
-            .query_row(
-                "SELECT next_wire_id FROM contacts WHERE id = ?1",
-                [&contact_text],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(next) = next else {
-            return Err(corrupt(format!(
-                "messages queued for {contact}, which is not a contact"
-            )));
-        };
-        let mut wire_id = u32::try_from(next).map_err(|_| {
-            corrupt(format!(
-                "next message id {next} of {contact} is out of range"
-            ))
-        })?;
-        let time = to_millis(time);
-        let mut queued = Vec::with_capacity(texts.len());
-        {
-            let mut insert = tx.prepare(
-                "INSERT INTO messages (contact, direction, wire_id, text, time, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
-            )?;
-            for text in texts {
-                insert.execute(params![
-                    contact_text,
-                    OUTGOING,
-                    i64::from(wire_id),
-                    text,
-                    time
-                ])?;
-                queued.push((MessageId(tx.last_insert_rowid()), wire_id));
-                wire_id = wire_id.wrapping_add(1);
-            }
-        }
-        tx.execute(
-            "UPDATE contacts SET next_wire_id = ?2 WHERE id = ?1",
-            params![contact_text, i64::from(wire_id)],
-        )?;
-        tx.commit()?;
-        Ok(queued)
+        let mut all = self.queue_messages(&[(*contact, texts.to_vec())], time)?;
+        Ok(all.pop().unwrap_or_default())
     }
 
     /// The outgoing messages to `contact` that are queued or sent, oldest
@@ -639,16 +662,19 @@ impl Store {
         self.outgoing_where(contact, "status IN ('queued', 'sent')", i64::MAX)
     }
 
-    /// The oldest `limit` queued (not yet sent) messages to `contact`.
+    /// The oldest `limit` queued messages to `contact` with a number after
+    /// `after` (all queued ones for `None`).
     pub(crate) fn queued_outgoing(
         &self,
         contact: &ServiceId,
+        after: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let after = after.map_or(i64::MIN, |id| id.0);
         self.outgoing_where(
             contact,
-            "status IN ('queued', 'sent') AND status = 'queued'",
+            &format!("status IN ('queued', 'sent') AND status = 'queued' AND id > {after}"),
             limit,
         )
     }
@@ -702,7 +728,7 @@ impl Store {
         let status = status_name(status);
         let tx = self.conn.unchecked_transaction()?;
         {
-            let mut update = tx.prepare("UPDATE messages SET status = ?2 WHERE id = ?1")?;
+            let mut update = tx.prepare_cached("UPDATE messages SET status = ?2 WHERE id = ?1")?;
             for id in ids {
                 update.execute(params![id.0, status])?;
             }
@@ -712,20 +738,26 @@ impl Store {
     }
 
     /// Records the contact's answers to our messages, in one transaction:
-    /// for each `(wire_id, accepted)`, the newest queued or sent message to
-    /// `contact` with that id becomes acknowledged (`accepted`) or refused.
-    /// Returns the messages that changed and their new status; unknown or
-    /// repeated acknowledgements are ignored (§9.2).
+    /// for each `(wire_id, accepted, message)`, the message (when the caller
+    /// knows which one went out with that id), or else the newest queued
+    /// or sent message to `contact` with that id, becomes acknowledged
+    /// (`accepted`) or refused. Returns the messages that changed and their
+    /// new status; unknown or repeated acknowledgements are ignored (§9.2).
     pub(crate) fn acknowledge_batch(
         &self,
         contact: &ServiceId,
-        acks: &[(u32, bool)],
+        acks: &[(u32, bool, Option<MessageId>)],
     ) -> Result<Vec<(MessageId, MessageStatus)>, StorageError> {
         let contact_text = contact.to_string();
         let tx = self.conn.unchecked_transaction()?;
-        let mut changed = Vec::new();
+        let mut changed = Vec::with_capacity(acks.len());
         {
-            let mut update = tx.prepare_cached(
+            let mut by_id = tx.prepare_cached(
+                "UPDATE messages SET status = ?3 WHERE id = ?1 AND contact = ?2
+                     AND direction = ?4 AND status IN ('queued', 'sent')
+                 RETURNING id",
+            )?;
+            let mut by_wire_id = tx.prepare_cached(
                 "UPDATE messages SET status = ?4 WHERE id = (
                      SELECT id FROM messages
                      WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3
@@ -733,23 +765,31 @@ impl Store {
                      ORDER BY id DESC LIMIT 1)
                  RETURNING id",
             )?;
-            for &(wire_id, accepted) in acks {
+            for &(wire_id, accepted, message) in acks {
                 let status = if accepted {
                     MessageStatus::Acknowledged
                 } else {
                     MessageStatus::Failed(FailureReason::RefusedByPeer)
                 };
-                let id: Option<i64> = update
-                    .query_row(
-                        params![
-                            contact_text,
-                            OUTGOING,
-                            i64::from(wire_id),
-                            status_name(&status)
-                        ],
-                        |row| row.get(0),
-                    )
-                    .optional()?;
+                let id: Option<i64> = match message {
+                    Some(message) => by_id
+                        .query_row(
+                            params![message.0, contact_text, status_name(&status), OUTGOING],
+                            |row| row.get(0),
+                        )
+                        .optional()?,
+                    None => by_wire_id
+                        .query_row(
+                            params![
+                                contact_text,
+                                OUTGOING,
+                                i64::from(wire_id),
+                                status_name(&status)
+                            ],
+                            |row| row.get(0),
+                        )
+                        .optional()?,
+                };
                 if let Some(id) = id {
                     changed.push((MessageId(id), status));
                 }
@@ -768,14 +808,15 @@ impl Store {
         accepted: bool,
     ) -> Result<Option<MessageId>, StorageError> {
         Ok(self
-            .acknowledge_batch(contact, &[(wire_id, accepted)])?
+            .acknowledge_batch(contact, &[(wire_id, accepted, None)])?
             .pop()
             .map(|(id, _)| id))
     }
 
     /// Stores messages from `contact` in one transaction, except those that
-    /// duplicate a message already stored from it (same message id and same
-    /// text, §9.2), earlier ones of the batch included.
+    /// duplicate one of the last [`DEDUP_WINDOW`] messages stored from it
+    /// (same non-zero message id and same text, §9.2), earlier ones of the
+    /// batch included.
     /// Returns, per message, its new number or `None` for a duplicate,
     /// which the caller acknowledges without delivering it again.
     pub(crate) fn record_incoming_batch(
@@ -787,9 +828,16 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         let mut ids = Vec::with_capacity(messages.len());
         {
-            let mut duplicate = tx.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM messages
-                 WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3 AND text = ?4)",
+            // The newest stored copy, found through the index; only then
+            // is it worth counting what came after it.
+            let mut copy = tx.prepare_cached(
+                "SELECT id FROM messages
+                 WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3 AND text = ?4
+                 ORDER BY id DESC LIMIT 1",
+            )?;
+            let mut newer = tx.prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages
+                 WHERE contact = ?1 AND direction = ?2 AND id > ?3 LIMIT ?4)",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (contact, direction, wire_id, text, time, status)
@@ -797,14 +845,22 @@ impl Store {
             )?;
             for message in messages {
                 let wire_id = message.wire_id.map(i64::from);
-                if let Some(wire_id) = wire_id {
-                    let seen: bool = duplicate.query_row(
-                        params![contact_text, INCOMING, wire_id, message.text],
-                        |row| row.get(0),
-                    )?;
-                    if seen {
-                        ids.push(None);
-                        continue;
+                if let Some(wire_id) = wire_id.filter(|id| *id != 0) {
+                    let stored: Option<i64> = copy
+                        .query_row(
+                            params![contact_text, INCOMING, wire_id, message.text],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    if let Some(stored) = stored {
+                        let since: i64 = newer.query_row(
+                            params![contact_text, INCOMING, stored, DEDUP_WINDOW],
+                            |row| row.get(0),
+                        )?;
+                        if since < DEDUP_WINDOW {
+                            ids.push(None);
+                            continue;
+                        }
                     }
                 }
                 insert.execute(params![
@@ -1102,9 +1158,7 @@ mod tests {
             assert_eq!(journal, "wal");
             assert_eq!(store.path(), path);
             store.add_contact(&contact(alice, "alice")).unwrap();
-            store
-                .queue_messages(&alice, &texts(&["hi"]), at(5))
-                .unwrap();
+            store.queue(&alice, &texts(&["hi"]), at(5)).unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.contacts().unwrap(), vec![contact(alice, "alice")]);
@@ -1250,9 +1304,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(3));
         store.add_contact(&contact(bob, "bob")).unwrap();
         let first = next_wire_id(&store, &alice);
-        store
-            .queue_messages(&alice, &texts(&["a", "b"]), at(1))
-            .unwrap();
+        store.queue(&alice, &texts(&["a", "b"]), at(1)).unwrap();
         let advanced = next_wire_id(&store, &alice);
         assert_eq!(advanced, (first + 2) % (1 << 32));
 
@@ -1300,7 +1352,7 @@ mod tests {
             )
             .unwrap();
         let queued = store
-            .queue_messages(&alice, &texts(&["one", "two", "three"]), at(7))
+            .queue(&alice, &texts(&["one", "two", "three"]), at(7))
             .unwrap();
         let wire_ids: Vec<u32> = queued.iter().map(|(_, wire_id)| *wire_id).collect();
         assert_eq!(wire_ids, [u32::MAX - 1, u32::MAX, 0]);
@@ -1318,10 +1370,58 @@ mod tests {
         // Not a contact: nothing is stored.
         let stranger = new_id();
         assert!(matches!(
-            store.queue_messages(&stranger, &texts(&["x"]), at(1)),
+            store.queue(&stranger, &texts(&["x"]), at(1)),
             Err(StorageError::Corrupt { .. })
         ));
         assert!(store.history(&stranger, None, 10).unwrap().is_empty());
+
+        // Several contacts in one transaction: all or nothing.
+        let before = store.unfinished_outgoing(&alice).unwrap().len();
+        assert!(matches!(
+            store.queue_messages(
+                &[(alice, texts(&["four"])), (stranger, texts(&["y"]))],
+                at(8)
+            ),
+            Err(StorageError::Corrupt { .. })
+        ));
+        assert_eq!(store.unfinished_outgoing(&alice).unwrap().len(), before);
+        let bob = new_id();
+        store.add_contact(&contact(bob, "bob")).unwrap();
+        let both = store
+            .queue_messages(
+                &[(alice, texts(&["four", "five"])), (bob, texts(&["b1"]))],
+                at(8),
+            )
+            .unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0].iter().map(|(_, w)| *w).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(both[1].len(), 1);
+        assert_eq!(next_wire_id(&store, &alice), 3);
+
+        // The queue, oldest first, from a point on, up to a limit.
+        let first = store.queued_outgoing(&alice, None, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].id, queued[0].0);
+        let rest = store
+            .queued_outgoing(&alice, Some(first[1].id), 100)
+            .unwrap();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(rest[0].text, "three");
+        assert!(
+            store
+                .queued_outgoing(&alice, Some(rest[2].id), 100)
+                .unwrap()
+                .is_empty()
+        );
+        // An acknowledgement by number needs the right contact.
+        let changed = store
+            .acknowledge_batch(&bob, &[(0, true, Some(rest[2].id))])
+            .unwrap();
+        assert!(changed.is_empty());
+        let changed = store
+            .acknowledge_batch(&alice, &[(0, true, Some(rest[2].id))])
+            .unwrap();
+        assert_eq!(changed, [(rest[2].id, MessageStatus::Acknowledged)]);
     }
 
     #[test]
@@ -1330,7 +1430,7 @@ mod tests {
         let store = Store::open(&dir.path().join("profile.db")).unwrap();
         let alice = new_id();
         store.add_contact(&contact(alice, "alice")).unwrap();
-        let queued = store.queue_messages(&alice, &texts(&["x"]), at(1)).unwrap();
+        let queued = store.queue(&alice, &texts(&["x"]), at(1)).unwrap();
         let id = queued[0].0;
         for status in [
             MessageStatus::Sent,
@@ -1353,9 +1453,7 @@ mod tests {
         let bob = new_id();
         store.add_contact(&contact(alice, "alice")).unwrap();
         store.add_contact(&contact(bob, "bob")).unwrap();
-        let queued = store
-            .queue_messages(&alice, &texts(&["a", "b"]), at(1))
-            .unwrap();
+        let queued = store.queue(&alice, &texts(&["a", "b"]), at(1)).unwrap();
         let ids: Vec<MessageId> = queued.iter().map(|(id, _)| *id).collect();
         store.set_status(&ids, &MessageStatus::Sent).unwrap();
         let (first, first_wire) = queued[0];
@@ -1391,7 +1489,7 @@ mod tests {
     }
 
     #[test]
-    fn incoming_duplicates_are_dropped_whatever_their_age() {
+    fn incoming_duplicates_are_dropped_within_the_window() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("profile.db")).unwrap();
         let alice = new_id();
@@ -1439,19 +1537,50 @@ mod tests {
         assert_eq!(message.status, MessageStatus::Acknowledged);
         assert_eq!(message.time, at(1));
 
-        // However many messages came since: a resend after a cut may
-        // repeat thousands of unacknowledged messages.
-        for wire_id in 0..1000 {
+        // A resend after a cut repeats up to a sender's window of messages:
+        // a copy with fewer than DEDUP_WINDOW messages after it is dropped.
+        for wire_id in 0..DEDUP_WINDOW - 3 {
             store
-                .record_incoming(&alice, Some(1000 + wire_id), "filler", at(5))
+                .record_incoming(
+                    &alice,
+                    Some(1000 + u32::try_from(wire_id).unwrap()),
+                    "filler",
+                    at(5),
+                )
                 .unwrap()
                 .unwrap();
         }
         assert!(
             store
-                .record_incoming(&alice, Some(7), "hello", at(6))
+                .record_incoming(&alice, Some(7), "hello again", at(6))
                 .unwrap()
                 .is_none()
+        );
+        // Further back it is a new message (a peer numbering each
+        // connection from 0 repeats ids), and so is anything with id 0.
+        for wire_id in 0..10 {
+            store
+                .record_incoming(&alice, Some(5000 + wire_id), "more", at(6))
+                .unwrap()
+                .unwrap();
+        }
+        assert!(
+            store
+                .record_incoming(&alice, Some(7), "hello", at(7))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .record_incoming(&alice, Some(0), "ok", at(7))
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .record_incoming(&alice, Some(0), "ok", at(7))
+                .unwrap()
+                .is_some()
         );
     }
 
@@ -1464,9 +1593,9 @@ mod tests {
         store.add_contact(&contact(alice, "alice")).unwrap();
         store.add_contact(&contact(bob, "bob")).unwrap();
         let queued = store
-            .queue_messages(&alice, &texts(&["acked", "sent", "queued"]), at(1))
+            .queue(&alice, &texts(&["acked", "sent", "queued"]), at(1))
             .unwrap();
-        let bobs = store.queue_messages(&bob, &texts(&["b"]), at(1)).unwrap();
+        let bobs = store.queue(&bob, &texts(&["b"]), at(1)).unwrap();
         store
             .set_status(&[queued[0].0, queued[1].0], &MessageStatus::Sent)
             .unwrap();
@@ -1515,7 +1644,7 @@ mod tests {
             let text = format!("m{n}");
             let id = if n % 2 == 0 {
                 store
-                    .queue_messages(&alice, std::slice::from_ref(&text), at(n))
+                    .queue(&alice, std::slice::from_ref(&text), at(n))
                     .unwrap()[0]
                     .0
             } else {

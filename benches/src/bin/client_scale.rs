@@ -43,7 +43,7 @@ fn main() {
     let number =
         |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
-        Some("throughput") => runtime.block_on(throughput(number(1, 20_000))),
+        Some("throughput") => runtime.block_on(throughput(number(1, 20_000), number(2, 1))),
         Some("handshakes") => {
             let generation = match args.get(1).map(String::as_str) {
                 Some("v2") => Generation::V2,
@@ -57,7 +57,7 @@ fn main() {
             args.get(2).unwrap().parse().unwrap(),
             number(3, 10_000),
         )),
-        _ => eprintln!("usage: client_scale throughput [N] | handshakes v2|v3 [N] | idle [N]"),
+        _ => eprintln!("usage: client_scale throughput [N [BATCH]] | handshakes v2|v3 [N] | idle [N]"),
     }
 }
 
@@ -99,7 +99,9 @@ async fn befriend(a: &Client, a_events: &mut Events, b_events: &mut Events, b_id
 
 /// Acknowledged chat messages per second on one connection, full stack:
 /// API call, SQLite on both sides, sessions, TCP, acknowledgement back.
-async fn throughput(messages: usize) {
+/// `batch` texts go in each call (`send_message` for 1, else
+/// `send_messages`).
+async fn throughput(messages: usize, batch: usize) {
     let dir = tempfile::tempdir().unwrap();
     let directory = Directory::new();
     let (alice, mut alice_events) =
@@ -111,11 +113,15 @@ async fn throughput(messages: usize) {
     let sender = alice.clone();
     let bob_id = bob.id();
     let sending = tokio::spawn(async move {
-        for i in 0..messages {
-            sender
-                .send_message(bob_id, &format!("message {i}"))
-                .await
-                .unwrap();
+        let texts: Vec<String> = (0..messages).map(|i| format!("message {i}")).collect();
+        if batch <= 1 {
+            for text in &texts {
+                sender.send_message(bob_id, text).await.unwrap();
+            }
+        } else {
+            for chunk in texts.chunks(batch) {
+                sender.send_messages(bob_id, chunk).await.unwrap();
+            }
         }
     });
     let mut acked = 0;
@@ -137,8 +143,8 @@ async fn throughput(messages: usize) {
     sending.await.unwrap();
     let elapsed = started.elapsed();
     println!(
-        "throughput: {messages} messages sent, received and acknowledged in {elapsed:?}: \
-         {:.0} acked messages/s (one core, both clients in this process)",
+        "throughput: {messages} messages sent ({batch} per call), received and acknowledged \
+         in {elapsed:?}: {:.0} acked messages/s (one core, both clients in this process)",
         messages as f64 / elapsed.as_secs_f64()
     );
     alice.shutdown().await;

@@ -9,6 +9,8 @@
     clippy::panic
 )]
 
+pub mod raw;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
