@@ -57,7 +57,9 @@ fn main() {
             args.get(2).unwrap().parse().unwrap(),
             number(3, 10_000),
         )),
-        _ => eprintln!("usage: client_scale throughput [N [BATCH]] | handshakes v2|v3 [N] | idle [N]"),
+        _ => eprintln!(
+            "usage: client_scale throughput [N [BATCH]] | handshakes v2|v3 [N] | idle [N]"
+        ),
     }
 }
 
