@@ -1658,7 +1658,8 @@ async fn known_contact_file_abuse() {
     // §10.2 step 2: bad names, a hash that is not 64 bytes, an empty file:
     // FileHeaderAck{accepted=false} with the file id, and the user never
     // sees them.
-    let bad: [(u32, &str, &[u8], u64); 12] = [
+    let too_long = "l".repeat(256);
+    let bad: [(u32, &str, &[u8], u64); 14] = [
         (1, "../evil.txt", &good_hash, 5),
         (2, "a/b.txt", &good_hash, 5),
         (3, "a\\b.txt", &good_hash, 5),
@@ -1671,6 +1672,10 @@ async fn known_contact_file_abuse() {
         (10, "..\\..\\evil", &good_hash, 5),
         (11, "ok.txt", &good_hash[..32], 5),
         (12, "ok.txt", &good_hash, 0),
+        // Ours, beyond §10.2: longer than any file system stores, and
+        // control characters (a terminal escape).
+        (14, &too_long, &good_hash, 5),
+        (15, "x\u{1b}[2Jy.txt", &good_hash, 5),
     ];
     for (file_id, name, hash, size) in bad {
         raw.send_frame(5, &file_header(file_id, size, name, hash))
@@ -1692,10 +1697,9 @@ async fn known_contact_file_abuse() {
     for event in fx.drain_alice() {
         assert!(!matches!(event, Event::FileOffered(_)), "{event:?}");
     }
-    // The spec sets no length for a name: a 300-byte one (longer than any
-    // file name on disk) is offered verbatim, for the user to rename; the
+    // The longest name we take (255 bytes) is offered verbatim; the
     // uploader may cancel it (§10.2 step 6).
-    let long = "l".repeat(300);
+    let long = "l".repeat(255);
     raw.send_frame(5, &file_header(13, 5, &long, &good_hash))
         .await;
     assert_eq!(file_of(&raw.recv().await), header_ack(13, true));

@@ -937,6 +937,34 @@ const CASES: &[Case] = &[
             assert!(!o.closed && o.closes().is_empty());
         },
     ),
+    (
+        "file name over 255 bytes or with a control character: HeaderAck(false)",
+        || {
+            let long = "n".repeat(256);
+            for (file_id, name) in [(7, long.as_str()), (9, "a\u{7}b"), (11, "a\nb")] {
+                let mut h = Harness::with_inbound_files();
+                let o = h.frame(5, header(file_id, 10, name, 64));
+                assert_eq!(
+                    o.on(5),
+                    [FileMessage::HeaderAck {
+                        file_id,
+                        accepted: false
+                    }
+                    .encode()]
+                );
+            }
+            let mut h = Harness::with_inbound_files();
+            let o = h.frame(5, header(13, 10, &"n".repeat(255), 64));
+            assert_eq!(
+                o.on(5),
+                [FileMessage::HeaderAck {
+                    file_id: 13,
+                    accepted: true
+                }
+                .encode()]
+            );
+        },
+    ),
     ("§10.2 file hash not 64 bytes: HeaderAck(false)", || {
         let mut h = Harness::with_inbound_files();
         let o = h.frame(5, header(7, 10, "a.txt", 32));

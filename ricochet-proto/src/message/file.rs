@@ -93,14 +93,23 @@ pub enum FileHeaderError {
     EmptyFile,
 }
 
+/// Longest file name we accept in a [`FileHeader`], in bytes (UTF-8):
+/// the limit of ext4, APFS and NTFS (255).
+pub const MAX_FILE_NAME_LEN: usize = 255;
+
 impl FileHeader {
-    /// Checks the header rules of §10.2.
+    /// Checks the header rules of §10.2, and two of ours: a name longer
+    /// than [`MAX_FILE_NAME_LEN`] bytes (no common file system can store
+    /// it) or with control characters (they would reach a user's terminal
+    /// or file manager) is refused like any other bad name.
     pub fn validate(&self) -> Result<(), FileHeaderError> {
         let name = &self.name;
         let bad_name = name.is_empty()
             || name == "."
             || name.contains("..")
-            || name.contains(['/', '\\', '\0']);
+            || name.contains(['/', '\\', '\0'])
+            || name.len() > MAX_FILE_NAME_LEN
+            || name.chars().any(char::is_control);
         if bad_name {
             return Err(FileHeaderError::BadName { name: name.clone() });
         }
