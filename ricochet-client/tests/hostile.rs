@@ -2078,6 +2078,91 @@ async fn chat_dedup_drops_only_true_resends() {
 }
 
 // =====================================================================
+// Limits::max_queued_output: a peer that does not read
+// =====================================================================
+
+/// A peer that sends what demands answers (here data on a channel that is
+/// not open, each 5-byte frame earning a 4-byte close, §4.2) and never
+/// reads them: once more than `max_queued_output` bytes wait for it, Alice
+/// stops reading from it, so its writes stall instead of her memory
+/// growing; when it reads again, she carries on. Bob chats throughout.
+#[tokio::test]
+async fn a_peer_that_does_not_read_stalls_instead_of_growing_our_output() {
+    const CAP: usize = 64 * 1024;
+    // Far beyond the cap plus every socket buffer on the way.
+    const WITHOUT_A_CAP: usize = 48 * 1024 * 1024;
+    let mut limits = small_limits();
+    limits.max_queued_output = CAP;
+    let mut fx = Fixture::with(limits, |builder| builder).await;
+    let floods = FLOODS.lock().await;
+    let before = resident_bytes();
+    let addr = fx.directory.get(fx.victim().service_id()).unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // Small buffers, so that little waits in the kernel on our side.
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut raw = RawPeer::accepted(stream, *fx.victim().service_id(), v3_key());
+    raw.introduce().await;
+    // A contact, so that no authentication deadline ends the connection.
+    fx.befriend_raw(&mut raw).await;
+    let raw_id = raw.id();
+
+    let chunk = frame_bytes(7, &[0]).repeat(16 * 1024);
+    let mut sent = 0usize;
+    let mut offset = 0usize;
+    loop {
+        match raw
+            .write_some(&chunk[offset..], Duration::from_secs(2))
+            .await
+        {
+            Some(n) => {
+                sent += n;
+                offset = (offset + n) % chunk.len();
+                assert!(
+                    sent < WITHOUT_A_CAP,
+                    "{sent} bytes taken without reading a single answer"
+                );
+            }
+            None => break,
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    eprintln!(
+        "stalled after {} KiB sent without reading; resident memory grew {} KiB",
+        sent / 1024,
+        grown / 1024
+    );
+    assert!(grown < MEMORY_BOUND, "memory grew {grown} bytes");
+    fx.check("while a peer does not read").await;
+
+    // Reading again: every answer arrives, one close per whole frame, and
+    // Alice reads the rest of what was written.
+    let mut closes = 0usize;
+    let whole_frames = sent / 5;
+    while closes < whole_frames {
+        match raw.recv_within(PATIENCE).await {
+            common::raw::Recv::Frame(frame) => {
+                assert!(frame.is_close() && frame.channel.get() == 7, "{frame:?}");
+                closes += 1;
+            }
+            other => panic!("after {closes} of {whole_frames} closes: {other:?}"),
+        }
+    }
+    // Finish the last frame; it is answered too, and nothing more comes.
+    if offset % 5 != 0 {
+        let rest = 5 - offset % 5;
+        raw.send_raw(&chunk[offset..offset + rest]).await;
+        assert!(raw.recv().await.is_close());
+    }
+    raw.probe_quiet().await;
+    drop(floods);
+    fx.remove_raw(raw_id, true).await;
+    raw.expect_closed(WAIT).await;
+    fx.check("after the peer read again").await;
+}
+
+// =====================================================================
 // §9.2 re-queued messages must go out again on the live connection
 // =====================================================================
 

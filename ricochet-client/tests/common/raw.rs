@@ -225,6 +225,18 @@ impl RawPeer {
 
     // ---- writing ----
 
+    /// One write of up to `bytes.len()` bytes, waiting at most `timeout`
+    /// for the victim to take any: how many it took, or `None` when it took
+    /// none in time. Unlike a timed-out `write_all`, never leaves half a
+    /// frame unaccounted for.
+    pub async fn write_some(&mut self, bytes: &[u8], timeout: Duration) -> Option<usize> {
+        match tokio::time::timeout(timeout, self.stream.write(bytes)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => panic!("the victim hung up"),
+            Ok(Ok(n)) => Some(n),
+            Err(_) => None,
+        }
+    }
+
     /// Writes bytes as they are; an error means the victim hung up.
     pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await
