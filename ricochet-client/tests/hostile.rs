@@ -2111,21 +2111,16 @@ async fn a_peer_that_does_not_read_stalls_instead_of_growing_our_output() {
     let chunk = frame_bytes(7, &[0]).repeat(16 * 1024);
     let mut sent = 0usize;
     let mut offset = 0usize;
-    loop {
-        match raw
-            .write_some(&chunk[offset..], Duration::from_secs(2))
-            .await
-        {
-            Some(n) => {
-                sent += n;
-                offset = (offset + n) % chunk.len();
-                assert!(
-                    sent < WITHOUT_A_CAP,
-                    "{sent} bytes taken without reading a single answer"
-                );
-            }
-            None => break,
-        }
+    while let Some(n) = raw
+        .write_some(&chunk[offset..], Duration::from_secs(2))
+        .await
+    {
+        sent += n;
+        offset = (offset + n) % chunk.len();
+        assert!(
+            sent < WITHOUT_A_CAP,
+            "{sent} bytes taken without reading a single answer"
+        );
     }
     let grown = resident_bytes().saturating_sub(before);
     eprintln!(
@@ -2150,7 +2145,7 @@ async fn a_peer_that_does_not_read_stalls_instead_of_growing_our_output() {
         }
     }
     // Finish the last frame; it is answered too, and nothing more comes.
-    if offset % 5 != 0 {
+    if !offset.is_multiple_of(5) {
         let rest = 5 - offset % 5;
         raw.send_raw(&chunk[offset..offset + rest]).await;
         assert!(raw.recv().await.is_close());
