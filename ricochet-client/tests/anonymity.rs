@@ -32,12 +32,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Peer, start_on};
+use common::start_on;
 use ricochet_client::transport_backends::control::{ControlAddr, SystemTor, SystemTorConfig};
-use ricochet_client::{ContactStatus, Event, MessageStatus, RequestAnswer};
 
 const CHILD_ENV: &str = "RICOCHET_ANONYMITY_TEST_CHILD";
 /// The syscalls traced.
@@ -139,42 +137,13 @@ async fn child() {
     bob.patience = STEP_PATIENCE;
     tokio::time::timeout(
         CHILD_TIMEOUT - Duration::from_secs(20),
-        flow(&mut alice, &mut bob),
+        common::main_flow(&mut alice, &mut bob),
     )
     .await
     .expect("the flow finishes in time");
     alice.client.shutdown().await;
     bob.client.shutdown().await;
     println!("CHILD ok {:?}", started.elapsed());
-}
-
-/// Request, accept, chat both ways, each message acknowledged.
-async fn flow(alice: &mut Peer, bob: &mut Peer) {
-    let (alice_id, bob_id) = (alice.id(), bob.id());
-    alice
-        .client
-        .send_contact_request(bob_id, "bob", "hello")
-        .await
-        .unwrap();
-    let request = bob.expect_request().await;
-    assert_eq!(request.from(), alice_id);
-    let answer = alice
-        .expect("a pending answer", |event| match event {
-            Event::ContactRequestAnswered { answer, .. } => Some(answer),
-            _ => None,
-        })
-        .await;
-    assert_eq!(answer, RequestAnswer::Pending);
-    request.accept("alice").await.unwrap();
-    alice.expect_status(bob_id, ContactStatus::Online).await;
-    bob.expect_status(alice_id, ContactStatus::Online).await;
-
-    let mut hello = alice.client.send_message(bob_id, "hi bob").await.unwrap();
-    assert_eq!(bob.expect_message(alice_id).await, "hi bob");
-    assert_eq!(hello.finished().await, MessageStatus::Acknowledged);
-    let mut reply = bob.client.send_message(alice_id, "hi alice").await.unwrap();
-    assert_eq!(alice.expect_message(bob_id).await, "hi alice");
-    assert_eq!(reply.finished().await, MessageStatus::Acknowledged);
 }
 
 // ---------------------------------------------------------------- the trace
@@ -429,30 +398,22 @@ fn have_strace() -> bool {
 async fn traced_child(spec: &ChildSpec) -> Trace {
     let log = spec.dir.join("strace.log");
     let started = Instant::now();
-    let child = tokio::process::Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "--seccomp-bpf",
-            "-e",
-            TRACED,
-            "-e",
-            "signal=none",
-            "-o",
-        ])
-        .arg(&log)
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, spec.encode())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    let strace: Vec<std::ffi::OsString> = [
+        "strace",
+        "-f",
+        "-qq",
+        "--seccomp-bpf",
+        "-e",
+        TRACED,
+        "-e",
+        "signal=none",
+        "-o",
+    ]
+    .into_iter()
+    .map(Into::into)
+    .chain([log.clone().into_os_string()])
+    .collect();
+    let child = common::child_command(CHILD_ENV, spec.encode(), &strace)
         .spawn()
         .unwrap();
     let output = tokio::time::timeout(CHILD_TIMEOUT, child.wait_with_output())

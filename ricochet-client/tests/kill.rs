@@ -12,7 +12,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::start;
@@ -195,18 +194,7 @@ fn statuses(profile: &Path) -> HashMap<String, usize> {
 }
 
 fn spawn_child(spec: &ChildSpec) -> tokio::process::Child {
-    tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, spec.encode())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    common::child_command(CHILD_ENV, spec.encode(), &[])
         .spawn()
         .unwrap()
 }

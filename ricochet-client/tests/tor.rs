@@ -13,50 +13,16 @@ mod common;
 use std::time::Instant;
 
 use common::{Peer, start_on};
-use ricochet_client::{ContactStatus, Event, MessageStatus, RequestAnswer};
 
 /// Runs the main flow and prints how long each step took.
 async fn main_flow(backend: &str, alice: &mut Peer, bob: &mut Peer, started: Instant) {
-    let (alice_id, bob_id) = (alice.id(), bob.id());
     let up = started.elapsed();
-    alice
-        .client
-        .send_contact_request(bob_id, "bob", "over tor")
-        .await
-        .unwrap();
-    let request = bob.expect_request().await;
-    let request_arrived = started.elapsed();
-    assert_eq!(request.from(), alice_id);
-    let answer = alice
-        .expect("a pending answer", |event| match event {
-            Event::ContactRequestAnswered { answer, .. } => Some(answer),
-            _ => None,
-        })
-        .await;
-    assert_eq!(answer, RequestAnswer::Pending);
-    request.accept("alice").await.unwrap();
-    alice.expect_status(bob_id, ContactStatus::Online).await;
-    bob.expect_status(alice_id, ContactStatus::Online).await;
-
-    let sent = Instant::now();
-    let mut hello = alice
-        .client
-        .send_message(bob_id, "hello over tor")
-        .await
-        .unwrap();
-    assert_eq!(bob.expect_message(alice_id).await, "hello over tor");
-    assert_eq!(hello.finished().await, MessageStatus::Acknowledged);
-    let round_trip = sent.elapsed();
-    let mut reply = bob
-        .client
-        .send_message(alice_id, "hello back")
-        .await
-        .unwrap();
-    assert_eq!(alice.expect_message(bob_id).await, "hello back");
-    assert_eq!(reply.finished().await, MessageStatus::Acknowledged);
+    let times = common::main_flow(alice, bob).await;
     eprintln!(
-        "{backend}: clients up {up:?}; request arrived {request_arrived:?}; \
-         acked round trip {round_trip:?}; whole flow {:?}",
+        "{backend}: clients up {up:?}; request arrived {:?} later; \
+         acked round trip {:?}; whole flow {:?}",
+        times.request_arrived,
+        times.round_trip,
         started.elapsed()
     );
     assert_eq!(alice.client.stats().await.unwrap().contact_connections, 1);

@@ -200,3 +200,82 @@ where
 pub fn acknowledged(status: &MessageStatus) -> bool {
     *status == MessageStatus::Acknowledged
 }
+
+/// How long the steps of [`main_flow`] took.
+#[derive(Debug)]
+pub struct FlowTimes {
+    /// From the call until the request arrived.
+    pub request_arrived: Duration,
+    /// From sending the first message until it was acknowledged.
+    pub round_trip: Duration,
+}
+
+/// The main flow: `alice` asks `bob` (Pending), he accepts, both see each
+/// other online, then a message each way, each acknowledged.
+pub async fn main_flow(alice: &mut Peer, bob: &mut Peer) -> FlowTimes {
+    let started = std::time::Instant::now();
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+    alice
+        .client
+        .send_contact_request(bob_id, "bob", "hello")
+        .await
+        .unwrap();
+    let request = bob.expect_request().await;
+    let request_arrived = started.elapsed();
+    assert_eq!(request.from(), alice_id);
+    let answer = alice
+        .expect("a pending answer", |event| match event {
+            Event::ContactRequestAnswered { answer, .. } => Some(answer),
+            _ => None,
+        })
+        .await;
+    assert_eq!(answer, ricochet_client::RequestAnswer::Pending);
+    request.accept("alice").await.unwrap();
+    alice.expect_status(bob_id, ContactStatus::Online).await;
+    bob.expect_status(alice_id, ContactStatus::Online).await;
+
+    let sent = std::time::Instant::now();
+    let mut hello = alice.client.send_message(bob_id, "hi bob").await.unwrap();
+    assert_eq!(bob.expect_message(alice_id).await, "hi bob");
+    assert_eq!(hello.finished().await, MessageStatus::Acknowledged);
+    let round_trip = sent.elapsed();
+    let mut reply = bob.client.send_message(alice_id, "hi alice").await.unwrap();
+    assert_eq!(alice.expect_message(bob_id).await, "hi alice");
+    assert_eq!(reply.finished().await, MessageStatus::Acknowledged);
+    FlowTimes {
+        request_arrived,
+        round_trip,
+    }
+}
+
+/// This test binary, to run one of its own (ignored) tests named `child`
+/// in a child process, with `spec` in the environment variable `env`;
+/// `wrapper` runs it under another program (e.g. strace and its options).
+pub fn child_command(
+    env: &str,
+    spec: String,
+    wrapper: &[std::ffi::OsString],
+) -> tokio::process::Command {
+    let me = std::env::current_exe().unwrap();
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).arg(me);
+            command
+        }
+        None => tokio::process::Command::new(me),
+    };
+    command
+        .args([
+            "child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    command
+}
