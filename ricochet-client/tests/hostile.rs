@@ -263,6 +263,13 @@ impl Fixture {
         RawPeer::introduced(&self.directory, self.victim()).await
     }
 
+    /// A raw peer that became Alice's contact.
+    async fn raw_contact(&mut self) -> RawPeer {
+        let mut raw = self.raw_introduced().await;
+        self.befriend_raw(&mut raw).await;
+        raw
+    }
+
     /// Waits for one of Alice's events; any sign that Bob's connection
     /// dropped fails the test.
     async fn alice_expect<T>(&mut self, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
@@ -1208,8 +1215,7 @@ async fn contact_request_flood_is_bounded() {
 #[tokio::test]
 async fn known_contact_chat_abuse_and_floods() {
     let mut fx = Fixture::new().await;
-    let mut raw = fx.raw_introduced().await;
-    fx.befriend_raw(&mut raw).await;
+    let mut raw = fx.raw_contact().await;
     let raw_id = raw.id();
 
     // §9: the contact's chat channel opens.
@@ -1628,8 +1634,7 @@ async fn known_contact_file_abuse() {
     let mut fx = Fixture::new().await;
     let downloads = fx.dir.path().join("downloads");
     std::fs::create_dir(&downloads).unwrap();
-    let mut raw = fx.raw_introduced().await;
-    fx.befriend_raw(&mut raw).await;
+    let mut raw = fx.raw_contact().await;
     let raw_id = raw.id();
     let good_hash = sha3(b"hello");
     let header_ack = |file_id: u32, accepted: bool| FileMessage::HeaderAck { file_id, accepted };
@@ -2025,8 +2030,7 @@ async fn known_contact_file_abuse() {
 async fn chat_dedup_drops_only_true_resends() {
     const WINDOW: u32 = 256;
     let mut fx = Fixture::new().await;
-    let mut raw = fx.raw_introduced().await;
-    fx.befriend_raw(&mut raw).await;
+    let mut raw = fx.raw_contact().await;
     let raw_id = raw.id();
     assert_eq!(raw.open_and_result(5, ChannelType::Chat).await, opened(5));
     let ack = |id: u32| ChatAcknowledge {
@@ -2171,8 +2175,7 @@ async fn a_peer_that_does_not_read_stalls_instead_of_growing_our_output() {
 #[tokio::test]
 async fn requeued_messages_are_sent_again_on_the_live_connection() {
     let mut fx = Fixture::new().await;
-    let mut raw = fx.raw_introduced().await;
-    fx.befriend_raw(&mut raw).await;
+    let mut raw = fx.raw_contact().await;
     let raw_id = raw.id();
 
     let mut handle = fx

@@ -163,22 +163,12 @@ impl RawPeer {
         let stream = TcpStream::connect(addr)
             .await
             .expect("connect to the victim");
-        stream.set_nodelay(true).expect("nodelay");
-        Self {
-            connected_at: tokio::time::Instant::now(),
-            key,
-            victim,
-            stream,
-            input: BytesMut::new(),
-            decoder: FrameDecoder::new(),
-            closed: false,
-            cookies: None,
-            last_proof: None,
-        }
+        Self::accepted(stream, victim, key)
     }
 
-    /// The server side of a connection the victim dialled to us (`key`
-    /// being the identity it dialled).
+    /// A peer on an established connection: the server side of one the
+    /// victim dialled to us (`key` being the identity it dialled), or one
+    /// we set up ourselves.
     pub fn accepted(stream: TcpStream, victim: ServiceId, key: Arc<IdentityKey>) -> Self {
         stream.set_nodelay(true).expect("nodelay");
         Self {
