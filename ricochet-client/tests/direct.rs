@@ -542,3 +542,77 @@ async fn a_request_to_an_offline_id_is_retried_until_it_arrives() {
     request.accept("Alice").await.unwrap();
     alice.expect_status(bob_id, ContactStatus::Online).await;
 }
+
+/// `send_messages` queues a burst in order with one handle per text, an
+/// empty text refuses the whole call, and sends from many tasks at once
+/// (which the manager stores in shared transactions) each arrive once, in
+/// the order each task sent them, all acknowledged.
+#[tokio::test]
+async fn bursts_and_concurrent_sends_arrive_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    befriend(&mut alice, &mut bob).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+
+    assert!(matches!(
+        alice.client.send_messages(bob_id, ["a", ""]).await,
+        Err(ricochet_client::ClientError::EmptyMessage)
+    ));
+    assert!(
+        alice
+            .client
+            .messages(bob_id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let burst: Vec<String> = (0..300).map(|i| format!("burst {i}")).collect();
+    let handles = alice.client.send_messages(bob_id, &burst).await.unwrap();
+    assert_eq!(handles.len(), burst.len());
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let client = alice.client.clone();
+            tokio::spawn(async move {
+                let mut handles = Vec::new();
+                for i in 0..25 {
+                    let text = format!("task {task} message {i}");
+                    handles.push(client.send_message(bob_id, &text).await.unwrap());
+                }
+                handles
+            })
+        })
+        .collect();
+    let mut all = handles;
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+
+    let mut received = Vec::new();
+    while received.len() < 500 {
+        received.push(bob.expect_message(alice_id).await);
+    }
+    let bursts: Vec<&String> = received.iter().filter(|t| t.starts_with("burst")).collect();
+    assert_eq!(bursts, burst.iter().collect::<Vec<_>>());
+    for task in 0..8 {
+        let prefix = format!("task {task} ");
+        let mine: Vec<&String> = received.iter().filter(|t| t.starts_with(&prefix)).collect();
+        let expected: Vec<String> = (0..25).map(|i| format!("{prefix}message {i}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
+    for mut handle in all {
+        assert_eq!(handle.finished().await, MessageStatus::Acknowledged);
+    }
+    // Nothing more arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bob.client
+            .messages(alice_id, None, 1000)
+            .await
+            .unwrap()
+            .len(),
+        500
+    );
+}
