@@ -662,7 +662,7 @@ impl Store {
         &self,
         contact: &ServiceId,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
-        self.outgoing_where(contact, "status IN ('queued', 'sent')", i64::MAX)
+        self.outgoing_where(contact, "status IN ('queued', 'sent')", i64::MIN, i64::MAX)
     }
 
     /// The oldest `limit` queued messages to `contact` with a number after
@@ -677,15 +677,20 @@ impl Store {
         let after = after.map_or(i64::MIN, |id| id.0);
         self.outgoing_where(
             contact,
-            &format!("status IN ('queued', 'sent') AND status = 'queued' AND id > {after}"),
+            "status IN ('queued', 'sent') AND status = 'queued'",
+            after,
             limit,
         )
     }
 
+    /// Outgoing messages to `contact` meeting `condition` (one of a few
+    /// fixed texts, so that the statement is prepared once) with a number
+    /// after `after`, oldest first, at most `limit`.
     fn outgoing_where(
         &self,
         contact: &ServiceId,
-        condition: &str,
+        condition: &'static str,
+        after: i64,
         limit: i64,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
         let mut statement = self.conn.prepare_cached(&format!(
@@ -693,10 +698,11 @@ impl Store {
             // however long the history grows.
             "SELECT id, wire_id, text, time, status FROM messages
              INDEXED BY messages_unfinished
-             WHERE contact = ?1 AND direction = ?2 AND {condition}
+             WHERE contact = ?1 AND direction = ?2 AND {condition} AND id > ?4
              ORDER BY id LIMIT ?3"
         ))?;
-        let rows = statement.query_map(params![contact.to_string(), OUTGOING, limit], |row| {
+        let params = params![contact.to_string(), OUTGOING, limit, after];
+        let rows = statement.query_map(params, |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, Option<i64>>(1)?,
