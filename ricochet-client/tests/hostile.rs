@@ -2210,6 +2210,10 @@ async fn requeued_messages_are_sent_again_on_the_live_connection() {
         panic!("{frame:?}")
     };
     assert_eq!(first.text, "hello?");
+    // On the wire and unacknowledged: sent, in the handle and the history.
+    assert_eq!(handle.status(), MessageStatus::Sent);
+    let history = fx.alice.client.messages(raw_id, None, 10).await.unwrap();
+    assert_eq!(history.last().unwrap().status, MessageStatus::Sent);
     raw.close_channel(channel).await;
     raw.expect_close_of(channel).await;
     // Sent again, with the same id, on another channel.
