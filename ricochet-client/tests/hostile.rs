@@ -2165,6 +2165,28 @@ async fn a_peer_that_does_not_read_stalls_instead_of_growing_our_output() {
 // §9.2 re-queued messages must go out again on the live connection
 // =====================================================================
 
+/// Waits for Alice to open a chat channel (she must, within [`WAIT`]),
+/// accepts it, and reads the first message on it.
+async fn accept_chat_and_read(
+    raw: &mut RawPeer,
+) -> (u16, ricochet_proto::message::chat::ChatMessage) {
+    let next = match raw.recv_within(WAIT).await {
+        common::raw::Recv::Frame(frame) => control_of(&frame),
+        other => panic!("the unacknowledged message was not sent again: {other:?}"),
+    };
+    let ControlMessage::OpenChannel(open) = next else {
+        panic!("expected a new chat channel, got {next:?}")
+    };
+    let channel = open.channel_id.get();
+    raw.control(&ControlMessage::ChannelResult(opened(channel)))
+        .await;
+    let frame = raw.recv().await;
+    let ChatPacket::Message(message) = ChatPacket::decode(frame.payload.clone()).unwrap() else {
+        panic!("{frame:?}")
+    };
+    (channel, message)
+}
+
 /// §9.2: "An unacked message may be resent with the same id on a new
 /// channel or connection"; Ricochet 1.x re-queues the unacknowledged
 /// messages when its outbound chat channel closes, and sends them again
@@ -2195,20 +2217,7 @@ async fn requeued_messages_are_sent_again_on_the_live_connection() {
     .await;
     // Opened the next time; the message arrives, then the channel is closed
     // without an ack (§4.2).
-    let next = match raw.recv_within(WAIT).await {
-        common::raw::Recv::Frame(frame) => control_of(&frame),
-        other => panic!("the re-queued message was not sent again: {other:?}"),
-    };
-    let ControlMessage::OpenChannel(open) = next else {
-        panic!("expected a new chat channel, got {next:?}")
-    };
-    let channel = open.channel_id.get();
-    raw.control(&ControlMessage::ChannelResult(opened(channel)))
-        .await;
-    let frame = raw.recv().await;
-    let ChatPacket::Message(first) = ChatPacket::decode(frame.payload.clone()).unwrap() else {
-        panic!("{frame:?}")
-    };
+    let (channel, first) = accept_chat_and_read(&mut raw).await;
     assert_eq!(first.text, "hello?");
     // On the wire and unacknowledged: sent, in the handle and the history.
     assert_eq!(handle.status(), MessageStatus::Sent);
@@ -2217,20 +2226,7 @@ async fn requeued_messages_are_sent_again_on_the_live_connection() {
     raw.close_channel(channel).await;
     raw.expect_close_of(channel).await;
     // Sent again, with the same id, on another channel.
-    let next = match raw.recv_within(WAIT).await {
-        common::raw::Recv::Frame(frame) => control_of(&frame),
-        other => panic!("the unacknowledged message was not sent again: {other:?}"),
-    };
-    let ControlMessage::OpenChannel(open) = next else {
-        panic!("expected a new chat channel, got {next:?}")
-    };
-    let channel = open.channel_id.get();
-    raw.control(&ControlMessage::ChannelResult(opened(channel)))
-        .await;
-    let frame = raw.recv().await;
-    let ChatPacket::Message(again) = ChatPacket::decode(frame.payload.clone()).unwrap() else {
-        panic!("{frame:?}")
-    };
+    let (channel, again) = accept_chat_and_read(&mut raw).await;
     assert_eq!(
         (again.text.as_str(), again.message_id),
         ("hello?", first.message_id)
