@@ -151,6 +151,8 @@ pub(crate) struct ReceivedChat {
     pub(crate) text: String,
     /// ≤ 0 (§9.2).
     pub(crate) time_delta: i64,
+    /// The first message of the peer's chat channel (resends start there).
+    pub(crate) first_on_channel: bool,
 }
 
 /// Chat traffic gathered from one batch of session events, reported to the
@@ -487,10 +489,12 @@ impl Connection {
                 message_id,
                 text,
                 time_delta,
+                first_on_channel,
             } => chats.received.push(ReceivedChat {
                 wire_id: message_id,
                 text,
                 time_delta,
+                first_on_channel,
             }),
             SessionEvent::ChatAcknowledged {
                 message_id,

@@ -7,6 +7,7 @@ mod error;
 mod event;
 mod manager;
 mod model;
+mod resend;
 mod store;
 mod transport;
 

@@ -36,6 +36,7 @@ use crate::model::{
     Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
     MessageStatus, TransferId,
 };
+use crate::resend::ResendDetector;
 use crate::store::{ContactRow, ContactState, Incoming, Store};
 use crate::transport::{BoxStream, DynTransport};
 
@@ -219,6 +220,8 @@ struct Conn {
     request_answered: bool,
     /// How often the peer closed (or refused) our chat channel on it.
     chat_channel_closures: u32,
+    /// Which messages the peer sends on it are resends (§9.2).
+    resends: ResendDetector,
     task: JoinHandle<()>,
 }
 
@@ -576,6 +579,7 @@ impl Manager {
                 carries_request: false,
                 request_answered: false,
                 chat_channel_closures: 0,
+                resends: ResendDetector::new(),
                 task,
             },
         );
@@ -1067,9 +1071,16 @@ impl Manager {
                 time: now
                     .checked_sub(Duration::from_secs(m.time_delta.unsigned_abs()))
                     .unwrap_or(SystemTime::UNIX_EPOCH),
+                first_on_channel: m.first_on_channel,
             })
             .collect();
-        let ids = match self.store.record_incoming_batch(&peer, &incoming) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let ids = match self
+            .store
+            .record_incoming_batch(&peer, &incoming, &mut c.resends)
+        {
             Ok(ids) => ids,
             Err(error) => {
                 self.emit_error(Some(peer), error.into());
@@ -1089,7 +1100,7 @@ impl Manager {
                 None => debug!(
                     %peer,
                     wire_id = ?message.wire_id,
-                    "duplicate message dropped (acknowledged again)"
+                    "resent message dropped (acknowledged again, §9.2)"
                 ),
             }
         }

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::model::{
     ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
 };
+use crate::resend::{RESEND_WINDOW, ResendDetector};
 
 /// The schema, one SQL batch per version. Batch `i` takes the database from
 /// `user_version = i` to `i + 1`. Never edit a batch once released: append.
@@ -69,15 +70,6 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_unfinished ON messages (contact, direction, id)
         WHERE status IN ('queued', 'sent');",
 ];
-
-/// How many of a contact's latest messages a new one is compared with to
-/// drop resends (§9.2; Ricochet 1.x compares with 5). A sender resends at
-/// most what it had unacknowledged, which our senders bound to
-/// [`crate::Limits::max_unacknowledged_messages`] (default 256); a wider
-/// window would drop genuinely new messages from peers that number each
-/// connection's messages from 0 (Refresh's Rust client), a narrower one
-/// would deliver resends twice.
-const DEDUP_WINDOW: i64 = 256;
 
 /// `messages.direction` of a message we sent.
 const OUTGOING: i64 = 0;
@@ -208,6 +200,8 @@ pub(crate) struct Incoming<'a> {
     pub(crate) text: &'a str,
     /// When the sender says it was written.
     pub(crate) time: SystemTime,
+    /// Whether it is the first message of the sender's chat channel.
+    pub(crate) first_on_channel: bool,
 }
 
 /// The open profile database, locked against other clients.
@@ -822,71 +816,103 @@ impl Store {
             .map(|(id, _)| id))
     }
 
-    /// Stores messages from `contact` in one transaction, except those that
-    /// duplicate one of the last [`DEDUP_WINDOW`] messages stored from it
-    /// (same non-zero message id and same text, §9.2), earlier ones of the
-    /// batch included.
-    /// Returns, per message, its new number or `None` for a duplicate,
-    /// which the caller acknowledges without delivering it again.
+    /// Stores messages from `contact` in one transaction, except resends
+    /// of messages stored before (as `detector`, the connection's state,
+    /// decides: see [`crate::resend`]).
+    /// Returns, per message, its new number or `None` for a resend, which
+    /// the caller acknowledges without delivering it again.
     pub(crate) fn record_incoming_batch(
         &self,
         contact: &ServiceId,
         messages: &[Incoming<'_>],
+        detector: &mut ResendDetector,
     ) -> Result<Vec<Option<MessageId>>, StorageError> {
         let contact_text = contact.to_string();
         let tx = self.conn.unchecked_transaction()?;
         let mut ids = Vec::with_capacity(messages.len());
         {
-            // The newest stored copy, found through the index; only then
-            // is it worth counting what came after it.
+            // The oldest stored copy after a point, through the index.
             let mut copy = tx.prepare_cached(
                 "SELECT id FROM messages
                  WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3 AND text = ?4
-                 ORDER BY id DESC LIMIT 1",
-            )?;
-            let mut newer = tx.prepare_cached(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM messages
-                 WHERE contact = ?1 AND direction = ?2 AND id > ?3 LIMIT ?4)",
+                   AND id > ?5
+                 ORDER BY id LIMIT 1",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (contact, direction, wire_id, text, time, status)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'acknowledged')",
             )?;
+            // Looked up once per batch, and only if a message may be a resend.
+            let mut window_start: Option<i64> = None;
             for message in messages {
-                let wire_id = message.wire_id.map(i64::from);
-                if let Some(wire_id) = wire_id.filter(|id| *id != 0) {
+                if message.first_on_channel {
+                    detector.channel_opened();
+                }
+                if let Some(wire_id) = message
+                    .wire_id
+                    .filter(|_| detector.may_be_resend(message.wire_id))
+                {
+                    let window = match window_start {
+                        Some(start) => start,
+                        None => {
+                            *window_start.insert(Self::resend_window_start(&tx, &contact_text)?)
+                        }
+                    };
+                    let search = detector.search(window);
                     let stored: Option<i64> = copy
                         .query_row(
-                            params![contact_text, INCOMING, wire_id, message.text],
+                            params![
+                                contact_text,
+                                INCOMING,
+                                i64::from(wire_id),
+                                message.text,
+                                search.after
+                            ],
                             |row| row.get(0),
                         )
                         .optional()?;
                     if let Some(stored) = stored {
-                        let since: i64 = newer.query_row(
-                            params![contact_text, INCOMING, stored, DEDUP_WINDOW],
-                            |row| row.get(0),
-                        )?;
-                        if since < DEDUP_WINDOW {
-                            ids.push(None);
-                            continue;
-                        }
+                        detector.resent(stored);
+                        ids.push(None);
+                        continue;
                     }
                 }
                 insert.execute(params![
                     contact_text,
                     INCOMING,
-                    wire_id,
+                    message.wire_id.map(i64::from),
                     message.text,
                     to_millis(message.time)
                 ])?;
-                ids.push(Some(MessageId(tx.last_insert_rowid())));
+                let stored = tx.last_insert_rowid();
+                detector.delivered(stored);
+                ids.push(Some(MessageId(stored)));
             }
         }
         tx.commit()?;
         Ok(ids)
     }
 
-    /// [`Store::record_incoming_batch`] for one message.
+    /// The number of the oldest of `contact`'s last [`RESEND_WINDOW`]
+    /// received messages, or 0 when it has sent fewer.
+    fn resend_window_start(
+        tx: &rusqlite::Transaction<'_>,
+        contact_text: &str,
+    ) -> Result<i64, StorageError> {
+        let mut oldest = tx.prepare_cached(
+            "SELECT id FROM messages WHERE contact = ?1 AND direction = ?2
+             ORDER BY id DESC LIMIT 1 OFFSET ?3",
+        )?;
+        Ok(oldest
+            .query_row(params![contact_text, INCOMING, RESEND_WINDOW - 1], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// [`Store::record_incoming_batch`] for one message, the first of a
+    /// new connection (so it is a resend if it repeats a stored message).
     #[cfg(test)]
     pub(crate) fn record_incoming(
         &self,
@@ -902,7 +928,9 @@ impl Store {
                     wire_id,
                     text,
                     time,
+                    first_on_channel: true,
                 }],
+                &mut ResendDetector::new(),
             )?
             .pop()
             .flatten())
@@ -1498,7 +1526,7 @@ mod tests {
     }
 
     #[test]
-    fn incoming_duplicates_are_dropped_within_the_window() {
+    fn incoming_resends_are_dropped_within_the_window() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("profile.db")).unwrap();
         let alice = new_id();
@@ -1546,9 +1574,9 @@ mod tests {
         assert_eq!(message.status, MessageStatus::Acknowledged);
         assert_eq!(message.time, at(1));
 
-        // A resend after a cut repeats up to a sender's window of messages:
-        // a copy with fewer than DEDUP_WINDOW messages after it is dropped.
-        for wire_id in 0..DEDUP_WINDOW - 3 {
+        // A resend repeats up to a sender's window of messages: a copy
+        // among the last RESEND_WINDOW is dropped (rule 4 of crate::resend).
+        for wire_id in 0..RESEND_WINDOW - 3 {
             store
                 .record_incoming(
                     &alice,
@@ -1565,8 +1593,7 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        // Further back it is a new message (a peer numbering each
-        // connection from 0 repeats ids), and so is anything with id 0.
+        // Further back it is a new message, and so is anything with id 0.
         for wire_id in 0..10 {
             store
                 .record_incoming(&alice, Some(5000 + wire_id), "more", at(6))

@@ -14,6 +14,32 @@ use std::time::Instant;
 
 use common::{Peer, start_on};
 
+/// Test hook: with `RICOCHET_TEST_TP_OFFSET=<s>`, waits (once the network is
+/// up) until `s` seconds before the next onion-service time-period boundary
+/// of the private network (6 min periods starting at 3 min past each 6 min,
+/// UTC), so that the flow crosses a boundary. Negative: after it.
+async fn wait_for_time_period_boundary() {
+    let Some(offset) = std::env::var("RICOCHET_TEST_TP_OFFSET")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut boundary = ((now - 180.0) / 360.0).floor() * 360.0 + 180.0;
+    while boundary - offset <= now + 1.0 {
+        boundary += 360.0;
+    }
+    eprintln!(
+        "waiting {:.1} s: starting the clients {offset} s before the time-period boundary at unix {boundary}",
+        boundary - offset - now
+    );
+    tokio::time::sleep(std::time::Duration::from_secs_f64(boundary - offset - now)).await;
+}
+
 /// Runs the main flow and prints how long each step took.
 async fn main_flow(backend: &str, alice: &mut Peer, bob: &mut Peer, started: Instant) {
     let up = started.elapsed();
@@ -59,6 +85,7 @@ async fn main_flow_over_arti() {
     let Some(net) = ricochet_testnet::tor_network() else {
         return;
     };
+    wait_for_time_period_boundary().await;
     let dir = tempfile::tempdir().unwrap();
     let arti = |name: &str| {
         ArtiTransport::new(

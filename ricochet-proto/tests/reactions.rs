@@ -802,13 +802,41 @@ const CASES: &[Case] = &[
             }
         );
     }),
+    (
+        "§9.2 first message of each chat channel is marked (resends start there)",
+        || {
+            let mut h = Harness::with_inbound_chat();
+            let first_of = |o: &Outcome| -> Vec<bool> {
+                o.events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::ChatReceived {
+                            first_on_channel, ..
+                        } => Some(*first_on_channel),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            // An invalid first message delivers nothing and does not count.
+            assert!(first_of(&h.frame(3, chat("", Some(1), None))).is_empty());
+            assert_eq!(first_of(&h.frame(3, chat("a", Some(2), None))), [true]);
+            assert_eq!(first_of(&h.frame(3, chat("b", Some(3), None))), [false]);
+            // The peer closes its channel and opens a new one: marked again.
+            h.send(&Frame::close(ChannelId::new(3)).to_bytes().unwrap());
+            let r = result_of(&h.open(5, ChannelType::Chat));
+            assert!(r.opened);
+            assert_eq!(first_of(&h.frame(5, chat("b", Some(3), None))), [true]);
+            assert_eq!(first_of(&h.frame(5, chat("c", Some(4), None))), [false]);
+        },
+    ),
     ("§9.2 positive time_delta: treated as 0", || {
         let mut h = Harness::with_inbound_chat();
         let o = h.frame(3, chat("x", Some(3), Some(100)));
         assert!(o.events.contains(&Event::ChatReceived {
             message_id: Some(3),
             text: "x".into(),
-            time_delta: 0
+            time_delta: 0,
+            first_on_channel: true
         }));
     }),
     (

@@ -97,7 +97,9 @@ fn v3_transcript_byte_for_byte() {
     assert!(pair.server_events.contains(&Event::ChatReceived {
         message_id: Some(0x0102_0305),
         text: "late".into(),
-        time_delta: -60
+        time_delta: -60,
+        // The transcript's second message from this client (after "hi").
+        first_on_channel: false
     }));
 }
 
@@ -165,7 +167,8 @@ fn whole_session(generation: Generation) {
     assert!(pair.server_events.contains(&Event::ChatReceived {
         message_id: Some(to_server),
         text: "hi server".into(),
-        time_delta: 0
+        time_delta: 0,
+        first_on_channel: true
     }));
     assert!(pair.client_events.contains(&Event::ChatAcknowledged {
         message_id: to_server,
@@ -174,7 +177,8 @@ fn whole_session(generation: Generation) {
     assert!(pair.client_events.contains(&Event::ChatReceived {
         message_id: Some(to_client),
         text: "hi client 😀".into(),
-        time_delta: -5
+        time_delta: -5,
+        first_on_channel: true
     }));
     assert!(pair.server_events.contains(&Event::ChatAcknowledged {
         message_id: to_client,

@@ -153,6 +153,7 @@ pub async fn start_with(
 /// A client on `transport` (a Tor backend), retrying every 2 s, patient
 /// enough for onion services.
 pub async fn start_on<T: Transport>(profile: &Path, transport: T) -> Peer {
+    init_logging();
     let (client, events) = ClientBuilder::new(profile)
         .transport(transport)
         .reconnect(ReconnectPolicy::fixed(Duration::from_secs(2)))

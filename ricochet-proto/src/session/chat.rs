@@ -24,13 +24,19 @@ pub(super) enum ChatChannel {
         unacknowledged: VecDeque<MessageId>,
     },
     /// The peer's: we receive messages and send acks.
-    Inbound,
+    Inbound {
+        /// Whether it has delivered a message yet.
+        delivered: bool,
+    },
 }
 
 impl Session {
     /// §9: a known contact may open one inbound chat channel.
     pub(super) fn open_inbound_chat(&mut self, open: &OpenChannel) {
-        self.open_inbound_contact_channel(open, Kind::Chat(ChatChannel::Inbound));
+        self.open_inbound_contact_channel(
+            open,
+            Kind::Chat(ChatChannel::Inbound { delivered: false }),
+        );
     }
 
     /// Queues or sends `message` on our outbound chat channel, opening it
@@ -123,15 +129,17 @@ impl Session {
             return;
         };
         match (state, packet) {
-            (ChatChannel::Inbound, ChatPacket::Message(message)) => {
+            (ChatChannel::Inbound { delivered }, ChatPacket::Message(message)) => {
                 match ChatText::new(message.text) {
                     Ok(text) => {
+                        let first_on_channel = !std::mem::replace(delivered, true);
                         self.send_chat_ack(id, message.message_id, true);
                         self.events.push_back(Event::ChatReceived {
                             message_id: message.message_id,
                             text: text.into_string(),
                             // §9.2: positive deltas are ignored.
                             time_delta: message.time_delta.unwrap_or(0).min(0),
+                            first_on_channel,
                         });
                     }
                     Err(error) => {
@@ -147,7 +155,7 @@ impl Session {
                 // Wrong direction: Ricochet 1.1 refuses it with accepted=false.
                 self.send_chat_ack(id, message.message_id, false);
             }
-            (ChatChannel::Inbound, ChatPacket::Acknowledge(_)) => {
+            (ChatChannel::Inbound { .. }, ChatPacket::Acknowledge(_)) => {
                 self.unexpected_packet(id, "ChatAcknowledge on the receiving side");
             }
             (ChatChannel::Outbound { unacknowledged, .. }, ChatPacket::Acknowledge(ack)) => {

@@ -58,6 +58,11 @@ pub enum Event {
         text: String,
         /// Seconds between composing and sending, ≤ 0 (§9.2).
         time_delta: i64,
+        /// Whether this is the first message the peer's current chat channel
+        /// delivered. A sender resends what it has not seen acknowledged at
+        /// the start of a new channel (§9.2), so a receiver's duplicate
+        /// detection starts afresh here.
+        first_on_channel: bool,
     },
     /// The peer acknowledged one of our chat messages.
     ChatAcknowledged {
