@@ -80,6 +80,8 @@ impl Default for Limits {
 /// When to dial a contact again (spec §11.6). The defaults are Ricochet
 /// 1.x's: 30 s for the first four failed attempts, 120 s for the next two,
 /// then 900 s; 60 s after a protocol error, giving up after five in a row.
+/// A contact request that the peer ends five times without answering
+/// fails.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ReconnectPolicy {
@@ -97,6 +99,10 @@ pub struct ReconnectPolicy {
     /// Protocol errors in a row after which we stop dialling the contact
     /// until the client restarts or it connects to us.
     pub max_protocol_errors: u32,
+    /// Attempts of our contact request that the peer ends without any
+    /// answer (it closes the request channel or the connection) after
+    /// which the request fails ([`crate::Event::ContactRequestFailed`]).
+    pub max_unanswered_requests: u32,
 }
 
 impl Default for ReconnectPolicy {
@@ -108,6 +114,7 @@ impl Default for ReconnectPolicy {
             long: Duration::from_secs(900),
             after_protocol_error: Duration::from_secs(60),
             max_protocol_errors: 5,
+            max_unanswered_requests: 5,
         }
     }
 }
@@ -122,6 +129,7 @@ impl ReconnectPolicy {
             long: delay,
             after_protocol_error: delay,
             max_protocol_errors: 5,
+            max_unanswered_requests: 5,
         }
     }
 

@@ -105,7 +105,11 @@ pub(crate) enum Report {
     /// Server: the peer asks to become a contact.
     ContactRequestReceived { nickname: String, message: String },
     /// Client: the answer to our request.
-    ContactRequestAnswered { status: ResponseStatus },
+    ContactRequestAnswered {
+        status: ResponseStatus,
+        /// The peer's answer was not a valid one; `status` is `Error`.
+        malformed: bool,
+    },
     /// The connection now carries chat.
     BecameContact,
     /// Chat messages that arrived together; answer on `stored` whether
@@ -223,6 +227,7 @@ pub(crate) async fn run(
         downloads: HashMap::new(),
         output: BytesMut::new(),
         closure: None,
+        malformed_request_answer: false,
     };
     let now = Instant::now();
     let rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -317,6 +322,8 @@ struct Connection {
     output: BytesMut,
     /// Why the session closed, once it has.
     closure: Option<Closure>,
+    /// The peer answered our contact request with something invalid.
+    malformed_request_answer: bool,
 }
 
 impl Connection {
@@ -481,8 +488,11 @@ impl Connection {
                     .await?;
             }
             SessionEvent::ContactRequestAnswered { status } => {
-                self.report(Report::ContactRequestAnswered { status })
-                    .await?;
+                self.report(Report::ContactRequestAnswered {
+                    status,
+                    malformed: self.malformed_request_answer,
+                })
+                .await?;
             }
             SessionEvent::BecameContact => self.report(Report::BecameContact).await?,
             SessionEvent::ChatReceived {
@@ -578,6 +588,9 @@ impl Connection {
             }
             SessionEvent::ProtocolViolation { error, reaction } => {
                 debug!(connection = self.id, %error, ?reaction, "peer broke a protocol rule");
+                if matches!(error, ricochet_proto::ProtocolError::BadContactResponse) {
+                    self.malformed_request_answer = true;
+                }
             }
             SessionEvent::InternalError { what } => {
                 warn!(connection = self.id, what, "internal error in the session");

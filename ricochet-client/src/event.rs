@@ -36,6 +36,25 @@ pub enum Event {
         /// Its answer.
         answer: RequestAnswer,
     },
+    /// Our contact request ended without an answer we can act on; the
+    /// contact's status is now [`ContactStatus::RequestFailed`] and the
+    /// request is not sent again. A new
+    /// [`crate::Client::send_contact_request`] tries again.
+    ContactRequestFailed {
+        /// The contact.
+        contact: RicochetId,
+        /// Why (its `Display` is a sentence for the user).
+        reason: RequestFailure,
+    },
+    /// A contact no longer has us as a contact: its client said so when we
+    /// connected (it removed us, or lost its contact list). Its status is
+    /// now [`ContactStatus::Rejected`]; messages to it are not delivered
+    /// (those waiting fail with [`crate::FailureReason::ContactGone`]) until
+    /// a new contact request is accepted.
+    ContactRemovedUs {
+        /// The contact.
+        contact: RicochetId,
+    },
     /// A contact sent us a message (already stored and acknowledged).
     MessageReceived(Message),
     /// One of our messages moved on (queued → sent → acknowledged, or failed).
@@ -93,8 +112,34 @@ pub enum RequestAnswer {
     Accepted,
     /// Rejected; the request is not sent again.
     Rejected,
-    /// It answered `Error` (for instance a nickname it refused).
-    Failed,
+}
+
+/// Why our contact request failed ([`Event::ContactRequestFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestFailure {
+    /// The contact's client answered `Error`: it could not take the
+    /// request (for instance our nickname or message was not acceptable to
+    /// it, or it is one of its own identities).
+    #[error(
+        "their client could not take the request (it may not accept our nickname or message); \
+         try again with a shorter message"
+    )]
+    RefusedByPeer,
+    /// The contact's client answered with something that is not a valid
+    /// answer to a contact request.
+    #[error("their client answered with something that is not a valid answer to a contact request")]
+    BadAnswer,
+    /// The contact's client closed the request (its channel or the
+    /// connection) without answering, this many times in a row.
+    #[error(
+        "their client closed the connection {attempts} times without answering the request; \
+         it may not support contact requests"
+    )]
+    NoAnswer {
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 /// The stream of [`Event`]s of one client.

@@ -15,7 +15,9 @@ pub use client::{
     Client, ClientBuilder, Limits, MessageHandle, PROFILE_DATABASE, ReconnectPolicy, Stats,
 };
 pub use error::ClientError;
-pub use event::{Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer};
+pub use event::{
+    Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer, RequestFailure,
+};
 pub use model::{
     Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
     MessageStatus, TransferFailure, TransferId, TransferOutcome,

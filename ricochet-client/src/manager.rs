@@ -31,7 +31,9 @@ use crate::connection::{
     Upload,
 };
 use crate::error::ClientError;
-use crate::event::{Answer, Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer};
+use crate::event::{
+    Answer, Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer, RequestFailure,
+};
 use crate::model::{
     Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
     MessageStatus, TransferId,
@@ -216,6 +218,10 @@ struct Conn {
     commands: mpsc::UnboundedSender<Command>,
     /// Server: a contact request from the peer is pending on it.
     carries_request: bool,
+    /// Client: our contact request went out on it.
+    request_sent: bool,
+    /// Client: the peer answered it with Pending.
+    request_pending: bool,
     /// Client: our request got a final answer (no reconnect for it).
     request_answered: bool,
     /// How often the peer closed (or refused) our chat channel on it.
@@ -243,6 +249,8 @@ struct Entry {
     failures: u32,
     /// Protocol errors in a row.
     protocol_errors: u32,
+    /// Attempts of our contact request ended without any answer, in a row.
+    unanswered_requests: u32,
     /// When to dial next; `None` when not scheduled.
     next_dial: Option<Instant>,
     /// Messages sent on the active connection and not yet acknowledged, by
@@ -265,6 +273,7 @@ impl Entry {
             dialing: None,
             failures: 0,
             protocol_errors: 0,
+            unanswered_requests: 0,
             next_dial: None,
             in_flight: HashMap::new(),
             sent_up_to: None,
@@ -577,6 +586,8 @@ impl Manager {
                 peer,
                 commands,
                 carries_request: false,
+                request_sent: false,
+                request_pending: false,
                 request_answered: false,
                 chat_channel_closures: 0,
                 resends: ResendDetector::new(),
@@ -626,7 +637,9 @@ impl Manager {
             Report::ContactRequestReceived { nickname, message } => {
                 self.request_received(conn, nickname, message);
             }
-            Report::ContactRequestAnswered { status } => self.request_answered(conn, status),
+            Report::ContactRequestAnswered { status, malformed } => {
+                self.request_answered(conn, status, malformed);
+            }
             Report::BecameContact => self.became_contact(conn),
             Report::ChatsReceived { messages, stored } => {
                 let ok = self.chats_received(conn, &messages);
@@ -765,14 +778,18 @@ impl Manager {
                     nickname: e.row.request_nickname.clone(),
                     message_text: e.row.request_message.clone(),
                 });
-                if let (Some(request), Some(c)) = (request, self.conns.get(&conn)) {
+                if let (Some(request), Some(c)) = (request, self.conns.get_mut(&conn)) {
                     c.send(Command::SendContactRequest(request));
+                    c.request_sent = true;
                 }
             }
             (false, Some(ContactState::Contact)) => {
                 // §11.4: not known and no request of ours: it removed us.
                 info!(%peer, "the contact removed us");
                 self.set_state(&peer, ContactState::Rejected);
+                self.emit(Event::ContactRemovedUs {
+                    contact: peer.into(),
+                });
                 self.close(conn);
             }
             _ => self.close(conn),
@@ -835,10 +852,19 @@ impl Manager {
     }
 
     /// Client side: the answer to our request.
-    fn request_answered(&mut self, conn: ConnId, status: ResponseStatus) {
+    fn request_answered(&mut self, conn: ConnId, status: ResponseStatus, malformed: bool) {
         let Some(peer) = self.peer_of(conn) else {
             return;
         };
+        if let Some(entry) = self.contacts.get_mut(&peer) {
+            entry.unanswered_requests = 0;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            match status {
+                ResponseStatus::Pending => c.request_pending = true,
+                _ => c.request_answered = true,
+            }
+        }
         let answer = match status {
             ResponseStatus::Pending => RequestAnswer::Pending,
             ResponseStatus::Accepted => return self.request_accepted(&peer),
@@ -847,18 +873,27 @@ impl Manager {
                 RequestAnswer::Rejected
             }
             _ => {
-                self.set_state(&peer, ContactState::RequestFailed);
-                RequestAnswer::Failed
+                let reason = if malformed {
+                    RequestFailure::BadAnswer
+                } else {
+                    RequestFailure::RefusedByPeer
+                };
+                return self.request_failed(&peer, reason);
             }
         };
-        if answer != RequestAnswer::Pending
-            && let Some(c) = self.conns.get_mut(&conn)
-        {
-            c.request_answered = true;
-        }
         self.emit(Event::ContactRequestAnswered {
             contact: peer.into(),
             answer,
+        });
+    }
+
+    /// Our request to `peer` ends as failed: it is not sent again.
+    fn request_failed(&mut self, peer: &ServiceId, reason: RequestFailure) {
+        info!(%peer, %reason, "our contact request failed");
+        self.set_state(peer, ContactState::RequestFailed);
+        self.emit(Event::ContactRequestFailed {
+            contact: (*peer).into(),
+            reason,
         });
     }
 
@@ -1161,6 +1196,24 @@ impl Manager {
         };
         let was_active = entry.active == Some(conn);
         let was_dialing = entry.dialing == Some(conn);
+        // Our request went out and the peer ended it without any answer
+        // (it closed the request channel or the connection).
+        let request_unanswered = c.request_sent
+            && !c.request_pending
+            && !c.request_answered
+            && !matches!(closure, Closure::Shutdown)
+            && entry.row.state == ContactState::RequestPending;
+        if request_unanswered {
+            entry.unanswered_requests += 1;
+            if entry.unanswered_requests >= self.reconnect.max_unanswered_requests {
+                let attempts = entry.unanswered_requests;
+                if was_dialing {
+                    entry.dialing = None;
+                }
+                self.request_failed(&peer, RequestFailure::NoAnswer { attempts });
+                return;
+            }
+        }
         if was_dialing {
             entry.dialing = None;
         }

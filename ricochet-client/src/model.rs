@@ -93,13 +93,16 @@ impl MessageStatus {
     }
 }
 
-/// Why a message failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Why a message failed. Its `Display` is a sentence for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum FailureReason {
-    /// The contact received it and refused it (`accepted = false`, §9.2).
+    /// The contact received it and refused it (`accepted = false`, §9.2):
+    /// its client found it empty, too long, or otherwise unacceptable.
+    #[error("their client refused it (it may be too long or otherwise not acceptable to it)")]
     RefusedByPeer,
     /// The contact was removed, blocked, or rejected us before it went out.
+    #[error("not delivered: they are no longer a contact (removed, blocked, or they removed us)")]
     ContactGone,
 }
 

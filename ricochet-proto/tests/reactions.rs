@@ -731,6 +731,30 @@ const CASES: &[Case] = &[
             assert!(o.closed);
         },
     ),
+    (
+        "§8.3 client: the peer closes our request channel before a final answer: echo, connection closed",
+        || {
+            for pending_first in [false, true] {
+                let mut h = Harness::client(Generation::V3);
+                client_authenticated(&mut h, false);
+                h.session
+                    .send_contact_request(ContactRequest::default())
+                    .unwrap();
+                let _ = h.drain();
+                let mut result = ChannelResult::opened(ChannelId::new(3));
+                result.response = Some(ResponseStatus::Pending);
+                if pending_first {
+                    let _ = h.control(ControlMessage::ChannelResult(result));
+                }
+                let o = h.send(&Frame::close(ChannelId::new(3)).to_bytes().unwrap());
+                assert_eq!(o.closes(), [ChannelId::new(3)], "the echo");
+                assert!(o.closed, "the connection existed only for the request");
+                assert!(o.events.contains(&Event::Closed {
+                    reason: CloseReason::ContactRequestChannelClosed
+                }));
+            }
+        },
+    ),
     // ---- §9 chat ----
     (
         "§9 chat before becoming a contact: UnauthorizedError",

@@ -264,9 +264,28 @@ impl App {
                     RequestAnswer::Pending => format!("{name} received our request"),
                     RequestAnswer::Accepted => format!("{name} accepted our request"),
                     RequestAnswer::Rejected => format!("{name} rejected our request"),
-                    _ => format!("{name} could not take our request"),
+                    _ => format!("{name} answered our request"),
                 };
                 self.notice(Some(*contact), text);
+            }
+            Event::ContactRequestFailed { contact, reason } => {
+                refresh.lists = true;
+                let name = self.name_of(*contact);
+                self.notice(
+                    Some(*contact),
+                    format!("Our request to {name} failed: {reason}. /add asks again"),
+                );
+            }
+            Event::ContactRemovedUs { contact } => {
+                refresh.lists = true;
+                let name = self.name_of(*contact);
+                self.notice(
+                    Some(*contact),
+                    format!(
+                        "{name} removed us from their contacts: messages to them are not \
+                         delivered. /add asks to become their contact again"
+                    ),
+                );
             }
             Event::MessageReceived(message) => {
                 let contact = message.contact;
@@ -293,6 +312,12 @@ impl App {
                         *s = status.clone();
                         break;
                     }
+                }
+                if let MessageStatus::Failed(reason) = status {
+                    self.notice = format!(
+                        "A message to {} was not delivered: {reason}",
+                        self.name_of(*contact)
+                    );
                 }
             }
             Event::FileOffered(offer) => {
@@ -422,5 +447,43 @@ pub fn human_size(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the user reads when a request, a contact or a message ends
+    //! badly (the same events in line mode: `json.rs`).
+
+    use ricochet_client::{Generation, IdentityKey, RequestFailure};
+
+    use super::*;
+
+    fn some_id() -> RicochetId {
+        IdentityKey::generate(Generation::V3).unwrap().ricochet_id()
+    }
+
+    #[test]
+    fn failures_are_told_in_words() {
+        let contact = some_id();
+        let mut app = App::default();
+        app.apply(&Event::ContactRequestFailed {
+            contact,
+            reason: RequestFailure::NoAnswer { attempts: 5 },
+        });
+        assert!(
+            app.notice
+                .contains("failed: their client closed the connection 5 times"),
+            "{}",
+            app.notice
+        );
+        app.apply(&Event::ContactRemovedUs { contact });
+        assert!(
+            app.notice.contains("removed us from their contacts"),
+            "{}",
+            app.notice
+        );
+        // Both are kept in the conversation too.
+        assert_eq!(app.conversation(contact).len(), 2);
     }
 }

@@ -19,7 +19,7 @@ pub fn message_status(status: &MessageStatus) -> String {
         MessageStatus::Queued => "queued".to_owned(),
         MessageStatus::Sent => "sent".to_owned(),
         MessageStatus::Acknowledged => "acknowledged".to_owned(),
-        MessageStatus::Failed(reason) => format!("failed: {reason:?}"),
+        MessageStatus::Failed(_) => "failed".to_owned(),
         _ => "unknown".to_owned(),
     }
 }
@@ -51,6 +51,15 @@ pub fn event(event: &Event) -> Option<Value> {
             "contact": contact.to_string(),
             "answer": format!("{answer:?}").to_lowercase(),
         }),
+        Event::ContactRequestFailed { contact, reason } => json!({
+            "event": "request_failed",
+            "contact": contact.to_string(),
+            "reason": reason.to_string(),
+        }),
+        Event::ContactRemovedUs { contact } => json!({
+            "event": "contact_removed_us",
+            "contact": contact.to_string(),
+        }),
         Event::MessageReceived(message) => json!({
             "event": "message",
             "from": message.contact.to_string(),
@@ -67,6 +76,10 @@ pub fn event(event: &Event) -> Option<Value> {
             "contact": contact.to_string(),
             "id": message.get(),
             "status": message_status(status),
+            "reason": match status {
+                MessageStatus::Failed(reason) => Some(reason.to_string()),
+                _ => None,
+            },
         }),
         Event::FileOffered(offer) => json!({
             "event": "file_offer",
@@ -129,4 +142,32 @@ pub fn event(event: &Event) -> Option<Value> {
         _ => return None,
     };
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use ricochet_client::{Generation, IdentityKey, RequestFailure};
+
+    use super::*;
+
+    #[test]
+    fn failures_have_lines_with_reasons() {
+        let contact = IdentityKey::generate(Generation::V3).unwrap().ricochet_id();
+        let line = event(&Event::ContactRequestFailed {
+            contact,
+            reason: RequestFailure::BadAnswer,
+        })
+        .unwrap();
+        assert_eq!(line["event"], "request_failed");
+        assert_eq!(line["contact"], contact.to_string());
+        assert!(
+            line["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a valid answer")
+        );
+        let line = event(&Event::ContactRemovedUs { contact }).unwrap();
+        assert_eq!(line["event"], "contact_removed_us");
+        assert_eq!(line["contact"], contact.to_string());
+    }
 }

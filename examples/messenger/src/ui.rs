@@ -207,6 +207,9 @@ fn delivery_mark(status: &MessageStatus) -> Span<'static> {
         MessageStatus::Queued => Span::styled(" ⧗", Style::new().fg(Color::DarkGray)),
         MessageStatus::Sent => Span::styled(" ✓", Style::new().fg(Color::DarkGray)),
         MessageStatus::Acknowledged => Span::styled(" ✓✓", Style::new().fg(Color::Green)),
+        MessageStatus::Failed(reason) => {
+            Span::styled(format!(" ✗ {reason}"), Style::new().fg(Color::Red))
+        }
         _ => Span::styled(" ✗ failed", Style::new().fg(Color::Red)),
     }
 }
@@ -434,4 +437,20 @@ fn draw_qr(frame: &mut Frame<'_>, app: &App, area: Rect) {
             .block(Block::bordered().title(" Your id (Esc closes) ")),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use ricochet_client::FailureReason;
+
+    use super::*;
+
+    #[test]
+    fn a_failed_message_shows_why() {
+        let mark = delivery_mark(&MessageStatus::Failed(FailureReason::RefusedByPeer));
+        assert!(
+            mark.content.contains("✗ their client refused it"),
+            "{mark:?}"
+        );
+    }
 }

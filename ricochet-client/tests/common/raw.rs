@@ -511,6 +511,47 @@ impl RawPeer {
         self.expect_verdict(1).await
     }
 
+    /// Server side of a connection the victim dialled: reads its
+    /// introduction, chooses protocol 3, answers its auth channel, checks
+    /// its proof and says whether it is a `known` contact; then closes the
+    /// auth channel (§7) and returns what comes next from the victim
+    /// (skipping the echo of that close).
+    pub async fn serve_auth(&mut self, known: bool) -> Recv {
+        assert_eq!(self.read_raw(4).await, [0x49, 0x4D, 0x01, 0x03], "intro");
+        self.send_raw(&[0x03]).await;
+        let ControlMessage::OpenChannel(open) = self.recv_control().await else {
+            panic!("expected the auth channel")
+        };
+        let channel = open.channel_id.get();
+        let client: [u8; 16] = open.client_cookie.as_deref().unwrap().try_into().unwrap();
+        let server = cookie();
+        let mut result = ChannelResult::opened(open.channel_id);
+        result.server_cookie = Some(Bytes::copy_from_slice(&server));
+        self.control(&ControlMessage::ChannelResult(result)).await;
+        let AuthMessage::Proof(proof) = auth_of(&self.recv().await) else {
+            panic!("expected a proof")
+        };
+        let cookies = AuthCookies { client, server };
+        assert_eq!(
+            proof.verify(&cookies, &self.key.service_id()).unwrap(),
+            self.victim,
+            "the victim proves its own id"
+        );
+        let verdict = AuthMessage::Result(AuthResult {
+            accepted: true,
+            is_known_contact: Some(known),
+        });
+        self.send_frame(channel, &verdict.encode()).await;
+        self.close_channel(channel).await;
+        loop {
+            match self.recv_within(WAIT).await {
+                Recv::Frame(frame)
+                    if frame.channel.get() == channel && frame.payload.is_empty() => {}
+                other => return other,
+            }
+        }
+    }
+
     // ---- contact requests (§8) ----
 
     /// Opens a contact-request channel; returns its `ChannelResult`.

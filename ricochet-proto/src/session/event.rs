@@ -157,6 +157,9 @@ pub enum CloseReason {
     Local,
     /// Our contact request ended without acceptance (§8.3).
     ContactRequestEnded(ResponseStatus),
+    /// The peer closed the channel of our contact request before a final
+    /// answer; the connection had no other purpose (§8.3).
+    ContactRequestChannelClosed,
     /// The peer broke a rule whose reaction is closing the connection.
     Protocol(ProtocolError),
 }

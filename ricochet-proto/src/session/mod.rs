@@ -44,7 +44,7 @@ use ricochet_identity::{Generation, IdentityKey, ServiceId};
 pub use event::{CloseReason, Event};
 pub use file::{FileDirection, FileOffer};
 
-use self::channels::{ChannelState, ChannelTable};
+use self::channels::{ChannelState, ChannelTable, Kind};
 use crate::frame::{Frame, FrameDecoder};
 use crate::intro::{Introduction, NO_COMMON_VERSION};
 use crate::message::ChannelId;
@@ -427,8 +427,19 @@ impl Session {
             return Ok(());
         };
         if frame.is_close() {
+            let our_request = self.channels.get_mut(frame.channel).is_some_and(|channel| {
+                matches!(
+                    channel.kind,
+                    Kind::ContactRequest(contact::RequestChannel::Outbound)
+                )
+            });
             // The echo of §4.2 is the same empty frame as our own close.
             self.close_channel(frame.channel);
+            if our_request {
+                // §8.3: a final answer closes the channel on our side first,
+                // so this close came without one.
+                self.close_with(CloseReason::ContactRequestChannelClosed);
+            }
             return Ok(());
         }
         if state == ChannelState::Opening {
