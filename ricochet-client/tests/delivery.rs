@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use common::raw::{RawPeer, Recv, chat_message, chat_of, control_of, frame_bytes};
 use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
-use ricochet_client::{ClientBuilder, Event, Generation, IdentityKey, ReconnectPolicy, ServiceId};
+use ricochet_client::{ClientBuilder, Event, IdentityKey, ReconnectPolicy, ServiceId};
 use ricochet_proto::ChannelType;
 use ricochet_proto::message::auth::AuthResult;
 use ricochet_proto::message::chat::ChatPacket;
@@ -83,16 +83,8 @@ struct Receiver {
 
 impl Receiver {
     async fn start(dir: &Path) -> Self {
-        let key = IdentityKey::generate(Generation::V3).unwrap();
         let key_file = dir.join("receiver.key");
-        key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
-            .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let (key, addr) = common::fixed_identity(&key_file);
         let profile = dir.join("receiver");
         let spec = format!("{}\n{}\n{addr}", profile.display(), key_file.display());
         let (child, lines) = Self::spawn(&spec).await;

@@ -17,8 +17,7 @@ use std::time::Duration;
 use common::start;
 use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
 use ricochet_client::{
-    ClientBuilder, Event, Generation, IdentityKey, MessageDirection, MessageStatus,
-    ReconnectPolicy, RicochetId,
+    ClientBuilder, Event, IdentityKey, MessageDirection, MessageStatus, ReconnectPolicy, RicochetId,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -134,17 +133,9 @@ struct ChildFixture {
 
 impl ChildFixture {
     fn new(dir: &Path, directory: &Directory, parent: RicochetId) -> Self {
-        let key = IdentityKey::generate(Generation::V3).unwrap();
-        let id: RicochetId = key.service_id().into();
         let key_file = dir.join("child.key");
-        key.save(&key_file, ricochet_identity::KeyFormat::TorKeyBlob)
-            .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let (key, address) = common::fixed_identity(&key_file);
+        let id: RicochetId = key.service_id().into();
         directory.insert(*id.service_id(), address);
         let parent_address = directory.get(parent.service_id()).unwrap();
         let directory_file = dir.join("peers.txt");

@@ -86,6 +86,19 @@ fn expect_request_channel(next: Recv) -> u16 {
     }
 }
 
+/// Alice, a scripted server she can dial, and her contact request to it.
+async fn alice_asking(dir: &std::path::Path) -> (Peer, Server) {
+    let directory = Directory::new();
+    let alice = alice(dir, &directory).await;
+    let server = Server::new(&directory, &alice).await;
+    alice
+        .client
+        .send_contact_request(server.id(), "server", "hello")
+        .await
+        .unwrap();
+    (alice, server)
+}
+
 async fn expect_failed(alice: &mut Peer, contact: RicochetId) -> RequestFailure {
     let reason = alice
         .expect("the request to fail", |event| match event {
@@ -152,15 +165,8 @@ async fn a_contact_that_removed_us_is_reported_and_its_messages_fail() {
 #[tokio::test]
 async fn a_request_the_peer_closes_unanswered_fails_after_bounded_attempts() {
     let dir = tempfile::tempdir().unwrap();
-    let directory = Directory::new();
-    let mut alice = alice(dir.path(), &directory).await;
-    let server = Server::new(&directory, &alice).await;
+    let (mut alice, server) = alice_asking(dir.path()).await;
     let contact = server.id();
-    alice
-        .client
-        .send_contact_request(contact, "server", "hello")
-        .await
-        .unwrap();
 
     // Pending, then the connection ends: the request stays pending and is
     // sent again (§8.3); this does not count as unanswered.
@@ -222,15 +228,8 @@ async fn a_request_answered_with_error_or_garbage_fails_at_once() {
         (None, RequestFailure::BadAnswer),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let directory = Directory::new();
-        let mut alice = alice(dir.path(), &directory).await;
-        let server = Server::new(&directory, &alice).await;
+        let (mut alice, server) = alice_asking(dir.path()).await;
         let contact = server.id();
-        alice
-            .client
-            .send_contact_request(contact, "server", "hello")
-            .await
-            .unwrap();
         let mut conn = server.accept().await;
         let channel = expect_request_channel(conn.serve_auth(false).await);
         let mut result = ChannelResult::opened(ChannelId::new(channel));

@@ -280,3 +280,18 @@ pub fn child_command(
         .kill_on_drop(true);
     command
 }
+
+/// An identity and a loopback address that a child process keeps across
+/// kills and restarts: a new v3 key saved to `key_file`, and a port that
+/// was free a moment ago.
+pub fn fixed_identity(key_file: &Path) -> (ricochet_client::IdentityKey, std::net::SocketAddr) {
+    let key = ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3).unwrap();
+    key.save(key_file, ricochet_identity::KeyFormat::TorKeyBlob)
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    (key, ([127, 0, 0, 1], port).into())
+}
