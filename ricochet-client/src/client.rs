@@ -52,7 +52,9 @@ pub struct Limits {
     pub authentication_timeout: Duration,
     /// Most messages to one contact sent and not yet acknowledged; the rest
     /// wait in the queue. It bounds what a lost connection makes us resend
-    /// and what waits in buffers. Default: 256.
+    /// and what waits in buffers. Receivers recognise a resend only among
+    /// the last messages they received (ours: the last 1024), so a larger
+    /// value lets some resends after a cut show twice. Default: 256.
     pub max_unacknowledged_messages: usize,
     /// Most bytes waiting to be written to one peer before we stop reading
     /// from it. A peer that sends without reading our answers (channel
