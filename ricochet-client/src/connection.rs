@@ -588,7 +588,14 @@ impl Connection {
             }
             SessionEvent::ProtocolViolation { error, reaction } => {
                 debug!(connection = self.id, %error, ?reaction, "peer broke a protocol rule");
-                if matches!(error, ricochet_proto::ProtocolError::BadContactResponse) {
+                if matches!(
+                    error,
+                    ricochet_proto::ProtocolError::BadContactResponse
+                        | ricochet_proto::ProtocolError::MalformedPacket {
+                            channel_type: ricochet_proto::ChannelType::ContactRequest,
+                            ..
+                        }
+                ) {
                     self.malformed_request_answer = true;
                 }
             }

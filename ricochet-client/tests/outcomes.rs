@@ -222,11 +222,34 @@ async fn a_request_the_peer_closes_unanswered_fails_after_bounded_attempts() {
 
 #[tokio::test]
 async fn a_request_answered_with_error_or_garbage_fails_at_once() {
-    for (answer, expected) in [
-        (Some(ResponseStatus::Error), RequestFailure::RefusedByPeer),
-        (Some(ResponseStatus::Undefined), RequestFailure::BadAnswer),
-        (None, RequestFailure::BadAnswer),
-    ] {
+    // The ChannelResult's response, then (after Pending) a packet on the
+    // request channel.
+    let cases: [(Option<ResponseStatus>, Option<&[u8]>, RequestFailure); 5] = [
+        (
+            Some(ResponseStatus::Error),
+            None,
+            RequestFailure::RefusedByPeer,
+        ),
+        (
+            Some(ResponseStatus::Undefined),
+            None,
+            RequestFailure::BadAnswer,
+        ),
+        (None, None, RequestFailure::BadAnswer),
+        // Not a Response at all: a field that does not parse.
+        (
+            Some(ResponseStatus::Pending),
+            Some(&[0xFF, 0xFF]),
+            RequestFailure::BadAnswer,
+        ),
+        // A later Response with status Undefined (0).
+        (
+            Some(ResponseStatus::Pending),
+            Some(&[0x08, 0x00]),
+            RequestFailure::BadAnswer,
+        ),
+    ];
+    for (answer, later, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         let (mut alice, server) = alice_asking(dir.path()).await;
         let contact = server.id();
@@ -235,12 +258,15 @@ async fn a_request_answered_with_error_or_garbage_fails_at_once() {
         let mut result = ChannelResult::opened(ChannelId::new(channel));
         result.response = answer;
         conn.control(&ControlMessage::ChannelResult(result)).await;
+        if let Some(packet) = later {
+            conn.send_frame(channel, packet).await;
+        }
         let reason = expect_failed(&mut alice, contact).await;
-        assert_eq!(reason, expected, "{answer:?}");
+        assert_eq!(reason, expected, "{answer:?} {later:?}");
         assert!(!reason.to_string().is_empty());
         assert!(
             !server.dialled_within(Duration::from_millis(500)).await,
-            "{answer:?}: not sent again"
+            "{answer:?} {later:?}: not sent again"
         );
     }
 }

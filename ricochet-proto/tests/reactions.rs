@@ -732,6 +732,26 @@ const CASES: &[Case] = &[
         },
     ),
     (
+        "§8.3 client: a packet that is not a Response after Pending: request failed, connection closed",
+        || {
+            let mut h = Harness::client(Generation::V3);
+            client_authenticated(&mut h, false);
+            h.session
+                .send_contact_request(ContactRequest::default())
+                .unwrap();
+            let _ = h.drain();
+            let mut result = ChannelResult::opened(ChannelId::new(3));
+            result.response = Some(ResponseStatus::Pending);
+            let _ = h.control(ControlMessage::ChannelResult(result));
+            let o = h.frame(3, Bytes::from_static(&[0xFF, 0xFF]));
+            assert_eq!(o.closes(), [ChannelId::new(3)]);
+            assert!(o.events.contains(&Event::ContactRequestAnswered {
+                status: ResponseStatus::Error
+            }));
+            assert!(o.closed, "the connection existed only for the request");
+        },
+    ),
+    (
         "§8.3 client: the peer closes our request channel before a final answer: echo, connection closed",
         || {
             for pending_first in [false, true] {

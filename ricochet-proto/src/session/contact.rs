@@ -172,7 +172,12 @@ impl Session {
         }
         match ResponseStatus::decode(payload) {
             Ok(status) => self.request_status(Some(id), status),
-            Err(error) => self.malformed_packet(id, error),
+            Err(error) => {
+                // §8.3: anything but a valid Response fails the request,
+                // which closes the connection (its only purpose).
+                self.malformed_packet(id, error);
+                self.request_status(None, ResponseStatus::Error);
+            }
         }
     }
 
