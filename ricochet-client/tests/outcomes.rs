@@ -223,8 +223,13 @@ async fn a_request_the_peer_closes_unanswered_fails_after_bounded_attempts() {
 #[tokio::test]
 async fn a_request_answered_with_error_or_garbage_fails_at_once() {
     // The ChannelResult's response, then (after Pending) a packet on the
-    // request channel.
-    let cases: [(Option<ResponseStatus>, Option<&[u8]>, RequestFailure); 5] = [
+    // request channel, and the failure Alice reports.
+    type Case = (
+        Option<ResponseStatus>,
+        Option<&'static [u8]>,
+        RequestFailure,
+    );
+    let cases: [Case; 5] = [
         (
             Some(ResponseStatus::Error),
             None,
