@@ -1203,22 +1203,19 @@ impl Manager {
             && !c.request_answered
             && !matches!(closure, Closure::Shutdown)
             && entry.row.state == ContactState::RequestPending;
-        if request_unanswered {
-            entry.unanswered_requests += 1;
-            if entry.unanswered_requests >= self.reconnect.max_unanswered_requests {
-                let attempts = entry.unanswered_requests;
-                if was_dialing {
-                    entry.dialing = None;
-                }
-                self.request_failed(&peer, RequestFailure::NoAnswer { attempts });
-                return;
-            }
-        }
         if was_dialing {
             entry.dialing = None;
         }
         if was_active {
             entry.active = None;
+        }
+        if request_unanswered {
+            entry.unanswered_requests += 1;
+            if entry.unanswered_requests >= self.reconnect.max_unanswered_requests {
+                let attempts = entry.unanswered_requests;
+                self.request_failed(&peer, RequestFailure::NoAnswer { attempts });
+                return;
+            }
         }
         let delay = if was_active {
             Some(self.reconnect.after_disconnect)

@@ -83,13 +83,6 @@ pub(crate) struct ResendDetector {
     resending_after: Option<i64>,
 }
 
-/// Where to look for the stored copy of a message that may be a resend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CopySearch {
-    /// The copy must have a larger message number than this.
-    pub(crate) after: i64,
-}
-
 impl ResendDetector {
     /// A new detector, for a new connection.
     pub(crate) fn new() -> Self {
@@ -112,15 +105,16 @@ impl ResendDetector {
     }
 
     /// Where to look for the stored copy of a message that
-    /// [may be a resend](Self::may_be_resend). `window_start` is the number
+    /// [may be a resend](Self::may_be_resend): the copy must have a larger
+    /// message number than the one returned. `window_start` is the number
     /// of the oldest of the contact's last [`RESEND_WINDOW`] received
     /// messages (0 if there are none).
-    pub(crate) fn search(&self, window_start: i64) -> CopySearch {
+    pub(crate) fn copy_after(&self, window_start: i64) -> i64 {
         let mut after = self.resending_after.unwrap_or(0).max(window_start - 1); // rules 3, 4
         if let Some(floor) = self.connection_floor.filter(|_| self.channels > 0) {
             after = after.max(floor - 1); // rule 5
         }
-        CopySearch { after }
+        after
     }
 
     /// The message repeated the stored message `stored`: it is a resend.
@@ -165,13 +159,13 @@ mod tests {
             let len = self.0.len() as i64;
             let search = detector
                 .may_be_resend(Some(wire_id))
-                .then(|| detector.search((len - RESEND_WINDOW + 1).max(1)));
-            let copy = search.and_then(|s| {
+                .then(|| detector.copy_after((len - RESEND_WINDOW + 1).max(1)));
+            let copy = search.and_then(|after| {
                 self.0
                     .iter()
                     .enumerate()
                     .map(|(i, m)| (i as i64 + 1, m))
-                    .find(|&(n, m)| n > s.after && *m == (wire_id, text))
+                    .find(|&(n, m)| n > after && *m == (wire_id, text))
                     .map(|(n, _)| n)
             });
             match copy {

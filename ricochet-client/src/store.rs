@@ -858,7 +858,6 @@ impl Store {
                             *window_start.insert(Self::resend_window_start(&tx, &contact_text)?)
                         }
                     };
-                    let search = detector.search(window);
                     let stored: Option<i64> = copy
                         .query_row(
                             params![
@@ -866,7 +865,7 @@ impl Store {
                                 INCOMING,
                                 i64::from(wire_id),
                                 message.text,
-                                search.after
+                                detector.copy_after(window)
                             ],
                             |row| row.get(0),
                         )

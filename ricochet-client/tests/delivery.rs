@@ -27,7 +27,6 @@ use ricochet_client::{ClientBuilder, Event, IdentityKey, ReconnectPolicy, Servic
 use ricochet_proto::ChannelType;
 use ricochet_proto::message::auth::AuthResult;
 use ricochet_proto::message::chat::ChatPacket;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const CHILD_ENV: &str = "RICOCHET_DELIVERY_TEST_CHILD";
 
@@ -108,17 +107,7 @@ impl Receiver {
         let mut child = common::child_command(CHILD_ENV, spec.to_owned(), &[])
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut stdout = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = stdout.next_line().await {
-                // The first line follows the harness's "test child ... ".
-                if let Some((_, line)) = line.split_once("CHILD ") {
-                    let _ = sender.send(line.to_owned());
-                }
-            }
-        });
+        let mut lines = common::child_lines(&mut child);
         let ready = tokio::time::timeout(common::PATIENCE, lines.recv()).await;
         assert_eq!(ready.unwrap().as_deref(), Some("ready"));
         (child, lines)
@@ -148,19 +137,10 @@ impl Receiver {
         self.lines = lines;
     }
 
-    /// The texts of the messages it stored from anyone, in order (read
-    /// from its database after it is gone).
+    /// The texts of the messages it stored, in order (read from its
+    /// database after it is gone).
     fn stored(&self) -> Vec<String> {
-        let db = rusqlite::Connection::open(self.profile.join(ricochet_client::PROFILE_DATABASE))
-            .unwrap();
-        let mut query = db
-            .prepare("SELECT text FROM messages WHERE direction = 1 ORDER BY id")
-            .unwrap();
-        query
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        common::stored_incoming(&self.profile)
     }
 }
 
@@ -369,9 +349,7 @@ impl Sender {
 
     /// The connection is cut (both ends see it end).
     async fn cut(&mut self) {
-        if let Some(raw) = self.raw.take() {
-            drop(raw);
-        }
+        self.raw = None;
         // Let the receiver notice before the next connection.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -402,17 +380,9 @@ impl Sender {
     }
 }
 
+/// A random id start, clear of 0 and of wrapping within a test.
 fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    // Keep clear of 0 and of wrapping within a test.
-    (hasher.finish() as u32) | 0x1000_0000
+    rand::random::<u32>() | 0x1000_0000
 }
 
 // =====================================================================

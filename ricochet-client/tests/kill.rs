@@ -19,7 +19,6 @@ use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
 use ricochet_client::{
     ClientBuilder, Event, IdentityKey, MessageDirection, MessageStatus, ReconnectPolicy, RicochetId,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const CHILD_ENV: &str = "RICOCHET_KILL_TEST_CHILD";
 const MESSAGES: usize = 400;
@@ -190,21 +189,6 @@ fn spawn_child(spec: &ChildSpec) -> tokio::process::Child {
         .unwrap()
 }
 
-/// Lines the child prints, without the test harness's own.
-fn child_lines(child: &mut tokio::process::Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(line) = line.strip_prefix("CHILD ") {
-                let _ = sender.send(line.to_owned());
-            }
-        }
-    });
-    receiver
-}
-
 #[tokio::test]
 async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,7 +203,7 @@ async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
     let spec = |mode: &str| fixture.spec(bob_id, mode);
 
     let mut child = spawn_child(&spec("send"));
-    let lines = child_lines(&mut child);
+    let lines = common::child_lines(&mut child);
     bob.client
         .send_contact_request(alice_id, "alice", "")
         .await
@@ -241,7 +225,7 @@ async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
     );
 
     let mut child = spawn_child(&spec("resume"));
-    let mut lines_after = child_lines(&mut child);
+    let mut lines_after = common::child_lines(&mut child);
     while received.len() < MESSAGES {
         received.push(bob.expect_message(alice_id).await);
         events += 1;
@@ -296,19 +280,6 @@ async fn statuses_after_kill(
     statuses(profile)
 }
 
-/// The incoming messages stored in a profile, in order.
-fn stored_incoming(profile: &Path) -> Vec<String> {
-    let db = rusqlite::Connection::open(profile.join(ricochet_client::PROFILE_DATABASE)).unwrap();
-    let mut query = db
-        .prepare("SELECT text FROM messages WHERE direction = 1 ORDER BY id")
-        .unwrap();
-    query
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 #[tokio::test]
 async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -353,7 +324,7 @@ async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
     }
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    let at_kill = stored_incoming(&bob_profile).len();
+    let at_kill = common::stored_incoming(&bob_profile).len();
     println!(
         "at SIGKILL: {acknowledged} acknowledged at the sender, {at_kill} stored at the receiver"
     );
@@ -369,7 +340,7 @@ async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
     assert_eq!(finished, MessageStatus::Acknowledged);
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    let stored = stored_incoming(&bob_profile);
+    let stored = common::stored_incoming(&bob_profile);
     assert!(
         stored == segments(),
         "every message stored once, in order: {} stored",
@@ -459,7 +430,7 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
     let spec = |mode: &str| fixture.spec(alice_id, mode);
 
     let mut child = spawn_child(&spec("chaos"));
-    let mut lines = child_lines(&mut child);
+    let mut lines = common::child_lines(&mut child);
     loop {
         match lines.recv().await.as_deref() {
             Some("queued") => break,
@@ -490,7 +461,7 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
     let killed_at = (started.elapsed(), received.len());
 
     let mut child = spawn_child(&spec("chaos-resume"));
-    let mut lines = child_lines(&mut child);
+    let mut lines = common::child_lines(&mut child);
     while received.len() < *CHAOS_MESSAGES {
         received.push(alice.expect_message(bob_id).await);
     }
@@ -538,7 +509,7 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
     );
     let expected_from_alice: Vec<String> = (0..*CHAOS_MESSAGES).map(|i| format!("a-{i}")).collect();
     assert!(
-        stored_incoming(&bob_profile) == expected_from_alice,
+        common::stored_incoming(&bob_profile) == expected_from_alice,
         "Alice's messages at Bob: each once, in order"
     );
     assert_eq!(

@@ -14,19 +14,11 @@ use std::time::Instant;
 
 use common::{Peer, start_on};
 
-/// Test hook: with `RICOCHET_TEST_TP_OFFSET=<s>`, waits (once the network is
-/// up) until `s` seconds before the next onion-service time-period boundary
-/// of the private network (6 min periods starting at 3 min past each 6 min,
-/// UTC), so that the flow crosses a boundary. Negative: after it. Without
-/// the variable, waits as for `default_offset`, if any.
-async fn wait_for_time_period_boundary(default_offset: Option<f64>) {
-    let Some(offset) = std::env::var("RICOCHET_TEST_TP_OFFSET")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .or(default_offset)
-    else {
-        return;
-    };
+/// Waits until `offset` seconds before the next onion-service time-period
+/// boundary of the private network (6-minute periods starting at 3 min past
+/// each 6 min, UTC; negative: after it).
+#[cfg(feature = "arti")]
+async fn wait_for_time_period_boundary(offset: f64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -40,6 +32,21 @@ async fn wait_for_time_period_boundary(default_offset: Option<f64>) {
         boundary - offset - now
     );
     tokio::time::sleep(std::time::Duration::from_secs_f64(boundary - offset - now)).await;
+}
+
+/// An embedded-arti transport on the private network, its files under
+/// `dir/<name>-arti`.
+#[cfg(feature = "arti")]
+fn arti(
+    dir: &std::path::Path,
+    name: &str,
+    net: &ricochet_testnet::TorNet,
+) -> ricochet_client::transport_backends::arti::ArtiTransport {
+    use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
+    ArtiTransport::new(
+        ArtiConfig::new(dir.join(format!("{name}-arti"))).custom_network(net.arti_toml.clone()),
+    )
+    .unwrap()
 }
 
 /// Runs the main flow and prints how long each step took.
@@ -103,19 +110,11 @@ async fn main_flow_over_system_tor() {
 #[cfg(feature = "arti")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_flow_over_arti() {
-    use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
     let Some(net) = ricochet_testnet::tor_network() else {
         return;
     };
-    wait_for_time_period_boundary(None).await;
     let dir = tempfile::tempdir().unwrap();
-    let arti = |name: &str| {
-        ArtiTransport::new(
-            ArtiConfig::new(dir.path().join(format!("{name}-arti")))
-                .custom_network(net.arti_toml.clone()),
-        )
-        .unwrap()
-    };
+    let arti = |name: &str| arti(dir.path(), name, net);
     let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
     let started = Instant::now();
     let (mut alice, mut bob) = tokio::join!(
@@ -137,23 +136,19 @@ async fn main_flow_over_arti() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn arti_across_a_time_period_boundary() {
-    use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
     let Some(net) = ricochet_testnet::tor_network() else {
         return;
     };
-    let delay: f64 = std::env::var("RICOCHET_TEST_ALICE_DELAY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5.0);
-    wait_for_time_period_boundary(Some(3.0)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let arti = |name: &str| {
-        ArtiTransport::new(
-            ArtiConfig::new(dir.path().join(format!("{name}-arti")))
-                .custom_network(net.arti_toml.clone()),
-        )
-        .unwrap()
+    let from_env = |name: &str, default: f64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(default)
     };
+    let delay = from_env("RICOCHET_TEST_ALICE_DELAY", 5.0);
+    wait_for_time_period_boundary(from_env("RICOCHET_TEST_TP_OFFSET", 3.0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let arti = |name: &str| arti(dir.path(), name, net);
     let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
     let started = Instant::now();
     let (mut alice, mut bob) = if delay >= 0.0 {

@@ -680,12 +680,7 @@ const CASES: &[Case] = &[
     (
         "§8.3 client: response Undefined: close the channel, request failed",
         || {
-            let mut h = Harness::client(Generation::V3);
-            client_authenticated(&mut h, false);
-            h.session
-                .send_contact_request(ContactRequest::default())
-                .unwrap();
-            let _ = h.drain();
+            let mut h = client_requesting();
             let mut result = ChannelResult::opened(ChannelId::new(3));
             result.response = Some(ResponseStatus::Undefined);
             let o = h.control(ControlMessage::ChannelResult(result));
@@ -698,12 +693,7 @@ const CASES: &[Case] = &[
     (
         "§8.3 client: ChannelResult without response: request failed",
         || {
-            let mut h = Harness::client(Generation::V3);
-            client_authenticated(&mut h, false);
-            h.session
-                .send_contact_request(ContactRequest::default())
-                .unwrap();
-            let _ = h.drain();
+            let mut h = client_requesting();
             let o = h.control(ControlMessage::ChannelResult(ChannelResult::rejected(
                 ChannelId::new(3),
                 CommonError::BadUsage,
@@ -717,12 +707,7 @@ const CASES: &[Case] = &[
     (
         "§8.3 client: Rejected: channel and connection close",
         || {
-            let mut h = Harness::client(Generation::V3);
-            client_authenticated(&mut h, false);
-            h.session
-                .send_contact_request(ContactRequest::default())
-                .unwrap();
-            let _ = h.drain();
+            let mut h = client_requesting();
             let mut result = ChannelResult::opened(ChannelId::new(3));
             result.response = Some(ResponseStatus::Pending);
             let _ = h.control(ControlMessage::ChannelResult(result));
@@ -734,12 +719,7 @@ const CASES: &[Case] = &[
     (
         "§8.3 client: a packet that is not a Response after Pending: request failed, connection closed",
         || {
-            let mut h = Harness::client(Generation::V3);
-            client_authenticated(&mut h, false);
-            h.session
-                .send_contact_request(ContactRequest::default())
-                .unwrap();
-            let _ = h.drain();
+            let mut h = client_requesting();
             let mut result = ChannelResult::opened(ChannelId::new(3));
             result.response = Some(ResponseStatus::Pending);
             let _ = h.control(ControlMessage::ChannelResult(result));
@@ -755,12 +735,7 @@ const CASES: &[Case] = &[
         "§8.3 client: the peer closes our request channel before a final answer: echo, connection closed",
         || {
             for pending_first in [false, true] {
-                let mut h = Harness::client(Generation::V3);
-                client_authenticated(&mut h, false);
-                h.session
-                    .send_contact_request(ContactRequest::default())
-                    .unwrap();
-                let _ = h.drain();
+                let mut h = client_requesting();
                 let mut result = ChannelResult::opened(ChannelId::new(3));
                 result.response = Some(ResponseStatus::Pending);
                 if pending_first {
@@ -1247,6 +1222,18 @@ fn client_authenticated(h: &mut Harness, known: bool) {
         .encode(),
     );
     assert!(h.session.is_authenticated(), "{o:?}");
+}
+
+/// Client harness, authenticated as a stranger, with our contact request
+/// sent on channel 3.
+fn client_requesting() -> Harness {
+    let mut h = Harness::client(Generation::V3);
+    client_authenticated(&mut h, false);
+    h.session
+        .send_contact_request(ContactRequest::default())
+        .unwrap();
+    let _ = h.drain();
+    h
 }
 
 #[test]

@@ -295,3 +295,37 @@ pub fn fixed_identity(key_file: &Path) -> (ricochet_client::IdentityKey, std::ne
         .port();
     (key, ([127, 0, 0, 1], port).into())
 }
+
+/// The lines a child process started by [`child_command`] prints after
+/// `CHILD ` (without the test harness's own output; the first one follows
+/// the harness's "test child ... " on the same line).
+pub fn child_lines(
+    child: &mut tokio::process::Child,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use tokio::io::AsyncBufReadExt as _;
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some((_, line)) = line.split_once("CHILD ") {
+                let _ = sender.send(line.to_owned());
+            }
+        }
+    });
+    receiver
+}
+
+/// The texts of the incoming messages stored in a profile, in order (read
+/// from its database while no client has it open).
+pub fn stored_incoming(profile: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(profile.join(ricochet_client::PROFILE_DATABASE)).unwrap();
+    let mut query = db
+        .prepare("SELECT text FROM messages WHERE direction = 1 ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
