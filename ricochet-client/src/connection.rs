@@ -1,9 +1,10 @@
 //! One connection: a task that owns the stream and its [`Session`], moves
-//! bytes, keeps the files of its transfers, and reports to the manager.
+//! bytes, keeps the files of its transfers, and reports to the driver (and
+//! through it to the client core).
 //!
-//! Acknowledgements of chat messages leave only after the manager has
-//! stored the messages: the task hands every received message to the
-//! manager and waits for its word before it writes the session's output.
+//! Acknowledgements of chat messages leave only after the store has
+//! committed the messages: the task hands every received message to the
+//! core and waits for its word before it writes the session's output.
 //! A crash between the two loses nothing, because the peer, lacking the ack,
 //! resends with the same id (§9.2).
 
@@ -15,23 +16,28 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ricochet_identity::{IdentityKey, ServiceId};
-use ricochet_proto::message::chat::{ChatText, MessageId as WireId};
-use ricochet_proto::message::contact_request::{ContactRequest, ResponseStatus};
+use ricochet_proto::message::chat::MessageId as WireId;
 use ricochet_proto::message::file::{
     FILE_HASH_LEN, FileId, FileResponse, MAX_CHUNK_LEN, TransferResult,
 };
 use ricochet_proto::{CloseReason, Event as SessionEvent, FileDirection, Session, SessionConfig};
-use ricochet_transport::TransportError;
 use sha3::{Digest as _, Sha3_512};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::core::io::{Closure, Command, ConnId, ReceivedChat, Report, Upload};
 use crate::model::{TransferFailure, TransferId, TransferOutcome};
 use crate::transport::{BoxStream, DynTransport};
 
-/// The number of a connection, unique within a running client.
-pub(crate) type ConnId = u64;
+/// A report on its way to the driver: from which connection, and for
+/// [`Report::ChatsReceived`], where to say that the messages are stored.
+#[derive(Debug)]
+pub(crate) struct Upcall {
+    pub(crate) conn: ConnId,
+    pub(crate) report: Report,
+    pub(crate) stored: Option<oneshot::Sender<bool>>,
+}
 
 /// How long a closing connection may take to write what is left.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,142 +48,12 @@ const MIN_READ: usize = 512;
 /// The largest read buffer: one full frame.
 const MAX_READ: usize = 64 * 1024;
 
-/// What the manager asks a connection to do.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Server: answer [`Report::PeerProved`].
-    AcceptPeer { known_contact: bool },
-    /// Server: refuse the proven peer and close.
-    RefusePeer,
-    /// Client: send our contact request.
-    SendContactRequest(ContactRequest),
-    /// Server: accept the pending request on this connection.
-    AcceptContactRequest,
-    /// Server: reject it (and close).
-    RejectContactRequest,
-    /// Send these chat messages, with the ids they were given.
-    SendChat(Vec<OutgoingChat>),
-    /// Offer a file (protocol 3).
-    OfferFile(Upload),
-    /// Answer an offered download: `Some(destination)` accepts.
-    AnswerFile {
-        transfer: TransferId,
-        destination: Option<PathBuf>,
-    },
-    /// Cancel a transfer.
-    CancelFile { transfer: TransferId },
-    /// Close the connection.
-    Close,
-}
-
-/// A chat message to put on the wire.
-#[derive(Debug)]
-pub(crate) struct OutgoingChat {
-    pub(crate) wire_id: WireId,
-    pub(crate) text: ChatText,
-    /// ≤ 0 (§9.2).
-    pub(crate) time_delta: i64,
-}
-
-/// A file to offer.
-#[derive(Debug)]
-pub(crate) struct Upload {
-    pub(crate) transfer: TransferId,
-    pub(crate) path: PathBuf,
-    pub(crate) name: String,
-    pub(crate) size: u64,
-    pub(crate) hash: [u8; FILE_HASH_LEN],
-}
-
-/// What a connection tells the manager.
-#[derive(Debug)]
-pub(crate) enum Report {
-    /// The version is agreed; a client is now authenticating (§11.4 rule 5).
-    Negotiated,
-    /// Server: the client proved it owns `peer`; answer with
-    /// [`Command::AcceptPeer`] or [`Command::RefusePeer`].
-    PeerProved { peer: ServiceId },
-    /// Authentication finished.
-    Authenticated {
-        peer: ServiceId,
-        known_contact: bool,
-    },
-    /// Server: the peer asks to become a contact.
-    ContactRequestReceived { nickname: String, message: String },
-    /// Client: the answer to our request.
-    ContactRequestAnswered {
-        status: ResponseStatus,
-        /// The peer's answer was not a valid one; `status` is `Error`.
-        malformed: bool,
-    },
-    /// The connection now carries chat.
-    BecameContact,
-    /// Chat messages that arrived together; answer on `stored` whether
-    /// they are stored. Only then are their acknowledgements written;
-    /// `false` closes the connection without acknowledging, so the peer
-    /// resends them later.
-    ChatsReceived {
-        messages: Vec<ReceivedChat>,
-        stored: oneshot::Sender<bool>,
-    },
-    /// The peer acknowledged these messages of ours (`accepted` or not).
-    ChatsAcknowledged(Vec<(WireId, bool)>),
-    /// Our chat channel closed; what it carried without an ack goes back
-    /// to the queue.
-    ChatChannelClosed,
-    /// The peer offers a file.
-    FileOffered {
-        transfer: TransferId,
-        name: String,
-        size: u64,
-    },
-    /// Bytes of a transfer moved.
-    FileProgress {
-        transfer: TransferId,
-        direction: FileDirection,
-        bytes: u64,
-        total: u64,
-    },
-    /// A transfer is over.
-    FileEnded {
-        transfer: TransferId,
-        direction: FileDirection,
-        outcome: TransferOutcome,
-    },
-    /// The connection is gone; always the last report.
-    Closed(Closure),
-}
-
-/// A chat message as received.
-#[derive(Debug)]
-pub(crate) struct ReceivedChat {
-    pub(crate) wire_id: Option<WireId>,
-    pub(crate) text: String,
-    /// ≤ 0 (§9.2).
-    pub(crate) time_delta: i64,
-    /// The first message of the peer's chat channel (resends start there).
-    pub(crate) first_on_channel: bool,
-}
-
 /// Chat traffic gathered from one batch of session events, reported to the
-/// manager together so that it stores it in one transaction.
+/// core together so that the store takes it in one transaction.
 #[derive(Default)]
 struct ChatBatch {
     received: Vec<ReceivedChat>,
     acknowledged: Vec<(WireId, bool)>,
-}
-
-/// Why a connection ended.
-#[derive(Debug)]
-pub(crate) enum Closure {
-    /// The dial failed.
-    DialFailed(TransportError),
-    /// Reading or writing the stream failed, or the peer hung up.
-    Stream(Option<std::io::Error>),
-    /// The session ended.
-    Session(CloseReason),
-    /// The client is shutting down.
-    Shutdown,
 }
 
 /// Where the stream comes from.
@@ -195,7 +71,7 @@ pub(crate) enum Origin {
 #[derive(Clone)]
 pub(crate) struct ConnectionContext {
     pub(crate) config: SessionConfig,
-    pub(crate) reports: mpsc::Sender<(ConnId, Report)>,
+    pub(crate) reports: mpsc::Sender<Upcall>,
     pub(crate) transfer_ids: Arc<AtomicU64>,
     /// [`crate::Limits::max_queued_output`].
     pub(crate) max_queued_output: usize,
@@ -207,11 +83,11 @@ impl std::fmt::Debug for ConnectionContext {
     }
 }
 
-/// The manager is gone; the connection ends.
-struct ManagerGone;
+/// The driver is gone; the connection ends.
+struct DriverGone;
 
 /// Runs one connection until it closes. The last report is always
-/// [`Report::Closed`] (unless the manager is gone).
+/// [`Report::Closed`] (unless the driver is gone).
 pub(crate) async fn run(
     id: ConnId,
     identity: Arc<IdentityKey>,
@@ -240,7 +116,7 @@ pub(crate) async fn run(
             let dialled = tokio::select! {
                 dialled = transport.connect(&peer) => dialled,
                 () = wait_for_close(&mut commands) => {
-                    let _ = reports.send((id, Report::Closed(Closure::Shutdown))).await;
+                    let _ = reports.send(Upcall { conn: id, report: Report::Closed(Closure::Shutdown), stored: None }).await;
                     return;
                 }
             };
@@ -248,7 +124,11 @@ pub(crate) async fn run(
                 Ok(stream) => stream,
                 Err(error) => {
                     let _ = reports
-                        .send((id, Report::Closed(Closure::DialFailed(error))))
+                        .send(Upcall {
+                            conn: id,
+                            report: Report::Closed(Closure::DialFailed(error)),
+                            stored: None,
+                        })
                         .await;
                     return;
                 }
@@ -264,7 +144,11 @@ pub(crate) async fn run(
                 Err(error) => {
                     warn!(%error, "cannot start a session");
                     let _ = reports
-                        .send((id, Report::Closed(Closure::Stream(None))))
+                        .send(Upcall {
+                            conn: id,
+                            report: Report::Closed(Closure::Stream(None)),
+                            stored: None,
+                        })
                         .await;
                     return;
                 }
@@ -275,13 +159,19 @@ pub(crate) async fn run(
     let closure = connection.drive(stream, session, &mut commands).await;
     let closure = match closure {
         Ok(closure) => closure,
-        Err(ManagerGone) => return,
+        Err(DriverGone) => return,
     };
     let _ = connection.fail_open_transfers().await;
-    let _ = reports.send((id, Report::Closed(closure))).await;
+    let _ = reports
+        .send(Upcall {
+            conn: id,
+            report: Report::Closed(closure),
+            stored: None,
+        })
+        .await;
 }
 
-/// Resolves when the manager says `Close` or drops its sender.
+/// Resolves when the core says `Close` or the driver drops the sender.
 async fn wait_for_close(commands: &mut mpsc::UnboundedReceiver<Command>) {
     loop {
         match commands.recv().await {
@@ -327,12 +217,25 @@ struct Connection {
 }
 
 impl Connection {
-    async fn report(&self, report: Report) -> Result<(), ManagerGone> {
+    async fn report(&self, report: Report) -> Result<(), DriverGone> {
+        self.upcall(report, None).await
+    }
+
+    async fn upcall(
+        &self,
+        report: Report,
+        stored: Option<oneshot::Sender<bool>>,
+    ) -> Result<(), DriverGone> {
+        let upcall = Upcall {
+            conn: self.id,
+            report,
+            stored,
+        };
         self.context
             .reports
-            .send((self.id, report))
+            .send(upcall)
             .await
-            .map_err(|_| ManagerGone)
+            .map_err(|_| DriverGone)
     }
 
     async fn drive(
@@ -340,7 +243,7 @@ impl Connection {
         stream: BoxStream,
         mut session: Session,
         commands: &mut mpsc::UnboundedReceiver<Command>,
-    ) -> Result<Closure, ManagerGone> {
+    ) -> Result<Closure, DriverGone> {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let mut read_buf = BytesMut::new();
         let mut read_size = MIN_READ;
@@ -415,7 +318,7 @@ impl Connection {
         &mut self,
         mut writer: tokio::io::WriteHalf<BoxStream>,
         closure: Closure,
-    ) -> Result<Closure, ManagerGone> {
+    ) -> Result<Closure, DriverGone> {
         let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.shutdown()).await;
         Ok(closure)
     }
@@ -424,7 +327,7 @@ impl Connection {
     /// are stored, then queues the session's output for writing. If a
     /// message could not be stored, nothing more is written and the session
     /// closes: the peer will resend what we did not acknowledge.
-    async fn pump(&mut self, session: &mut Session) -> Result<(), ManagerGone> {
+    async fn pump(&mut self, session: &mut Session) -> Result<(), DriverGone> {
         loop {
             let mut chats = ChatBatch::default();
             let mut any = false;
@@ -438,12 +341,9 @@ impl Connection {
             }
             if !chats.received.is_empty() {
                 let (stored, wait) = oneshot::channel();
-                self.report(Report::ChatsReceived {
-                    messages: chats.received,
-                    stored,
-                })
-                .await?;
-                if !wait.await.map_err(|_| ManagerGone)? {
+                self.upcall(Report::ChatsReceived(chats.received), Some(stored))
+                    .await?;
+                if !wait.await.map_err(|_| DriverGone)? {
                     warn!(
                         connection = self.id,
                         "received messages could not be stored; closing"
@@ -469,7 +369,7 @@ impl Connection {
         session: &mut Session,
         event: SessionEvent,
         chats: &mut ChatBatch,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         match event {
             SessionEvent::VersionNegotiated { .. } => self.report(Report::Negotiated).await?,
             SessionEvent::PeerProved { peer } => self.report(Report::PeerProved { peer }).await?,
@@ -610,7 +510,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn apply(&mut self, session: &mut Session, command: Command) -> Result<(), ManagerGone> {
+    async fn apply(&mut self, session: &mut Session, command: Command) -> Result<(), DriverGone> {
         let result = match command {
             Command::AcceptPeer { known_contact } => session.accept_peer(known_contact),
             Command::RefusePeer => session.refuse_peer(),
@@ -654,7 +554,7 @@ impl Connection {
 
     // ---- uploads ----
 
-    async fn offer(&mut self, session: &mut Session, upload: Upload) -> Result<(), ManagerGone> {
+    async fn offer(&mut self, session: &mut Session, upload: Upload) -> Result<(), DriverGone> {
         let offered = match session.known_contact() {
             Some(mut contact) => contact
                 .offer_file(&upload.name, upload.size, upload.hash)
@@ -690,7 +590,7 @@ impl Connection {
         session: &mut Session,
         file_id: FileId,
         offset: u64,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let Some(upload) = self.uploads.get_mut(&file_id) else {
             return Ok(());
         };
@@ -730,7 +630,7 @@ impl Connection {
         &mut self,
         file_id: FileId,
         outcome: TransferOutcome,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let Some(upload) = self.uploads.remove(&file_id) else {
             return Ok(());
         };
@@ -749,7 +649,7 @@ impl Connection {
         session: &mut Session,
         transfer: TransferId,
         destination: Option<PathBuf>,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let Some((&file_id, download)) = self
             .downloads
             .iter_mut()
@@ -812,7 +712,7 @@ impl Connection {
         file_id: FileId,
         offset: u64,
         data: Bytes,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let Some(download) = self.downloads.get_mut(&file_id) else {
             return Ok(());
         };
@@ -848,7 +748,7 @@ impl Connection {
         &mut self,
         session: &mut Session,
         file_id: FileId,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let Some(download) = self.downloads.remove(&file_id) else {
             return Ok(());
         };
@@ -896,7 +796,7 @@ impl Connection {
         &mut self,
         file_id: FileId,
         outcome: TransferOutcome,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let Some(download) = self.downloads.remove(&file_id) else {
             return Ok(());
         };
@@ -916,7 +816,7 @@ impl Connection {
         &mut self,
         session: &mut Session,
         transfer: TransferId,
-    ) -> Result<(), ManagerGone> {
+    ) -> Result<(), DriverGone> {
         let upload = self
             .uploads
             .iter()
@@ -941,7 +841,7 @@ impl Connection {
     }
 
     /// The connection is gone: every open transfer failed.
-    async fn fail_open_transfers(&mut self) -> Result<(), ManagerGone> {
+    async fn fail_open_transfers(&mut self) -> Result<(), DriverGone> {
         let lost = || TransferOutcome::Failed(TransferFailure::ConnectionLost);
         let uploads: Vec<FileId> = self.uploads.keys().copied().collect();
         for file_id in uploads {

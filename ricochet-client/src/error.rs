@@ -8,7 +8,6 @@ use ricochet_proto::message::contact_request::ContactRequestError;
 use ricochet_transport::TransportError;
 
 use crate::model::TransferId;
-use crate::store::StorageError;
 
 /// What can go wrong when starting or using a [`crate::Client`].
 #[derive(Debug, thiserror::Error)]
@@ -130,4 +129,50 @@ pub enum ClientError {
     /// The client has shut down.
     #[error("the client has shut down")]
     Shutdown,
+}
+
+/// An error of the profile database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// Another client (in this or another process) has this profile open.
+    #[error(
+        "the profile database {} is in use by another client; close it before opening the profile again",
+        path.display()
+    )]
+    ProfileInUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The profile was last written by a newer version of this software,
+    /// whose schema this version does not know.
+    #[error(
+        "the profile database has schema version {found}, but this version of the software \
+         supports at most {supported}; use a newer version to open it"
+    )]
+    NewerSchema {
+        /// The schema version found in the file.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+    /// The database holds something that does not parse (a bad id, an
+    /// unknown state, an invalid key), or refers to something missing.
+    #[error("the profile database holds invalid data: {what}")]
+    Corrupt {
+        /// What is wrong (never contains key material).
+        what: String,
+    },
+    /// The database file could not be created or its permissions not set.
+    #[error("could not access the profile database {}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite reported an error (a full disk, a damaged file, …).
+    #[error("the profile database reported an error")]
+    Database(#[from] rusqlite::Error),
 }

@@ -7,10 +7,12 @@ use ricochet_identity::RicochetId;
 use ricochet_proto::FileDirection;
 use tokio::sync::mpsc;
 
-use crate::client::{Call, WeakClient};
+use crate::client::WeakClient;
+use crate::core::io::{Answer, ApiCall, Notice};
 use crate::error::ClientError;
 use crate::model::{
-    ContactRequest, ContactStatus, Message, MessageId, MessageStatus, TransferId, TransferOutcome,
+    ContactRequest, ContactStatus, Message, MessageId, MessageStatus, RequestAnswer,
+    RequestFailure, TransferId, TransferOutcome,
 };
 
 /// Something the application should know about. Read them with
@@ -102,62 +104,98 @@ pub enum Event {
     },
 }
 
-/// A contact's answer to our request (spec §8.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RequestAnswer {
-    /// It got the request; its user has not decided yet.
-    Pending,
-    /// Accepted (explicitly, or implicitly by connecting to us as a contact).
-    Accepted,
-    /// Rejected; the request is not sent again.
-    Rejected,
-}
-
-/// Why our contact request failed ([`Event::ContactRequestFailed`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum RequestFailure {
-    /// The contact's client answered `Error`: it could not take the
-    /// request (for instance our nickname or message was not acceptable to
-    /// it, or it is one of its own identities).
-    #[error(
-        "their client could not take the request (it may not accept our nickname or message); \
-         try again with a shorter message"
-    )]
-    RefusedByPeer,
-    /// The contact's client answered with something that is not a valid
-    /// answer to a contact request.
-    #[error("their client answered with something that is not a valid answer to a contact request")]
-    BadAnswer,
-    /// The contact's client closed the request (its channel or the
-    /// connection) without answering, this many times in a row.
-    #[error(
-        "their client closed the connection {attempts} times without answering the request; \
-         it may not support contact requests"
-    )]
-    NoAnswer {
-        /// Attempts made.
-        attempts: u32,
-    },
-}
-
 /// The stream of [`Event`]s of one client.
 #[derive(Debug)]
 pub struct Events {
-    pub(crate) receiver: mpsc::UnboundedReceiver<Event>,
+    pub(crate) receiver: mpsc::UnboundedReceiver<Notice>,
+    /// What the handles of some events answer through.
+    pub(crate) client: WeakClient,
 }
 
 impl Events {
     /// The next event; `None` once the client has shut down and every event
     /// was read.
     pub async fn next(&mut self) -> Option<Event> {
-        self.receiver.recv().await
+        let notice = self.receiver.recv().await?;
+        Some(self.event(notice))
     }
 
     /// The next event if one is waiting.
     pub fn try_next(&mut self) -> Option<Event> {
-        self.receiver.try_recv().ok()
+        let notice = self.receiver.try_recv().ok()?;
+        Some(self.event(notice))
+    }
+
+    /// The event of a notice of the core, with its handles.
+    fn event(&self, notice: Notice) -> Event {
+        match notice {
+            Notice::ContactStatusChanged { contact, status } => {
+                Event::ContactStatusChanged { contact, status }
+            }
+            Notice::ContactRequestReceived(request) => {
+                Event::ContactRequestReceived(IncomingContactRequest {
+                    request,
+                    client: self.client.clone(),
+                })
+            }
+            Notice::ContactRequestAnswered { contact, answer } => {
+                Event::ContactRequestAnswered { contact, answer }
+            }
+            Notice::ContactRequestFailed { contact, reason } => {
+                Event::ContactRequestFailed { contact, reason }
+            }
+            Notice::ContactRemovedUs { contact } => Event::ContactRemovedUs { contact },
+            Notice::MessageReceived(message) => Event::MessageReceived(message),
+            Notice::MessageStatusChanged {
+                contact,
+                message,
+                status,
+            } => Event::MessageStatusChanged {
+                contact,
+                message,
+                status,
+            },
+            Notice::FileOffered {
+                transfer,
+                contact,
+                name,
+                size,
+            } => Event::FileOffered(IncomingFile {
+                transfer,
+                contact,
+                name,
+                size,
+                client: self.client.clone(),
+            }),
+            Notice::FileProgress {
+                transfer,
+                contact,
+                direction,
+                bytes,
+                total,
+            } => Event::FileProgress {
+                transfer,
+                contact,
+                direction,
+                bytes,
+                total,
+            },
+            Notice::FileTransferFinished {
+                transfer,
+                contact,
+                direction,
+                outcome,
+            } => Event::FileTransferFinished {
+                transfer,
+                contact,
+                direction,
+                outcome,
+            },
+            Notice::Error { contact, error } => Event::Error {
+                contact,
+                error: Arc::new(error),
+            },
+        }
     }
 }
 
@@ -205,13 +243,6 @@ impl IncomingContactRequest {
     }
 }
 
-/// How the user answered a contact request.
-#[derive(Debug, Clone)]
-pub(crate) enum Answer {
-    Accept(String),
-    Reject,
-}
-
 /// A file a contact offers us.
 #[derive(Debug, Clone)]
 pub struct IncomingFile {
@@ -254,10 +285,9 @@ impl IncomingFile {
         }
         let client = self.client.upgrade()?;
         client
-            .call(|reply| Call::AnswerFile {
+            .done(ApiCall::AnswerFile {
                 transfer: self.transfer,
                 destination: Some(destination),
-                reply,
             })
             .await
     }
@@ -266,10 +296,9 @@ impl IncomingFile {
     pub async fn reject(&self) -> Result<(), ClientError> {
         let client = self.client.upgrade()?;
         client
-            .call(|reply| Call::AnswerFile {
+            .done(ApiCall::AnswerFile {
                 transfer: self.transfer,
                 destination: None,
-                reply,
             })
             .await
     }

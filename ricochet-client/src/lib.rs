@@ -1,28 +1,29 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod builder;
 mod client;
+mod config;
 mod connection;
+mod core;
+mod driver;
 mod error;
 mod event;
-mod manager;
 mod model;
 mod resend;
 mod store;
 mod transport;
 
-pub use client::{
-    Client, ClientBuilder, Limits, MessageHandle, PROFILE_DATABASE, ReconnectPolicy, Stats,
-};
-pub use error::ClientError;
-pub use event::{
-    Event, Events, IncomingContactRequest, IncomingFile, RequestAnswer, RequestFailure,
-};
+pub use builder::ClientBuilder;
+pub use client::{Client, MessageHandle, PROFILE_DATABASE};
+pub use config::{Limits, ReconnectPolicy};
+pub use error::{ClientError, StorageError};
+pub use event::{Event, Events, IncomingContactRequest, IncomingFile};
 pub use model::{
     Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
-    MessageStatus, TransferFailure, TransferId, TransferOutcome,
+    MessageStatus, RequestAnswer, RequestFailure, Stats, TransferFailure, TransferId,
+    TransferOutcome,
 };
 pub use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 pub use ricochet_proto::FileDirection;
 pub use ricochet_transport as transport_backends;
-pub use store::StorageError;

@@ -183,3 +183,54 @@ pub enum TransferFailure {
         message: String,
     },
 }
+
+/// A contact's answer to our request (spec §8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RequestAnswer {
+    /// It got the request; its user has not decided yet.
+    Pending,
+    /// Accepted (explicitly, or implicitly by connecting to us as a contact).
+    Accepted,
+    /// Rejected; the request is not sent again.
+    Rejected,
+}
+
+/// Why our contact request failed ([`crate::Event::ContactRequestFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestFailure {
+    /// The contact's client answered `Error`: it could not take the
+    /// request (for instance our nickname or message was not acceptable to
+    /// it, or it is one of its own identities).
+    #[error(
+        "their client could not take the request (it may not accept our nickname or message); \
+         try again with a shorter message"
+    )]
+    RefusedByPeer,
+    /// The contact's client answered with something that is not a valid
+    /// answer to a contact request.
+    #[error("their client answered with something that is not a valid answer to a contact request")]
+    BadAnswer,
+    /// The contact's client closed the request (its channel or the
+    /// connection) without answering, this many times in a row.
+    #[error(
+        "their client closed the connection {attempts} times without answering the request; \
+         it may not support contact requests"
+    )]
+    NoAnswer {
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// Counters of a running client, for diagnostics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Open connections in every state (dialling, authenticating, carrying
+    /// a request, carrying chat).
+    pub connections: usize,
+    /// Connections that carry a contact's chat (one per online contact).
+    pub contact_connections: usize,
+}

@@ -69,7 +69,7 @@ pub(crate) const RESEND_WINDOW: i64 = 1024;
 /// The resend state of one connection: where its current chat channel is
 /// in rule 1, and where the connection started (rule 5). Positions are the
 /// store's message numbers, which grow in the order messages were stored.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ResendDetector {
     /// The first stored message this connection repeated or delivered.
     connection_floor: Option<i64>,

@@ -545,7 +545,7 @@ async fn a_request_to_an_offline_id_is_retried_until_it_arrives() {
 
 /// `send_messages` queues a burst in order with one handle per text, an
 /// empty text refuses the whole call, and sends from many tasks at once
-/// (which the manager stores in shared transactions) each arrive once, in
+/// (which the store takes in shared transactions) each arrive once, in
 /// the order each task sent them, all acknowledged.
 #[tokio::test]
 async fn bursts_and_concurrent_sends_arrive_once_in_order() {

@@ -18,6 +18,14 @@ use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
+mod thread;
+
+pub(crate) use thread::{StoreHandle, open};
+
+use crate::core::io::{
+    ContactRow, ContactState, OutgoingRow, Snapshot, StoreDone, StoreJob, Stored,
+};
+use crate::error::StorageError;
 use crate::model::{
     ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
 };
@@ -76,119 +84,27 @@ const OUTGOING: i64 = 0;
 /// `messages.direction` of a message the contact sent.
 const INCOMING: i64 = 1;
 
-/// An error of the profile database.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// Another client (in this or another process) has this profile open.
-    #[error(
-        "the profile database {} is in use by another client; close it before opening the profile again",
-        path.display()
-    )]
-    ProfileInUse {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// The profile was last written by a newer version of this software,
-    /// whose schema this version does not know.
-    #[error(
-        "the profile database has schema version {found}, but this version of the software \
-         supports at most {supported}; use a newer version to open it"
-    )]
-    NewerSchema {
-        /// The schema version found in the file.
-        found: i64,
-        /// The newest schema version this build knows.
-        supported: i64,
-    },
-    /// The database holds something that does not parse (a bad id, an
-    /// unknown state, an invalid key), or refers to something missing.
-    #[error("the profile database holds invalid data: {what}")]
-    Corrupt {
-        /// What is wrong (never contains key material).
-        what: String,
-    },
-    /// The database file could not be created or its permissions not set.
-    #[error("could not access the profile database {}", path.display())]
-    Io {
-        /// The file concerned.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// SQLite reported an error (a full disk, a damaged file, …).
-    #[error("the profile database reported an error")]
-    Database(#[from] rusqlite::Error),
+const fn state_name(state: ContactState) -> &'static str {
+    match state {
+        ContactState::Contact => "contact",
+        ContactState::RequestPending => "request_pending",
+        ContactState::Rejected => "rejected",
+        ContactState::RequestFailed => "request_failed",
+    }
+}
+
+fn parse_state(text: &str) -> Result<ContactState, StorageError> {
+    match text {
+        "contact" => Ok(ContactState::Contact),
+        "request_pending" => Ok(ContactState::RequestPending),
+        "rejected" => Ok(ContactState::Rejected),
+        "request_failed" => Ok(ContactState::RequestFailed),
+        other => Err(corrupt(format!("unknown contact state {other:?}"))),
+    }
 }
 
 fn corrupt(what: impl Into<String>) -> StorageError {
     StorageError::Corrupt { what: what.into() }
-}
-
-/// The stored standing of a contact. Whether it is online, offline or
-/// blocked is decided at run time, not stored here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ContactState {
-    /// An accepted contact.
-    Contact,
-    /// We sent a request that has not been answered.
-    RequestPending,
-    /// It rejected our request or removed us.
-    Rejected,
-    /// It answered our request with an error.
-    RequestFailed,
-}
-
-impl ContactState {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::Contact => "contact",
-            Self::RequestPending => "request_pending",
-            Self::Rejected => "rejected",
-            Self::RequestFailed => "request_failed",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, StorageError> {
-        match text {
-            "contact" => Ok(Self::Contact),
-            "request_pending" => Ok(Self::RequestPending),
-            "rejected" => Ok(Self::Rejected),
-            "request_failed" => Ok(Self::RequestFailed),
-            other => Err(corrupt(format!("unknown contact state {other:?}"))),
-        }
-    }
-}
-
-/// A row of the contact list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ContactRow {
-    /// The contact's service id.
-    pub(crate) id: ServiceId,
-    /// The name we gave it.
-    pub(crate) nickname: String,
-    /// Its stored standing.
-    pub(crate) state: ContactState,
-    /// The nickname we send in our contact request (while one is pending).
-    pub(crate) request_nickname: String,
-    /// The message we send in our contact request (while one is pending).
-    pub(crate) request_message: String,
-}
-
-/// An outgoing message that has not reached a final status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OutgoingRow {
-    /// Its number in the profile.
-    pub(crate) id: MessageId,
-    /// The message id it is sent with (spec §9.2).
-    pub(crate) wire_id: u32,
-    /// The text.
-    pub(crate) text: String,
-    /// When it was written.
-    pub(crate) time: SystemTime,
-    /// `Queued` or `Sent`.
-    pub(crate) status: MessageStatus,
 }
 
 /// A received chat message to store.
@@ -218,7 +134,62 @@ impl fmt::Debug for Store {
     }
 }
 
+/// A write that takes effect whole or not at all: a savepoint, so that it
+/// nests inside the transaction of a batch of jobs (see [`Store::run_batch`])
+/// as well as standing alone.
+struct Atomic<'a> {
+    conn: &'a Connection,
+    released: bool,
+}
+
+impl Atomic<'_> {
+    fn commit(mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("RELEASE store_write")?;
+        self.released = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Atomic<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Atomic<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self
+                .conn
+                .execute_batch("ROLLBACK TO store_write; RELEASE store_write");
+        }
+    }
+}
+
 impl Store {
+    /// The database connection. Every use of the database goes through
+    /// here, so this is where debug builds check that no store call runs
+    /// on an async runtime's thread (the store has a thread of its own,
+    /// [`StoreHandle`]; the whole test suite runs with this check).
+    fn conn(&self) -> &Connection {
+        debug_assert!(
+            tokio::runtime::Handle::try_current().is_err(),
+            "the profile database was used on an async runtime thread"
+        );
+        &self.conn
+    }
+
+    fn atomic(&self) -> Result<Atomic<'_>, StorageError> {
+        let conn = self.conn();
+        conn.execute_batch("SAVEPOINT store_write")?;
+        Ok(Atomic {
+            conn,
+            released: false,
+        })
+    }
+
     /// Opens the profile database at `path`, creating it (mode 0600) if it
     /// does not exist, and brings its schema up to date. The directory must
     /// exist.
@@ -233,11 +204,11 @@ impl Store {
             path: path.to_owned(),
         };
         store.lock()?;
-        store.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        store.conn().pragma_update(None, "synchronous", "NORMAL")?;
         // A 16 MiB page cache (the default is 2 MiB), so that the message
         // indexes of a long history stay in memory (BENCHMARKS.md).
-        store.conn.pragma_update(None, "cache_size", -16384)?;
-        store.conn.pragma_update(None, "foreign_keys", true)?;
+        store.conn().pragma_update(None, "cache_size", -16384)?;
+        store.conn().pragma_update(None, "foreign_keys", true)?;
         store.migrate()?;
         Ok(store)
     }
@@ -259,9 +230,9 @@ impl Store {
                 StorageError::Database(error)
             }
         };
-        self.conn.busy_timeout(Duration::ZERO).map_err(in_use)?;
+        self.conn().busy_timeout(Duration::ZERO).map_err(in_use)?;
         let mode: String = self
-            .conn
+            .conn()
             .pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |row| row.get(0))
             .map_err(in_use)?;
         if !mode.eq_ignore_ascii_case("exclusive") {
@@ -270,7 +241,7 @@ impl Store {
             )));
         }
         let journal: String = self
-            .conn
+            .conn()
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(in_use)?;
         if !journal.eq_ignore_ascii_case("wal") {
@@ -278,7 +249,7 @@ impl Store {
                 "SQLite refused the write-ahead log (journal mode {journal:?})"
             )));
         }
-        self.conn
+        self.conn()
             .execute_batch("BEGIN EXCLUSIVE; COMMIT;")
             .map_err(in_use)
     }
@@ -286,7 +257,7 @@ impl Store {
     /// Applies the migrations the file has not had yet.
     fn migrate(&self) -> Result<(), StorageError> {
         let found: i64 = self
-            .conn
+            .conn()
             .pragma_query_value(None, "user_version", |row| row.get(0))?;
         let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
         if found > supported {
@@ -296,7 +267,7 @@ impl Store {
             .map_err(|_| corrupt(format!("negative schema version {found}")))?;
         for (index, batch) in MIGRATIONS.iter().enumerate().skip(done) {
             let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
-            let tx = self.conn.unchecked_transaction()?;
+            let tx = self.atomic()?;
             tx.execute_batch(batch)?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
@@ -319,7 +290,7 @@ impl Store {
     ) -> Result<Option<IdentityKey>, StorageError> {
         let name = generation_name(generation);
         let blob = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT key FROM identities WHERE generation = ?1",
                 [name],
@@ -351,7 +322,7 @@ impl Store {
                 "the {name} identity key cannot be encoded: {error}"
             ))
         })?;
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO identities (generation, key) VALUES (?1, ?2)",
             params![name, blob.as_str()],
         )?;
@@ -362,7 +333,7 @@ impl Store {
 
     /// The contact list, in the order the contacts were added.
     pub(crate) fn contacts(&self) -> Result<Vec<ContactRow>, StorageError> {
-        let mut statement = self.conn.prepare(
+        let mut statement = self.conn().prepare(
             "SELECT id, nickname, state, request_nickname, request_message
              FROM contacts ORDER BY added_at, id",
         )?;
@@ -381,7 +352,7 @@ impl Store {
             contacts.push(ContactRow {
                 id: parse_id(&id)?,
                 nickname,
-                state: ContactState::parse(&state)?,
+                state: parse_state(&state)?,
                 request_nickname,
                 request_message,
             });
@@ -396,7 +367,7 @@ impl Store {
         // A random start for the message ids avoids clashing with the ids
         // of an earlier connection the peer may still remember (§9.2).
         let first_wire_id: u32 = rand::random();
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO contacts
                  (id, nickname, state, request_nickname, request_message, next_wire_id, added_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -408,7 +379,7 @@ impl Store {
             params![
                 row.id.to_string(),
                 row.nickname,
-                row.state.as_str(),
+                state_name(row.state),
                 row.request_nickname,
                 row.request_message,
                 i64::from(first_wire_id),
@@ -424,9 +395,9 @@ impl Store {
         id: &ServiceId,
         state: ContactState,
     ) -> Result<bool, StorageError> {
-        let changed = self.conn.execute(
+        let changed = self.conn().execute(
             "UPDATE contacts SET state = ?2 WHERE id = ?1",
-            params![id.to_string(), state.as_str()],
+            params![id.to_string(), state_name(state)],
         )?;
         Ok(changed > 0)
     }
@@ -437,7 +408,7 @@ impl Store {
         id: &ServiceId,
         nickname: &str,
     ) -> Result<bool, StorageError> {
-        let changed = self.conn.execute(
+        let changed = self.conn().execute(
             "UPDATE contacts SET nickname = ?2 WHERE id = ?1",
             params![id.to_string(), nickname],
         )?;
@@ -447,7 +418,7 @@ impl Store {
     /// Removes a contact (its history stays) and fails its undelivered
     /// messages with `ContactGone`; returns those messages, oldest first.
     pub(crate) fn remove_contact(&self, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.atomic()?;
         tx.execute("DELETE FROM contacts WHERE id = ?1", [id.to_string()])?;
         let failed = fail_unfinished_in(&tx, id)?;
         tx.commit()?;
@@ -457,7 +428,7 @@ impl Store {
     /// Fails a contact's undelivered (queued or sent) messages with
     /// `ContactGone`; returns them, oldest first.
     pub(crate) fn fail_unfinished(&self, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
-        fail_unfinished_in(&self.conn, id)
+        fail_unfinished_in(self.conn(), id)
     }
 
     // ----- blocked ids --------------------------------------------------
@@ -465,7 +436,7 @@ impl Store {
     /// The blocked ids, in the order they were blocked.
     pub(crate) fn blocked(&self) -> Result<Vec<ServiceId>, StorageError> {
         let mut statement = self
-            .conn
+            .conn()
             .prepare("SELECT id FROM blocked ORDER BY blocked_at, id")?;
         let ids = statement.query_map([], |row| row.get::<_, String>(0))?;
         let mut blocked = Vec::new();
@@ -478,7 +449,7 @@ impl Store {
     /// Whether `id` is blocked.
     #[cfg(test)]
     pub(crate) fn is_blocked(&self, id: &ServiceId) -> Result<bool, StorageError> {
-        let blocked = self.conn.query_row(
+        let blocked = self.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM blocked WHERE id = ?1)",
             [id.to_string()],
             |row| row.get(0),
@@ -488,7 +459,7 @@ impl Store {
 
     /// Blocks `id` (nothing changes if it is blocked already).
     pub(crate) fn block(&self, id: &ServiceId) -> Result<(), StorageError> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT OR IGNORE INTO blocked (id, blocked_at) VALUES (?1, ?2)",
             params![id.to_string(), to_millis(SystemTime::now())],
         )?;
@@ -498,7 +469,7 @@ impl Store {
     /// Unblocks `id`; false if it was not blocked.
     pub(crate) fn unblock(&self, id: &ServiceId) -> Result<bool, StorageError> {
         let changed = self
-            .conn
+            .conn()
             .execute("DELETE FROM blocked WHERE id = ?1", [id.to_string()])?;
         Ok(changed > 0)
     }
@@ -507,7 +478,7 @@ impl Store {
 
     /// The contact requests waiting for an answer, oldest first.
     pub(crate) fn incoming_requests(&self) -> Result<Vec<ContactRequest>, StorageError> {
-        let mut statement = self.conn.prepare(
+        let mut statement = self.conn().prepare(
             "SELECT id, nickname, message, received_at
              FROM incoming_requests ORDER BY received_at, id",
         )?;
@@ -538,7 +509,7 @@ impl Store {
         &self,
         request: &ContactRequest,
     ) -> Result<(), StorageError> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO incoming_requests (id, nickname, message, received_at)
              VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (id) DO UPDATE SET
@@ -556,22 +527,8 @@ impl Store {
     }
 
     /// Drops the request from `id`; false if there was none.
-    /// Whether a request from `id` is waiting, and how many wait in all.
-    pub(crate) fn incoming_request_status(
-        &self,
-        id: &ServiceId,
-    ) -> Result<(bool, usize), StorageError> {
-        let (from_id, total): (bool, i64) = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM incoming_requests WHERE id = ?1),
-                    (SELECT COUNT(*) FROM incoming_requests)",
-            [id.to_string()],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
-        Ok((from_id, usize::try_from(total).unwrap_or(usize::MAX)))
-    }
-
     pub(crate) fn remove_incoming_request(&self, id: &ServiceId) -> Result<bool, StorageError> {
-        let changed = self.conn.execute(
+        let changed = self.conn().execute(
             "DELETE FROM incoming_requests WHERE id = ?1",
             [id.to_string()],
         )?;
@@ -580,20 +537,21 @@ impl Store {
 
     // ----- messages -----------------------------------------------------
 
-    /// Stores outgoing messages as queued, in one transaction: for each
-    /// `(contact, texts)`, the texts numbered with the contact's next
-    /// message ids (wrapping after `u32::MAX`). Returns, per batch, each
-    /// message's number and message id, in order. Fails with
-    /// [`StorageError::Corrupt`], storing nothing, if a contact is not in
-    /// the contact list.
-    pub(crate) fn queue_messages(
+    /// Stores outgoing messages to `contact` as queued, in one transaction,
+    /// numbered with the contact's next message ids (wrapping after
+    /// `u32::MAX`). Returns each message's number and message id, in order.
+    /// Fails with [`StorageError::Corrupt`], storing nothing, if `contact`
+    /// is not in the contact list.
+    pub(crate) fn queue(
         &self,
-        batches: &[(ServiceId, Vec<String>)],
+        contact: &ServiceId,
+        texts: &[String],
         time: SystemTime,
-    ) -> Result<Vec<Vec<(MessageId, u32)>>, StorageError> {
+    ) -> Result<Vec<(MessageId, u32)>, StorageError> {
         let time = to_millis(time);
-        let tx = self.conn.unchecked_transaction()?;
-        let mut all = Vec::with_capacity(batches.len());
+        let tx = self.atomic()?;
+        let contact_text = contact.to_string();
+        let mut queued = Vec::with_capacity(texts.len());
         {
             let mut next_of =
                 tx.prepare_cached("SELECT next_wire_id FROM contacts WHERE id = ?1")?;
@@ -603,53 +561,37 @@ impl Store {
             )?;
             let mut advance =
                 tx.prepare_cached("UPDATE contacts SET next_wire_id = ?2 WHERE id = ?1")?;
-            for (contact, texts) in batches {
-                let contact_text = contact.to_string();
-                let next: Option<i64> = next_of
-                    .query_row([&contact_text], |row| row.get(0))
-                    .optional()?;
-                let Some(next) = next else {
-                    return Err(corrupt(format!(
-                        "messages queued for {contact}, which is not a contact"
-                    )));
-                };
-                let mut wire_id = u32::try_from(next).map_err(|_| {
-                    corrupt(format!(
-                        "next message id {next} of {contact} is out of range"
-                    ))
-                })?;
-                let mut queued = Vec::with_capacity(texts.len());
-                for text in texts {
-                    insert.execute(params![
-                        contact_text,
-                        OUTGOING,
-                        i64::from(wire_id),
-                        text,
-                        time
-                    ])?;
-                    queued.push((MessageId(tx.last_insert_rowid()), wire_id));
-                    wire_id = wire_id.wrapping_add(1);
-                }
-                advance.execute(params![contact_text, i64::from(wire_id)])?;
-                all.push(queued);
+            let next: Option<i64> = next_of
+                .query_row([&contact_text], |row| row.get(0))
+                .optional()?;
+            let Some(next) = next else {
+                return Err(corrupt(format!(
+                    "messages queued for {contact}, which is not a contact"
+                )));
+            };
+            let mut wire_id = u32::try_from(next).map_err(|_| {
+                corrupt(format!(
+                    "next message id {next} of {contact} is out of range"
+                ))
+            })?;
+            for text in texts {
+                insert.execute(params![
+                    contact_text,
+                    OUTGOING,
+                    i64::from(wire_id),
+                    text,
+                    time
+                ])?;
+                queued.push((MessageId(tx.last_insert_rowid()), wire_id));
+                wire_id = wire_id.wrapping_add(1);
             }
+            advance.execute(params![contact_text, i64::from(wire_id)])?;
         }
         tx.commit()?;
-        Ok(all)
+        Ok(queued)
     }
 
-    /// [`Store::queue_messages`] for one contact.
     #[cfg(test)]
-    pub(crate) fn queue(
-        &self,
-        contact: &ServiceId,
-        texts: &[String],
-        time: SystemTime,
-    ) -> Result<Vec<(MessageId, u32)>, StorageError> {
-        let mut all = self.queue_messages(&[(*contact, texts.to_vec())], time)?;
-        Ok(all.pop().unwrap_or_default())
-    }
-
     /// The outgoing messages to `contact` that are queued or sent, oldest
     /// first.
     pub(crate) fn unfinished_outgoing(
@@ -687,7 +629,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
-        let mut statement = self.conn.prepare_cached(&format!(
+        let mut statement = self.conn().prepare_cached(&format!(
             // The partial index holds only the queue, so this stays fast
             // however long the history grows.
             "SELECT id, wire_id, text, time, status FROM messages
@@ -722,6 +664,7 @@ impl Store {
         Ok(unfinished)
     }
 
+    #[cfg(test)]
     /// Sets the status of messages, all at once.
     pub(crate) fn set_status(
         &self,
@@ -729,7 +672,7 @@ impl Store {
         status: &MessageStatus,
     ) -> Result<(), StorageError> {
         let status = status_name(status);
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.atomic()?;
         {
             let mut update = tx.prepare_cached("UPDATE messages SET status = ?2 WHERE id = ?1")?;
             for id in ids {
@@ -752,7 +695,7 @@ impl Store {
         acks: &[(u32, bool, Option<MessageId>)],
     ) -> Result<Vec<(MessageId, MessageStatus)>, StorageError> {
         let contact_text = contact.to_string();
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.atomic()?;
         let mut changed = Vec::with_capacity(acks.len());
         {
             let mut by_id = tx.prepare_cached(
@@ -828,7 +771,7 @@ impl Store {
         detector: &mut ResendDetector,
     ) -> Result<Vec<Option<MessageId>>, StorageError> {
         let contact_text = contact.to_string();
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.atomic()?;
         let mut ids = Vec::with_capacity(messages.len());
         {
             // The oldest stored copy after a point, through the index.
@@ -894,10 +837,7 @@ impl Store {
 
     /// The number of the oldest of `contact`'s last [`RESEND_WINDOW`]
     /// received messages, or 0 when it has sent fewer.
-    fn resend_window_start(
-        tx: &rusqlite::Transaction<'_>,
-        contact_text: &str,
-    ) -> Result<i64, StorageError> {
+    fn resend_window_start(tx: &Connection, contact_text: &str) -> Result<i64, StorageError> {
         let mut oldest = tx.prepare_cached(
             "SELECT id FROM messages WHERE contact = ?1 AND direction = ?2
              ORDER BY id DESC LIMIT 1 OFFSET ?3",
@@ -945,7 +885,7 @@ impl Store {
     ) -> Result<Vec<Message>, StorageError> {
         let before = before.map_or(i64::MAX, |id| id.0);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut statement = self.conn.prepare(
+        let mut statement = self.conn().prepare(
             "SELECT id, contact, direction, text, time, status FROM messages
              WHERE contact = ?1 AND id < ?2
              ORDER BY id DESC LIMIT ?3",
@@ -962,7 +902,7 @@ impl Store {
     /// One message, by its number.
     pub(crate) fn message(&self, id: MessageId) -> Result<Option<Message>, StorageError> {
         let raw = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT id, contact, direction, text, time, status FROM messages WHERE id = ?1",
                 [id.0],
@@ -970,6 +910,169 @@ impl Store {
             )
             .optional()?;
         raw.map(RawMessage::parse).transpose()
+    }
+}
+
+impl Store {
+    /// What the core starts from: the contact book, the blocked ids and
+    /// the waiting requests. Messages that were on the wire when the last
+    /// run ended are queued again (profiles written before "sent" moved
+    /// out of the database kept it there; they are resent with the same
+    /// ids).
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        self.conn().execute(
+            "UPDATE messages SET status = 'queued' WHERE direction = ?1 AND status = 'sent'",
+            [OUTGOING],
+        )?;
+        Ok(Snapshot {
+            contacts: self.contacts()?,
+            blocked: self.blocked()?,
+            requests: self.incoming_requests()?,
+        })
+    }
+
+    /// Runs jobs in order in one transaction, each all or nothing: a job
+    /// that fails leaves no trace and the others go on. Returns them with
+    /// their outcomes once the transaction is committed. If the commit
+    /// itself fails, each job runs again in a transaction of its own, so
+    /// that each gets its own outcome.
+    pub(crate) fn run_batch(&self, mut jobs: Vec<StoreJob>) -> Vec<StoreDone> {
+        if jobs.len() > 1 {
+            // A job changes its resend detector as it runs; a second run
+            // must start from the first one's.
+            let detectors: Vec<Option<ResendDetector>> = jobs
+                .iter()
+                .map(|job| match job {
+                    StoreJob::RecordIncoming { detector, .. } => Some(detector.clone()),
+                    _ => None,
+                })
+                .collect();
+            match self.run_together(&mut jobs) {
+                Ok(outcomes) => {
+                    return jobs
+                        .into_iter()
+                        .zip(outcomes)
+                        .map(|(job, outcome)| StoreDone { job, outcome })
+                        .collect();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "a batch of profile writes failed; retrying them one by one");
+                    for (job, saved) in jobs.iter_mut().zip(detectors) {
+                        if let (StoreJob::RecordIncoming { detector, .. }, Some(saved)) =
+                            (job, saved)
+                        {
+                            *detector = saved;
+                        }
+                    }
+                }
+            }
+        }
+        jobs.into_iter()
+            .map(|mut job| {
+                let outcome = self.run_alone(&mut job);
+                StoreDone { job, outcome }
+            })
+            .collect()
+    }
+
+    fn run_together(
+        &self,
+        jobs: &mut [StoreJob],
+    ) -> Result<Vec<Result<Stored, StorageError>>, StorageError> {
+        let tx = self.atomic()?;
+        let outcomes = jobs.iter_mut().map(|job| self.run_alone(job)).collect();
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// Runs one job, all or nothing.
+    fn run_alone(&self, job: &mut StoreJob) -> Result<Stored, StorageError> {
+        let tx = self.atomic()?;
+        let stored = self.run(job)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn run(&self, job: &mut StoreJob) -> Result<Stored, StorageError> {
+        Ok(match job {
+            StoreJob::AddContact { row, .. } => {
+                self.add_contact(row)?;
+                Stored::Done
+            }
+            StoreJob::SetContactState {
+                id,
+                state,
+                fail_unfinished,
+            } => {
+                self.set_contact_state(id, *state)?;
+                if *fail_unfinished {
+                    Stored::Failed(self.fail_unfinished(id)?)
+                } else {
+                    Stored::Done
+                }
+            }
+            StoreJob::RemoveContact { id, .. } => Stored::Failed(self.remove_contact(id)?),
+            StoreJob::SetNickname { id, nickname, .. } => {
+                self.set_nickname(id, nickname)?;
+                Stored::Done
+            }
+            StoreJob::Block { id, .. } => {
+                self.block(id)?;
+                self.remove_incoming_request(id)?;
+                Stored::Failed(self.fail_unfinished(id)?)
+            }
+            StoreJob::Unblock { id, .. } => {
+                self.unblock(id)?;
+                Stored::Done
+            }
+            StoreJob::UpsertRequest(request) => {
+                self.upsert_incoming_request(request)?;
+                Stored::Done
+            }
+            StoreJob::RemoveRequest(id) => {
+                self.remove_incoming_request(id)?;
+                Stored::Done
+            }
+            StoreJob::Queue {
+                contact,
+                texts,
+                time,
+                ..
+            } => Stored::Queued(self.queue(contact, texts, *time)?),
+            StoreJob::FetchQueued {
+                contact,
+                after,
+                limit,
+                ..
+            } => Stored::Fetched(self.queued_outgoing(contact, *after, *limit)?),
+            StoreJob::Acknowledge { contact, acks } => {
+                Stored::Changed(self.acknowledge_batch(contact, acks)?)
+            }
+            StoreJob::RecordIncoming {
+                contact,
+                messages,
+                detector,
+                ..
+            } => {
+                let incoming: Vec<Incoming<'_>> = messages
+                    .iter()
+                    .map(|m| Incoming {
+                        wire_id: m.wire_id,
+                        text: &m.text,
+                        time: m.time,
+                        first_on_channel: m.first_on_channel,
+                    })
+                    .collect();
+                Stored::Recorded(self.record_incoming_batch(contact, &incoming, detector)?)
+            }
+            StoreJob::History {
+                contact,
+                before,
+                limit,
+                ..
+            } => Stored::History(self.history(contact, *before, *limit)?),
+            StoreJob::Message { id, .. } => Stored::Message(self.message(*id)?.map(Box::new)),
+        })
     }
 }
 
@@ -1152,7 +1255,7 @@ mod tests {
 
     fn next_wire_id(store: &Store, id: &ServiceId) -> i64 {
         store
-            .conn
+            .conn()
             .query_row(
                 "SELECT next_wire_id FROM contacts WHERE id = ?1",
                 [id.to_string()],
@@ -1183,12 +1286,12 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             let version: i64 = store
-                .conn
+                .conn()
                 .pragma_query_value(None, "user_version", |row| row.get(0))
                 .unwrap();
             assert_eq!(version, i64::try_from(MIGRATIONS.len()).unwrap());
             let journal: String = store
-                .conn
+                .conn()
                 .pragma_query_value(None, "journal_mode", |row| row.get(0))
                 .unwrap();
             assert_eq!(journal, "wal");
@@ -1310,7 +1413,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("profile.db")).unwrap();
         store
-            .conn
+            .conn()
             .execute(
                 "INSERT INTO identities (generation, key) VALUES ('v3', 'ED25519-V3:secret')",
                 [],
@@ -1321,7 +1424,7 @@ mod tests {
         assert!(!error.to_string().contains("secret"));
 
         store
-            .conn
+            .conn()
             .execute(
                 "INSERT INTO blocked (id, blocked_at) VALUES ('NOT-AN-ID', 0)",
                 [],
@@ -1381,7 +1484,7 @@ mod tests {
         let alice = new_id();
         store.add_contact(&contact(alice, "alice")).unwrap();
         store
-            .conn
+            .conn()
             .execute(
                 "UPDATE contacts SET next_wire_id = ?1",
                 [i64::from(u32::MAX - 1)],
@@ -1411,28 +1514,31 @@ mod tests {
         ));
         assert!(store.history(&stranger, None, 10).unwrap().is_empty());
 
-        // Several contacts in one transaction: all or nothing.
-        let before = store.unfinished_outgoing(&alice).unwrap().len();
-        assert!(matches!(
-            store.queue_messages(
-                &[(alice, texts(&["four"])), (stranger, texts(&["y"]))],
-                at(8)
-            ),
-            Err(StorageError::Corrupt { .. })
-        ));
-        assert_eq!(store.unfinished_outgoing(&alice).unwrap().len(), before);
+        // Jobs of one batch share a transaction, each all or nothing: one
+        // failing leaves the others done.
         let bob = new_id();
         store.add_contact(&contact(bob, "bob")).unwrap();
-        let both = store
-            .queue_messages(
-                &[(alice, texts(&["four", "five"])), (bob, texts(&["b1"]))],
-                at(8),
-            )
-            .unwrap();
-        assert_eq!(both.len(), 2);
-        assert_eq!(both[0].iter().map(|(_, w)| *w).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(both[1].len(), 1);
+        let queue = |contact: ServiceId, parts: &[&str]| StoreJob::Queue {
+            contact,
+            texts: texts(parts),
+            parts: vec![1; parts.len()],
+            time: at(8),
+            call: 0,
+        };
+        let done = store.run_batch(vec![
+            queue(alice, &["four", "five"]),
+            queue(stranger, &["y"]),
+            queue(bob, &["b1"]),
+        ]);
+        let wire_ids = |done: &StoreDone| match &done.outcome {
+            Ok(Stored::Queued(queued)) => queued.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+            other => panic!("not queued: {other:?}"),
+        };
+        assert_eq!(wire_ids(&done[0]), [1, 2]);
+        assert!(matches!(done[1].outcome, Err(StorageError::Corrupt { .. })));
+        assert_eq!(wire_ids(&done[2]).len(), 1);
         assert_eq!(next_wire_id(&store, &alice), 3);
+        assert!(store.history(&stranger, None, 10).unwrap().is_empty());
 
         // The queue, oldest first, from a point on, up to a limit.
         let first = store.queued_outgoing(&alice, None, 2).unwrap();

@@ -1,0 +1,147 @@
+//! [`ClientBuilder`]: where a client's profile lives, how it reaches Tor,
+//! its limits; and starting it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ricochet_identity::{Generation, IdentityKey};
+use ricochet_transport::{BootstrapStatus, Transport};
+use tokio::sync::watch;
+
+use crate::client::{Client, Inner};
+use crate::config::{Limits, ReconnectPolicy};
+use crate::driver;
+use crate::error::ClientError;
+use crate::event::Events;
+use crate::transport::DynTransport;
+
+/// Sets up a [`Client`]: where its profile lives, how it reaches Tor, its
+/// limits.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), ricochet_client::ClientError> {
+/// use ricochet_client::ClientBuilder;
+/// use ricochet_transport::tcp::{Directory, TcpTransport};
+///
+/// let transport = TcpTransport::new(Directory::new());
+/// let (client, mut events) = ClientBuilder::new("/tmp/alice").transport(transport).start().await?;
+/// println!("my id: {}", client.id());
+/// # Ok(()) }
+/// ```
+pub struct ClientBuilder {
+    profile: PathBuf,
+    transport: Option<Arc<dyn DynTransport>>,
+    limits: Limits,
+    reconnect: ReconnectPolicy,
+    v2_identity: bool,
+    keys: Vec<IdentityKey>,
+    nickname: String,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("profile", &self.profile)
+            .field("limits", &self.limits)
+            .field("reconnect", &self.reconnect)
+            .field("v2_identity", &self.v2_identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A client whose profile (identity keys, contacts, messages) lives in
+    /// `profile_dir`, created with mode 0700 if missing.
+    pub fn new(profile_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            profile: profile_dir.into(),
+            transport: None,
+            limits: Limits::default(),
+            reconnect: ReconnectPolicy::default(),
+            v2_identity: false,
+            keys: Vec::new(),
+            nickname: String::new(),
+        }
+    }
+
+    /// The nickname our contact requests suggest for us (at most 30 UTF-16
+    /// units, none of `"<>&` or control and format characters; spec §8.1).
+    /// Default: none, like Ricochet Refresh.
+    pub fn nickname(mut self, nickname: &str) -> Self {
+        self.nickname = nickname.to_owned();
+        self
+    }
+
+    /// How to reach peers: embedded arti, a system tor, or direct TCP.
+    pub fn transport<T: Transport>(mut self, transport: T) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// The transport's bootstrap progress, to show while [`Self::start`]
+    /// runs (`None` before [`Self::transport`]).
+    pub fn bootstrap_status(&self) -> Option<watch::Receiver<BootstrapStatus>> {
+        self.transport.as_ref().map(|t| t.bootstrap_status())
+    }
+
+    /// Bounds on what peers can make us hold.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// When to dial contacts again.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Also hold a v2 (RSA-1024) identity, generated on first start, to
+    /// talk to protocol-1 contacts (original Ricochet). Its onion service
+    /// is published too, which only works where v2 services still exist
+    /// (direct TCP, or an old tor).
+    pub fn v2_identity(mut self, enable: bool) -> Self {
+        self.v2_identity = enable;
+        self
+    }
+
+    /// Use `key` as the identity of its generation when the profile has
+    /// none yet (for instance to import an existing Ricochet identity). A
+    /// v2 key also enables [`Self::v2_identity`].
+    pub fn identity(mut self, key: IdentityKey) -> Self {
+        if key.generation() == Generation::V2 {
+            self.v2_identity = true;
+        }
+        self.keys.push(key);
+        self
+    }
+
+    /// Opens the profile, brings the transport up, publishes our onion
+    /// service(s) and starts connecting to contacts.
+    pub async fn start(self) -> Result<(Client, Events), ClientError> {
+        let transport = self.transport.ok_or(ClientError::NoTransport)?;
+        ricochet_proto::message::validate_nickname(&self.nickname)?;
+        let started = driver::start(driver::StartConfig {
+            profile: self.profile,
+            transport,
+            limits: self.limits,
+            reconnect: self.reconnect,
+            v2_identity: self.v2_identity,
+            keys: self.keys,
+            own_nickname: self.nickname,
+        })
+        .await?;
+        let client = Client {
+            inner: Arc::new(Inner {
+                calls: started.calls,
+                ids: started.ids,
+                next_transfer: started.transfer_ids,
+            }),
+        };
+        let events = Events {
+            receiver: started.notices,
+            client: client.downgrade(),
+        };
+        Ok((client, events))
+    }
+}

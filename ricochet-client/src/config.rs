@@ -1,0 +1,129 @@
+//! The settings of a client that bound what peers can make it hold and
+//! when it dials: plain data, read by the client core.
+
+use std::time::Duration;
+
+/// Bounds on what peers can make us hold, and the connection timers.
+///
+/// Everything a peer can make us keep is bounded, by a field here or by the
+/// protocol itself:
+///
+/// | what | bound |
+/// |---|---|
+/// | connections that have not authenticated | [`max_unauthenticated_connections`](Self::max_unauthenticated_connections), each closed after [`authentication_timeout`](Self::authentication_timeout) |
+/// | connections carrying a contact request | [`max_pending_requests`](Self::max_pending_requests) |
+/// | connections of contacts | one per contact (spec §11.4: a new one replaces the old) |
+/// | channels per connection | at most one per channel type and direction (spec §4.3); a channel of an unknown type is refused without keeping state |
+/// | bytes waiting to be written to a peer | [`max_queued_output`](Self::max_queued_output); beyond it we stop reading from that peer until it reads |
+/// | bytes read and not yet parsed | one frame (64 KiB, spec §4.1) plus the read buffer (512 B when idle, up to 64 KiB) |
+/// | incoming file offers | [`max_incoming_transfers`](Self::max_incoming_transfers) per contact |
+/// | received chat | stored on disk before it is acknowledged; a connection holds at most one read's worth in memory |
+/// | our own unacknowledged chat | [`max_unacknowledged_messages`](Self::max_unacknowledged_messages) per contact |
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Most inbound connections that have not authenticated as a contact or
+    /// sent a contact request; more are closed at once. Default: 64.
+    pub max_unauthenticated_connections: usize,
+    /// Most contact requests waiting for our answer; requests from new ids
+    /// beyond it are dropped (the sender retries later). Default: 64.
+    pub max_pending_requests: usize,
+    /// Most files one contact may offer us at once (spec §10). Default: 32.
+    pub max_incoming_transfers: usize,
+    /// How long a connection may stay without authenticating as a contact or
+    /// sending a request (spec §3.4, §11.3). Default: 15 s.
+    pub authentication_timeout: Duration,
+    /// Most messages to one contact sent and not yet acknowledged; the rest
+    /// wait in the queue. It bounds what a lost connection makes us resend
+    /// and what waits in buffers. Receivers recognise a resend only among
+    /// the last messages they received (ours: the last 1024), so a larger
+    /// value lets some resends after a cut show twice. Default: 256.
+    pub max_unacknowledged_messages: usize,
+    /// Most bytes waiting to be written to one peer before we stop reading
+    /// from it. A peer that sends without reading our answers (channel
+    /// closes, acknowledgements) then stalls on its own writes instead of
+    /// growing our memory. Default: 4 MiB, more than what we queue on our
+    /// own initiative (the window of chat messages, one 63 KiB chunk per
+    /// upload), so that two clients sending to each other never both stop
+    /// reading.
+    pub max_queued_output: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_unauthenticated_connections: 64,
+            max_pending_requests: 64,
+            max_incoming_transfers: 32,
+            authentication_timeout: ricochet_proto::UNKNOWN_PURPOSE_TIMEOUT,
+            max_unacknowledged_messages: 256,
+            max_queued_output: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// When to dial a contact again (spec §11.6). The defaults are Ricochet
+/// 1.x's: 30 s for the first four failed attempts, 120 s for the next two,
+/// then 900 s; 60 s after a protocol error, giving up after five in a row.
+/// A contact request that the peer ends five times without answering
+/// fails.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReconnectPolicy {
+    /// Delay before dialling again after a working connection was lost.
+    pub after_disconnect: Duration,
+    /// Delay after failed attempts 1 to 4.
+    pub short: Duration,
+    /// Delay after failed attempts 5 and 6.
+    pub medium: Duration,
+    /// Delay after later failed attempts.
+    pub long: Duration,
+    /// Delay after a protocol error (authentication failed, no common
+    /// version).
+    pub after_protocol_error: Duration,
+    /// Protocol errors in a row after which we stop dialling the contact
+    /// until the client restarts or it connects to us.
+    pub max_protocol_errors: u32,
+    /// Attempts of our contact request that the peer ends without any
+    /// answer (it closes the request channel or the connection) after
+    /// which the request fails ([`crate::Event::ContactRequestFailed`]).
+    pub max_unanswered_requests: u32,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            after_disconnect: Duration::from_secs(2),
+            short: Duration::from_secs(30),
+            medium: Duration::from_secs(120),
+            long: Duration::from_secs(900),
+            after_protocol_error: Duration::from_secs(60),
+            max_protocol_errors: 5,
+            max_unanswered_requests: 5,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The same delay everywhere: for a LAN, loopback or tests.
+    pub fn fixed(delay: Duration) -> Self {
+        Self {
+            after_disconnect: delay,
+            short: delay,
+            medium: delay,
+            long: delay,
+            after_protocol_error: delay,
+            max_protocol_errors: 5,
+            max_unanswered_requests: 5,
+        }
+    }
+
+    /// The delay after `failures` failed attempts in a row (at least 1).
+    pub(crate) fn after_failures(&self, failures: u32) -> Duration {
+        match failures {
+            0..=4 => self.short,
+            5..=6 => self.medium,
+            _ => self.long,
+        }
+    }
+}

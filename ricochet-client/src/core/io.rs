@@ -1,0 +1,489 @@
+//! What goes into the client core and what comes out of it: plain data,
+//! no channels, no clocks. The driver (`crate::driver`) turns API calls,
+//! connection reports and store results into these inputs, and carries the
+//! outputs to connections, the store thread and the application.
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use ricochet_identity::{RicochetId, ServiceId};
+use ricochet_proto::CloseReason;
+use ricochet_proto::FileDirection;
+use ricochet_proto::message::chat::{ChatText, MessageId as WireId};
+use ricochet_proto::message::contact_request::{
+    ContactRequest as WireContactRequest, ResponseStatus,
+};
+use ricochet_proto::message::file::FILE_HASH_LEN;
+use ricochet_transport::TransportError;
+
+use crate::error::{ClientError, StorageError};
+use crate::model::{
+    Contact, ContactRequest, Message, MessageId, MessageStatus, RequestAnswer, RequestFailure,
+    Stats, TransferId, TransferOutcome,
+};
+use crate::resend::ResendDetector;
+
+/// The number of a connection, unique within a running client.
+pub(crate) type ConnId = u64;
+
+/// The number of an API call waiting for its [`Response`].
+pub(crate) type CallId = u64;
+
+/// The time, as the driver read it: monotonic for deadlines, wall-clock
+/// for the times stored with messages. The core reads no clock of its own,
+/// so a simulation can run it on any timeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    /// For deadlines.
+    pub(crate) instant: Instant,
+    /// For message times.
+    pub(crate) wall: SystemTime,
+}
+
+// ----- API calls -----------------------------------------------------------
+
+/// How the user answered a contact request.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    Accept(String),
+    Reject,
+}
+
+/// A file to offer.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub(crate) transfer: TransferId,
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) hash: [u8; FILE_HASH_LEN],
+}
+
+/// An API call, answered by one [`Response`].
+#[derive(Debug)]
+pub(crate) enum ApiCall {
+    Contacts,
+    ContactRequests,
+    Blocked,
+    SendContactRequest {
+        id: ServiceId,
+        nickname: String,
+        message: String,
+    },
+    AnswerContactRequest {
+        id: ServiceId,
+        answer: Answer,
+    },
+    RemoveContact(ServiceId),
+    Rename {
+        id: ServiceId,
+        nickname: String,
+    },
+    Block(ServiceId),
+    Unblock(ServiceId),
+    /// Answered with one list of message numbers per text (its parts).
+    SendMessages {
+        id: ServiceId,
+        texts: Vec<String>,
+    },
+    History {
+        id: ServiceId,
+        before: Option<MessageId>,
+        limit: usize,
+    },
+    Message(MessageId),
+    SendFile {
+        id: ServiceId,
+        upload: Upload,
+    },
+    AnswerFile {
+        transfer: TransferId,
+        destination: Option<PathBuf>,
+    },
+    CancelFile(TransferId),
+    Stats,
+}
+
+/// The answer to an [`ApiCall`].
+#[derive(Debug)]
+pub(crate) enum Response {
+    Done(Result<(), ClientError>),
+    Contacts(Vec<Contact>),
+    ContactRequests(Vec<ContactRequest>),
+    Blocked(Vec<RicochetId>),
+    /// Per text, the numbers of its parts; stored when this is sent.
+    Queued(Result<Vec<Vec<MessageId>>, ClientError>),
+    History(Result<Vec<Message>, ClientError>),
+    Message(Result<Option<Message>, ClientError>),
+    Stats(Stats),
+}
+
+// ----- connections ---------------------------------------------------------
+
+/// What the core asks a connection to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Server: answer [`Report::PeerProved`].
+    AcceptPeer { known_contact: bool },
+    /// Server: refuse the proven peer and close.
+    RefusePeer,
+    /// Client: send our contact request.
+    SendContactRequest(WireContactRequest),
+    /// Server: accept the pending request on this connection.
+    AcceptContactRequest,
+    /// Server: reject it (and close).
+    RejectContactRequest,
+    /// Send these chat messages, with the ids they were given.
+    SendChat(Vec<OutgoingChat>),
+    /// Offer a file (protocol 3).
+    OfferFile(Upload),
+    /// Answer an offered download: `Some(destination)` accepts.
+    AnswerFile {
+        transfer: TransferId,
+        destination: Option<PathBuf>,
+    },
+    /// Cancel a transfer.
+    CancelFile { transfer: TransferId },
+    /// Close the connection.
+    Close,
+}
+
+/// A chat message to put on the wire.
+#[derive(Debug)]
+pub(crate) struct OutgoingChat {
+    pub(crate) wire_id: WireId,
+    pub(crate) text: ChatText,
+    /// ≤ 0 (§9.2).
+    pub(crate) time_delta: i64,
+}
+
+/// What a connection tells the core.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// The version is agreed; a client is now authenticating (§11.4 rule 5).
+    Negotiated,
+    /// Server: the client proved it owns `peer`; answer with
+    /// [`Command::AcceptPeer`] or [`Command::RefusePeer`].
+    PeerProved { peer: ServiceId },
+    /// Authentication finished.
+    Authenticated {
+        peer: ServiceId,
+        known_contact: bool,
+    },
+    /// Server: the peer asks to become a contact.
+    ContactRequestReceived { nickname: String, message: String },
+    /// Client: the answer to our request.
+    ContactRequestAnswered {
+        status: ResponseStatus,
+        /// The peer's answer was not a valid one; `status` is `Error`.
+        malformed: bool,
+    },
+    /// The connection now carries chat.
+    BecameContact,
+    /// Chat messages that arrived together. The connection writes their
+    /// acknowledgements only after [`Output::ChatsStored`] says they are
+    /// stored; until then it sends nothing more of this connection's
+    /// output, and reports nothing more.
+    ChatsReceived(Vec<ReceivedChat>),
+    /// The peer acknowledged these messages of ours (`accepted` or not).
+    ChatsAcknowledged(Vec<(WireId, bool)>),
+    /// Our chat channel closed; what it carried without an ack goes back
+    /// to the queue.
+    ChatChannelClosed,
+    /// The peer offers a file.
+    FileOffered {
+        transfer: TransferId,
+        name: String,
+        size: u64,
+    },
+    /// Bytes of a transfer moved.
+    FileProgress {
+        transfer: TransferId,
+        direction: FileDirection,
+        bytes: u64,
+        total: u64,
+    },
+    /// A transfer is over.
+    FileEnded {
+        transfer: TransferId,
+        direction: FileDirection,
+        outcome: TransferOutcome,
+    },
+    /// The connection is gone; always the last report.
+    Closed(Closure),
+}
+
+/// A chat message as received.
+#[derive(Debug)]
+pub(crate) struct ReceivedChat {
+    pub(crate) wire_id: Option<WireId>,
+    pub(crate) text: String,
+    /// ≤ 0 (§9.2).
+    pub(crate) time_delta: i64,
+    /// The first message of the peer's chat channel (resends start there).
+    pub(crate) first_on_channel: bool,
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(crate) enum Closure {
+    /// The dial failed.
+    DialFailed(TransportError),
+    /// Reading or writing the stream failed, or the peer hung up.
+    Stream(Option<std::io::Error>),
+    /// The session ended.
+    Session(CloseReason),
+    /// We closed it (or the client is shutting down).
+    Shutdown,
+}
+
+// ----- the application -----------------------------------------------------
+
+/// Something the application should know about: the public
+/// [`crate::Event`]s, without the handles some of them carry (the event
+/// layer adds those).
+#[derive(Debug)]
+pub(crate) enum Notice {
+    ContactStatusChanged {
+        contact: RicochetId,
+        status: crate::model::ContactStatus,
+    },
+    ContactRequestReceived(ContactRequest),
+    ContactRequestAnswered {
+        contact: RicochetId,
+        answer: RequestAnswer,
+    },
+    ContactRequestFailed {
+        contact: RicochetId,
+        reason: RequestFailure,
+    },
+    ContactRemovedUs {
+        contact: RicochetId,
+    },
+    MessageReceived(Message),
+    MessageStatusChanged {
+        contact: RicochetId,
+        message: MessageId,
+        status: MessageStatus,
+    },
+    FileOffered {
+        transfer: TransferId,
+        contact: RicochetId,
+        name: String,
+        size: u64,
+    },
+    FileProgress {
+        transfer: TransferId,
+        contact: RicochetId,
+        direction: FileDirection,
+        bytes: u64,
+        total: u64,
+    },
+    FileTransferFinished {
+        transfer: TransferId,
+        contact: RicochetId,
+        direction: FileDirection,
+        outcome: TransferOutcome,
+    },
+    Error {
+        contact: Option<RicochetId>,
+        error: ClientError,
+    },
+}
+
+// ----- the store -----------------------------------------------------------
+
+/// The stored standing of a contact. Whether it is online, offline or
+/// blocked is decided at run time, not stored here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ContactState {
+    /// An accepted contact.
+    Contact,
+    /// We sent a request that has not been answered.
+    RequestPending,
+    /// It rejected our request or removed us.
+    Rejected,
+    /// It answered our request with an error.
+    RequestFailed,
+}
+
+/// A row of the contact list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContactRow {
+    /// The contact's service id.
+    pub(crate) id: ServiceId,
+    /// The name we gave it.
+    pub(crate) nickname: String,
+    /// Its stored standing.
+    pub(crate) state: ContactState,
+    /// The nickname we send in our contact request (while one is pending).
+    pub(crate) request_nickname: String,
+    /// The message we send in our contact request (while one is pending).
+    pub(crate) request_message: String,
+}
+
+/// An outgoing message that has not reached a final status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutgoingRow {
+    /// Its number in the profile.
+    pub(crate) id: MessageId,
+    /// The message id it is sent with (spec §9.2).
+    pub(crate) wire_id: u32,
+    /// The text.
+    pub(crate) text: String,
+    /// When it was written.
+    pub(crate) time: SystemTime,
+    /// `Queued` or `Sent`.
+    pub(crate) status: MessageStatus,
+}
+
+/// A received message on its way to the store.
+#[derive(Debug)]
+pub(crate) struct IncomingChat {
+    pub(crate) wire_id: Option<WireId>,
+    pub(crate) text: String,
+    /// When the sender says it was written.
+    pub(crate) time: SystemTime,
+    pub(crate) first_on_channel: bool,
+}
+
+/// What the profile holds when the client starts.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// In the order they were added.
+    pub(crate) contacts: Vec<ContactRow>,
+    pub(crate) blocked: Vec<ServiceId>,
+    /// Contact requests waiting for the user, oldest first.
+    pub(crate) requests: Vec<ContactRequest>,
+}
+
+/// Work for the store. The store runs jobs in the order the core made
+/// them, so a read sees every write made before it; the jobs the core makes
+/// in one turn share one transaction, and each comes back as a
+/// [`StoreDone`] only after that transaction is committed.
+///
+/// A job carries what the core needs to go on when it is done (the call
+/// to answer, the connection waiting), so the core keeps no table of
+/// pending jobs.
+#[derive(Debug)]
+pub(crate) enum StoreJob {
+    /// Add a contact, or update its row (keeping its numbering).
+    AddContact {
+        row: ContactRow,
+        call: Option<CallId>,
+    },
+    /// Set a contact's standing; with `fail_unfinished`, its undelivered
+    /// messages fail (→ [`Stored::Failed`]).
+    SetContactState {
+        id: ServiceId,
+        state: ContactState,
+        fail_unfinished: bool,
+    },
+    /// Remove a contact; its undelivered messages fail.
+    RemoveContact {
+        id: ServiceId,
+        call: CallId,
+    },
+    SetNickname {
+        id: ServiceId,
+        nickname: String,
+        call: CallId,
+    },
+    /// Block an id: also drops its request and fails its undelivered
+    /// messages.
+    Block {
+        id: ServiceId,
+        call: Option<CallId>,
+    },
+    Unblock {
+        id: ServiceId,
+        call: CallId,
+    },
+    UpsertRequest(ContactRequest),
+    RemoveRequest(ServiceId),
+    /// Queue the texts of one send call (its parts, flattened).
+    Queue {
+        contact: ServiceId,
+        texts: Vec<String>,
+        /// How many parts each text of the call has.
+        parts: Vec<usize>,
+        time: SystemTime,
+        call: CallId,
+    },
+    /// Read the oldest `limit` queued messages after `after`.
+    FetchQueued {
+        contact: ServiceId,
+        after: Option<MessageId>,
+        limit: usize,
+        /// The outbox's epoch when asked; a newer one ignores the answer.
+        epoch: u64,
+    },
+    /// Record the contact's answers to our messages.
+    Acknowledge {
+        contact: ServiceId,
+        acks: Vec<(WireId, bool, Option<MessageId>)>,
+    },
+    /// Store received messages, except resends (`detector` decides, with
+    /// the stored history; it comes back updated).
+    RecordIncoming {
+        conn: ConnId,
+        contact: ServiceId,
+        messages: Vec<IncomingChat>,
+        detector: ResendDetector,
+    },
+    History {
+        contact: ServiceId,
+        before: Option<MessageId>,
+        limit: usize,
+        call: CallId,
+    },
+    Message {
+        id: MessageId,
+        call: CallId,
+    },
+}
+
+/// What a [`StoreJob`] produced.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    Done,
+    /// Messages that failed with `ContactGone`, oldest first.
+    Failed(Vec<MessageId>),
+    /// The queued parts' numbers and ids.
+    Queued(Vec<(MessageId, WireId)>),
+    Fetched(Vec<OutgoingRow>),
+    /// Messages whose status changed.
+    Changed(Vec<(MessageId, MessageStatus)>),
+    /// Per received message, its number, or `None` for a resend.
+    Recorded(Vec<Option<MessageId>>),
+    History(Vec<Message>),
+    Message(Option<Box<Message>>),
+}
+
+/// A [`StoreJob`], done (committed) or failed.
+#[derive(Debug)]
+pub(crate) struct StoreDone {
+    pub(crate) job: StoreJob,
+    pub(crate) outcome: Result<Stored, StorageError>,
+}
+
+// ----- outputs -------------------------------------------------------------
+
+/// What the core wants done, in order.
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// Open connection `conn` to `peer`.
+    Dial { conn: ConnId, peer: ServiceId },
+    /// Give a connection a command.
+    Command { conn: ConnId, command: Command },
+    /// The messages of `conn`'s [`Report::ChatsReceived`] are stored
+    /// (`true`; their acknowledgements may leave) or could not be (`false`;
+    /// the connection closes without acknowledging them).
+    ChatsStored { conn: ConnId, stored: bool },
+    /// Work for the store.
+    Store(StoreJob),
+    /// Tell the application.
+    Notice(Notice),
+    /// Answer an API call.
+    Reply { call: CallId, response: Response },
+}

@@ -1,0 +1,456 @@
+//! The driver: one task that moves things between the application, the
+//! client core ([`crate::core`]), the connection tasks and the store
+//! thread. It decides nothing; every decision is the core's.
+//!
+//! Each turn it takes one input (an API call — with every call already
+//! waiting —, a connection's report, a new inbound stream, finished store
+//! jobs, or the core's deadline), hands it to the core, then carries out
+//! the core's outputs: the store jobs of the turn go to the store thread as
+//! one batch, so they share one transaction.
+//!
+//! It never waits on a connection task: it sends commands on unbounded
+//! channels and hears reports on one bounded channel, so connections can
+//! wait on it (for a message to be stored) without a deadlock.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime};
+
+use ricochet_identity::{Generation, IdentityKey, RicochetId};
+use ricochet_proto::SessionConfig;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::config::{Limits, ReconnectPolicy};
+use crate::connection::{self, ConnectionContext, Origin, Upcall};
+use crate::core::io::{
+    ApiCall, CallId, Command, ConnId, Notice, Now, Output, Report, Response, StoreDone, StoreJob,
+};
+use crate::core::{Core, CoreConfig};
+use crate::error::ClientError;
+use crate::model::{MessageId, MessageStatus};
+use crate::store::{self, StoreHandle};
+use crate::transport::{BoxStream, DynTransport};
+
+/// How long shutdown waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Reports a connection may queue before it waits for the driver.
+const REPORT_QUEUE: usize = 256;
+/// Most API calls (or reports) handled in one turn; bounded so that the
+/// other inputs are not starved. Their store jobs share one transaction.
+const TURN_BATCH: usize = 256;
+
+/// A message and the watch of its status.
+pub(crate) type Watched = (MessageId, watch::Receiver<MessageStatus>);
+
+/// What a [`crate::Client`] handle sends to the driver.
+#[derive(Debug)]
+// Boxing the call would cost an allocation per call for the sake of the
+// one shutdown of a client.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Call {
+    Api(ApiCall, oneshot::Sender<Reply>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The answer to a [`Call::Api`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Core(Response),
+    /// [`Response::Queued`], with a watch for each message.
+    Queued(Result<Vec<Vec<Watched>>, ClientError>),
+}
+
+/// What a client is started with.
+pub(crate) struct StartConfig {
+    pub(crate) profile: PathBuf,
+    pub(crate) transport: Arc<dyn DynTransport>,
+    pub(crate) limits: Limits,
+    pub(crate) reconnect: ReconnectPolicy,
+    pub(crate) v2_identity: bool,
+    pub(crate) keys: Vec<IdentityKey>,
+    pub(crate) own_nickname: String,
+}
+
+/// A started client's ends of the driver.
+#[derive(Debug)]
+pub(crate) struct Started {
+    pub(crate) calls: mpsc::UnboundedSender<Call>,
+    pub(crate) notices: mpsc::UnboundedReceiver<Notice>,
+    /// Our ids, v3 first.
+    pub(crate) ids: Vec<RicochetId>,
+    pub(crate) transfer_ids: Arc<AtomicU64>,
+}
+
+fn now() -> Now {
+    Now {
+        instant: Instant::now(),
+        wall: SystemTime::now(),
+    }
+}
+
+/// Opens the profile (on the store thread), brings the transport up,
+/// publishes, and spawns the driver.
+pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
+    let mut generations = vec![Generation::V3];
+    if config.v2_identity {
+        generations.push(Generation::V2);
+    }
+    let opened = store::open(
+        config.profile,
+        crate::PROFILE_DATABASE,
+        generations,
+        config.keys,
+    )
+    .await?;
+    let identities: Vec<Arc<IdentityKey>> = opened.identities.into_iter().map(Arc::new).collect();
+
+    config.transport.bootstrap().await?;
+    let (incoming_tx, incoming_rx) = mpsc::channel(16);
+    let mut listeners = Vec::new();
+    for identity in &identities {
+        let mut listener = config.transport.listen(identity).await?;
+        let identity = identity.clone();
+        let incoming = incoming_tx.clone();
+        listeners.push(tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(stream) => {
+                        if incoming.send((identity.clone(), stream)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        warn!(%error, "accepting a connection failed");
+                        // A listener that fails at once would spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+    }
+    drop(incoming_tx);
+
+    let (calls_tx, calls_rx) = mpsc::unbounded_channel();
+    let (notices_tx, notices_rx) = mpsc::unbounded_channel();
+    let (reports_tx, reports_rx) = mpsc::channel(REPORT_QUEUE);
+    let transfer_ids = Arc::new(AtomicU64::new(1));
+    let mut session_config = SessionConfig::default();
+    session_config.unknown_purpose_timeout = config.limits.authentication_timeout;
+    session_config.max_incoming_transfers = config.limits.max_incoming_transfers;
+    let ours = identities
+        .iter()
+        .map(|k| k.service_id())
+        .collect::<Vec<_>>();
+    let core = Core::new(
+        CoreConfig {
+            ours: ours.clone(),
+            limits: config.limits.clone(),
+            reconnect: config.reconnect,
+            own_nickname: config.own_nickname,
+        },
+        opened.snapshot,
+        now(),
+    );
+    let driver = Driver {
+        core,
+        store: Some(opened.store),
+        jobs: Vec::new(),
+        identities,
+        transport: config.transport,
+        context: ConnectionContext {
+            config: session_config,
+            reports: reports_tx,
+            transfer_ids: transfer_ids.clone(),
+            max_queued_output: config.limits.max_queued_output,
+        },
+        connections: HashMap::new(),
+        awaiting_store: HashMap::new(),
+        calls: HashMap::new(),
+        next_call: 1,
+        watches: HashMap::new(),
+        notices: notices_tx,
+        listeners,
+    };
+    tokio::spawn(driver.run(calls_rx, reports_rx, incoming_rx, opened.done));
+    Ok(Started {
+        calls: calls_tx,
+        notices: notices_rx,
+        ids: ours.into_iter().map(Into::into).collect(),
+        transfer_ids,
+    })
+}
+
+/// A connection task and its command channel.
+struct Task {
+    commands: mpsc::UnboundedSender<Command>,
+    handle: JoinHandle<()>,
+}
+
+struct Driver {
+    core: Core,
+    /// `None` once shutdown has let the store thread go.
+    store: Option<StoreHandle>,
+    /// The store jobs of this turn.
+    jobs: Vec<StoreJob>,
+    /// Our identities, v3 first.
+    identities: Vec<Arc<IdentityKey>>,
+    transport: Arc<dyn DynTransport>,
+    context: ConnectionContext,
+    connections: HashMap<ConnId, Task>,
+    /// Connections waiting for their received messages to be stored.
+    awaiting_store: HashMap<ConnId, oneshot::Sender<bool>>,
+    /// API calls waiting for the core's answer.
+    calls: HashMap<CallId, oneshot::Sender<Reply>>,
+    next_call: CallId,
+    /// Status watchers of messages sent in this run, until final.
+    watches: HashMap<MessageId, watch::Sender<MessageStatus>>,
+    notices: mpsc::UnboundedSender<Notice>,
+    listeners: Vec<JoinHandle<()>>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut calls: mpsc::UnboundedReceiver<Call>,
+        mut reports: mpsc::Receiver<Upcall>,
+        mut incoming: mpsc::Receiver<(Arc<IdentityKey>, BoxStream)>,
+        mut store_done: mpsc::UnboundedReceiver<Vec<StoreDone>>,
+    ) {
+        let mut shutdown_reply = None;
+        loop {
+            let deadline = self.core.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                call = calls.recv() => {
+                    // Every call already waiting is handled in this turn, so
+                    // that sends from several tasks share one transaction.
+                    let mut next = call;
+                    if next.is_none() {
+                        break;
+                    }
+                    let mut handled = 0;
+                    while let Some(call) = next.take() {
+                        match call {
+                            Call::Api(request, reply) => self.call(request, reply),
+                            Call::Shutdown(reply) => {
+                                shutdown_reply = Some(reply);
+                                break;
+                            }
+                        }
+                        handled += 1;
+                        if handled < TURN_BATCH {
+                            next = calls.try_recv().ok();
+                        }
+                    }
+                    if shutdown_reply.is_some() {
+                        break;
+                    }
+                }
+                Some(upcall) = reports.recv() => {
+                    self.upcall(upcall);
+                    for _ in 1..TURN_BATCH {
+                        match reports.try_recv() {
+                            Ok(upcall) => self.upcall(upcall),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some((identity, stream)) = incoming.recv() => self.accept(identity, stream),
+                Some(done) = store_done.recv() => self.store_done(done),
+                () = sleep => self.core.handle_timeout(now()),
+            }
+            self.flush();
+        }
+        self.shutdown(&mut reports, &mut store_done).await;
+        drop(self);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Closes every connection (waiting [`SHUTDOWN_GRACE`] for them), lets
+    /// the store finish its work, and closes the database.
+    async fn shutdown(
+        &mut self,
+        reports: &mut mpsc::Receiver<Upcall>,
+        store_done: &mut mpsc::UnboundedReceiver<Vec<StoreDone>>,
+    ) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        self.core.shutdown();
+        self.flush();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.core.is_idle() {
+            tokio::select! {
+                Some(upcall) = reports.recv() => self.upcall(upcall),
+                Some(done) = store_done.recv() => self.store_done(done),
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+            self.flush();
+        }
+        for (_, task) in self.connections.drain() {
+            task.handle.abort();
+        }
+        // The thread finishes what it has, closes the database, and hangs up.
+        self.store = None;
+        while let Some(done) = store_done.recv().await {
+            self.store_done(done);
+            self.flush();
+        }
+    }
+
+    fn call(&mut self, request: ApiCall, reply: oneshot::Sender<Reply>) {
+        let call = self.next_call;
+        self.next_call += 1;
+        self.calls.insert(call, reply);
+        self.core.handle_call(now(), call, request);
+    }
+
+    fn upcall(&mut self, upcall: Upcall) {
+        let Upcall {
+            conn,
+            report,
+            stored,
+        } = upcall;
+        if let Some(stored) = stored {
+            self.awaiting_store.insert(conn, stored);
+        }
+        let closed = matches!(report, Report::Closed(_));
+        self.core.handle_report(now(), conn, report);
+        if closed {
+            self.connections.remove(&conn);
+            self.awaiting_store.remove(&conn);
+        }
+    }
+
+    fn accept(&mut self, identity: Arc<IdentityKey>, stream: BoxStream) {
+        if let Some(conn) = self.core.handle_incoming(now()) {
+            self.spawn(conn, identity, Origin::Accepted(stream));
+        }
+    }
+
+    fn store_done(&mut self, done: Vec<StoreDone>) {
+        let now = now();
+        for done in done {
+            self.core.handle_store_done(now, done);
+        }
+    }
+
+    fn spawn(&mut self, conn: ConnId, identity: Arc<IdentityKey>, origin: Origin) {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(connection::run(
+            conn,
+            identity,
+            origin,
+            self.context.clone(),
+            receiver,
+        ));
+        self.connections.insert(conn, Task { commands, handle });
+    }
+
+    /// Carries out what the core wants, then sends the turn's store jobs.
+    fn flush(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Dial { conn, peer } => {
+                    let identity = self
+                        .identities
+                        .iter()
+                        .find(|k| k.generation() == peer.generation())
+                        .cloned();
+                    match identity {
+                        Some(identity) => {
+                            let origin = Origin::Dial {
+                                transport: self.transport.clone(),
+                                peer,
+                            };
+                            self.spawn(conn, identity, origin);
+                        }
+                        // The core dials only ids it has an identity for.
+                        None => warn!(%peer, "no identity to dial with"),
+                    }
+                }
+                Output::Command { conn, command } => {
+                    if let Some(task) = self.connections.get(&conn) {
+                        // A closed channel means the task is ending; its
+                        // Closed report follows.
+                        let _ = task.commands.send(command);
+                    }
+                }
+                Output::ChatsStored { conn, stored } => {
+                    if let Some(waiting) = self.awaiting_store.remove(&conn) {
+                        let _ = waiting.send(stored);
+                    }
+                }
+                Output::Store(job) => self.jobs.push(job),
+                Output::Notice(notice) => self.notice(notice),
+                Output::Reply { call, response } => self.reply(call, response),
+            }
+        }
+        if !self.jobs.is_empty() {
+            let jobs = std::mem::take(&mut self.jobs);
+            let submitted = self.store.as_ref().is_some_and(|store| store.submit(jobs));
+            if !submitted {
+                warn!("the profile database is closed; store work dropped");
+            }
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        if let Notice::MessageStatusChanged {
+            message, status, ..
+        } = &notice
+            && let Some(watch) = self.watches.get(message)
+        {
+            watch.send_replace(status.clone());
+            if status.is_final() {
+                self.watches.remove(message);
+            }
+        }
+        // Nobody listening is fine: the application dropped its Events.
+        let _ = self.notices.send(notice);
+    }
+
+    fn reply(&mut self, call: CallId, response: Response) {
+        let Some(reply) = self.calls.remove(&call) else {
+            return;
+        };
+        let reply_value = match response {
+            Response::Queued(queued) => Reply::Queued(queued.map(|texts| {
+                texts
+                    .into_iter()
+                    .map(|parts| {
+                        parts
+                            .into_iter()
+                            .map(|message| {
+                                let (sender, receiver) = watch::channel(MessageStatus::Queued);
+                                self.watches.insert(message, sender);
+                                (message, receiver)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })),
+            other => Reply::Core(other),
+        };
+        let _ = reply.send(reply_value);
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+    }
+}

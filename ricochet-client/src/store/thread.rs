@@ -1,0 +1,181 @@
+//! The store's own thread: every database call of a running client happens
+//! here, never on the application's async runtime, so an application on a
+//! `current_thread` runtime stays responsive while SQLite commits and
+//! checkpoints.
+//!
+//! The driver sends the jobs of each turn of the core as one batch; the
+//! thread takes every batch waiting, runs them in one transaction
+//! ([`Store::run_batch`]) and sends them back, done, after the commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+
+use ricochet_identity::{Generation, IdentityKey};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Store;
+use crate::core::io::{Snapshot, StoreDone, StoreJob};
+use crate::error::{ClientError, StorageError};
+
+/// Most jobs run in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 4096;
+
+/// Sends work to the store thread. Dropping it lets the thread finish the
+/// work it has and close the database.
+#[derive(Debug)]
+pub(crate) struct StoreHandle {
+    jobs: std_mpsc::Sender<Vec<StoreJob>>,
+}
+
+impl StoreHandle {
+    /// Queues jobs, to run after every job queued before them. False if
+    /// the thread is gone (the database failed to open or the thread
+    /// panicked).
+    pub(crate) fn submit(&self, jobs: Vec<StoreJob>) -> bool {
+        self.jobs.send(jobs).is_ok()
+    }
+}
+
+/// An open profile.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) store: StoreHandle,
+    /// Finished jobs, in the order they were submitted; ends when the
+    /// thread ends.
+    pub(crate) done: mpsc::UnboundedReceiver<Vec<StoreDone>>,
+    /// Our identities, in the order of the generations asked for.
+    pub(crate) identities: Vec<IdentityKey>,
+    pub(crate) snapshot: Snapshot,
+}
+
+/// Opens (or creates) the profile in `profile_dir` on a new thread: the
+/// database, our identity for each of `generations` (the stored one, else
+/// the given one of `keys`, else a new one), and what it holds.
+pub(crate) async fn open(
+    profile_dir: PathBuf,
+    database: &str,
+    generations: Vec<Generation>,
+    keys: Vec<IdentityKey>,
+) -> Result<Opened, ClientError> {
+    let path = profile_dir.join(database);
+    let (jobs_tx, jobs_rx) = std_mpsc::channel::<Vec<StoreJob>>();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("ricochet-store".to_owned())
+        .spawn(move || {
+            let store = match prepare(&profile_dir, &path, &generations, keys) {
+                Ok((store, identities, snapshot)) => {
+                    if ready_tx.send(Ok((identities, snapshot))).is_err() {
+                        return;
+                    }
+                    store
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            serve(&store, &jobs_rx, &done_tx);
+        });
+    if let Err(source) = spawned {
+        return Err(ClientError::Storage(StorageError::Io {
+            path: PathBuf::from(database),
+            source,
+        }));
+    }
+    let (identities, snapshot) = ready_rx.await.map_err(|_| ClientError::Shutdown)??;
+    Ok(Opened {
+        store: StoreHandle { jobs: jobs_tx },
+        done: done_rx,
+        identities,
+        snapshot,
+    })
+}
+
+/// On the store thread: the directory, the database, the identities.
+fn prepare(
+    profile_dir: &Path,
+    path: &Path,
+    generations: &[Generation],
+    mut keys: Vec<IdentityKey>,
+) -> Result<(Store, Vec<IdentityKey>, Snapshot), ClientError> {
+    create_profile_dir(profile_dir)?;
+    let store = Store::open(path)?;
+    let mut identities = Vec::new();
+    for &generation in generations {
+        let given = keys
+            .iter()
+            .position(|k| k.generation() == generation)
+            .map(|index| keys.swap_remove(index));
+        let key = match store.identity(generation)? {
+            Some(stored) => {
+                if let Some(given) = given
+                    && given.service_id() != stored.service_id()
+                {
+                    return Err(ClientError::IdentityMismatch { generation });
+                }
+                stored
+            }
+            None => {
+                let key = match given {
+                    Some(given) => given,
+                    None => IdentityKey::generate(generation)?,
+                };
+                store.insert_identity(&key)?;
+                key
+            }
+        };
+        identities.push(key);
+    }
+    let snapshot = store.snapshot()?;
+    Ok((store, identities, snapshot))
+}
+
+fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|source| ClientError::ProfileDirectory {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Runs batches until the driver hangs up. Every batch waiting is run in
+/// one transaction (group commit), up to [`MAX_BATCH`] jobs.
+fn serve(
+    store: &Store,
+    jobs: &std_mpsc::Receiver<Vec<StoreJob>>,
+    done: &mpsc::UnboundedSender<Vec<StoreDone>>,
+) {
+    let mut waiting: Option<Vec<StoreJob>> = None;
+    loop {
+        let mut batch = match waiting.take() {
+            Some(batch) => batch,
+            None => match jobs.recv() {
+                Ok(batch) => batch,
+                Err(_) => return,
+            },
+        };
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(more) if batch.len() + more.len() <= MAX_BATCH => batch.extend(more),
+                Ok(more) => {
+                    waiting = Some(more);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if done.send(store.run_batch(batch)).is_err() {
+            return;
+        }
+    }
+}
