@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ricochet_identity::{IdentityKey, ServiceId};
-use ricochet_proto::message::chat::MessageId as WireId;
 use ricochet_proto::message::file::{
     FILE_HASH_LEN, FileId, FileResponse, MAX_CHUNK_LEN, TransferResult,
 };
-use ricochet_proto::{CloseReason, Event as SessionEvent, FileDirection, Session, SessionConfig};
+use ricochet_proto::{Event as SessionEvent, FileDirection, Session, SessionConfig};
 use sha3::{Digest as _, Sha3_512};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::core::io::{Closure, Command, ConnId, ReceivedChat, Report, Upload};
+use crate::core::io::{Closure, Command, ConnId, Report, Upload};
+use crate::link::{ChatBatch, LinkState, Meaning};
 use crate::model::{TransferFailure, TransferId, TransferOutcome};
 use crate::transport::{BoxStream, DynTransport};
 
@@ -47,14 +47,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const MIN_READ: usize = 512;
 /// The largest read buffer: one full frame.
 const MAX_READ: usize = 64 * 1024;
-
-/// Chat traffic gathered from one batch of session events, reported to the
-/// core together so that the store takes it in one transaction.
-#[derive(Default)]
-struct ChatBatch {
-    received: Vec<ReceivedChat>,
-    acknowledged: Vec<(WireId, bool)>,
-}
 
 /// Where the stream comes from.
 pub(crate) enum Origin {
@@ -102,8 +94,7 @@ pub(crate) async fn run(
         uploads: HashMap::new(),
         downloads: HashMap::new(),
         output: BytesMut::new(),
-        closure: None,
-        malformed_request_answer: false,
+        link: LinkState::new(id),
     };
     let now = Instant::now();
     let rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -210,10 +201,8 @@ struct Connection {
     downloads: HashMap<FileId, DownloadState>,
     /// Bytes waiting to be written.
     output: BytesMut,
-    /// Why the session closed, once it has.
-    closure: Option<Closure>,
-    /// The peer answered our contact request with something invalid.
-    malformed_request_answer: bool,
+    /// What the session's events mean, and why it ends.
+    link: LinkState,
 }
 
 impl Connection {
@@ -267,7 +256,7 @@ impl Connection {
                     Some(command) => self.apply(&mut session, command).await?,
                     None => {
                         session.close();
-                        self.closure = Some(Closure::Shutdown);
+                        self.link.ending(Closure::Shutdown);
                     }
                 },
                 // Reading pauses while the peer does not read what we owe
@@ -301,10 +290,7 @@ impl Connection {
             }
         }
         // Write what is left (a refusal, a final response), then hang up.
-        let closure = self
-            .closure
-            .take()
-            .unwrap_or(Closure::Session(CloseReason::Local));
+        let closure = self.link.take_closure();
         let output = std::mem::take(&mut self.output);
         let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
             writer.write_all(&output).await?;
@@ -351,7 +337,7 @@ impl Connection {
                     session.close();
                     let _ = session.poll_transmit();
                     self.output.clear();
-                    self.closure = Some(Closure::Stream(None));
+                    self.link.ending(Closure::Stream(None));
                     return Ok(());
                 }
             }
@@ -370,49 +356,20 @@ impl Connection {
         event: SessionEvent,
         chats: &mut ChatBatch,
     ) -> Result<(), DriverGone> {
+        let event = match self.link.interpret(event) {
+            Meaning::Report(report) => return self.report(report).await,
+            Meaning::Chat(chat) => {
+                chats.received.push(chat);
+                return Ok(());
+            }
+            Meaning::Ack(wire_id, accepted) => {
+                chats.acknowledged.push((wire_id, accepted));
+                return Ok(());
+            }
+            Meaning::File(event) => event,
+            Meaning::Nothing => return Ok(()),
+        };
         match event {
-            SessionEvent::VersionNegotiated { .. } => self.report(Report::Negotiated).await?,
-            SessionEvent::PeerProved { peer } => self.report(Report::PeerProved { peer }).await?,
-            SessionEvent::Authenticated {
-                peer,
-                known_contact,
-            } => {
-                self.report(Report::Authenticated {
-                    peer,
-                    known_contact,
-                })
-                .await?;
-            }
-            SessionEvent::ContactRequestReceived { nickname, message } => {
-                self.report(Report::ContactRequestReceived { nickname, message })
-                    .await?;
-            }
-            SessionEvent::ContactRequestAnswered { status } => {
-                self.report(Report::ContactRequestAnswered {
-                    status,
-                    malformed: self.malformed_request_answer,
-                })
-                .await?;
-            }
-            SessionEvent::BecameContact => self.report(Report::BecameContact).await?,
-            SessionEvent::ChatReceived {
-                message_id,
-                text,
-                time_delta,
-                first_on_channel,
-            } => chats.received.push(ReceivedChat {
-                wire_id: message_id,
-                text,
-                time_delta,
-                first_on_channel,
-            }),
-            SessionEvent::ChatAcknowledged {
-                message_id,
-                accepted,
-            } => chats.acknowledged.push((message_id, accepted)),
-            SessionEvent::ChatChannelClosed { .. } => {
-                self.report(Report::ChatChannelClosed).await?;
-            }
             SessionEvent::FileOffered(offer) => {
                 let transfer =
                     TransferId(self.context.transfer_ids.fetch_add(1, Ordering::Relaxed));
@@ -486,70 +443,25 @@ impl Connection {
                     }
                 }
             }
-            SessionEvent::ProtocolViolation { error, reaction } => {
-                debug!(connection = self.id, %error, ?reaction, "peer broke a protocol rule");
-                if matches!(
-                    error,
-                    ricochet_proto::ProtocolError::BadContactResponse
-                        | ricochet_proto::ProtocolError::MalformedPacket {
-                            channel_type: ricochet_proto::ChannelType::ContactRequest,
-                            ..
-                        }
-                ) {
-                    self.malformed_request_answer = true;
-                }
-            }
-            SessionEvent::InternalError { what } => {
-                warn!(connection = self.id, what, "internal error in the session");
-            }
-            SessionEvent::Closed { reason } if self.closure.is_none() => {
-                self.closure = Some(Closure::Session(reason));
-            }
             _ => {}
         }
         Ok(())
     }
 
     async fn apply(&mut self, session: &mut Session, command: Command) -> Result<(), DriverGone> {
-        let result = match command {
-            Command::AcceptPeer { known_contact } => session.accept_peer(known_contact),
-            Command::RefusePeer => session.refuse_peer(),
-            Command::SendContactRequest(request) => session.send_contact_request(request),
-            Command::AcceptContactRequest => session.accept_contact_request(),
-            Command::RejectContactRequest => session.reject_contact_request(),
-            Command::SendChat(messages) => {
-                let Some(mut contact) = session.known_contact() else {
-                    debug!(
-                        connection = self.id,
-                        "chat for a connection that is not a contact's"
-                    );
-                    return Ok(());
-                };
-                for message in messages {
-                    if let Err(error) =
-                        contact.resend_chat(message.wire_id, message.text, message.time_delta)
-                    {
-                        warn!(connection = self.id, %error, "cannot send a chat message");
-                    }
-                }
-                Ok(())
-            }
-            Command::OfferFile(upload) => return self.offer(session, upload).await,
-            Command::AnswerFile {
+        match self.link.apply(session, command) {
+            Some(Command::OfferFile(upload)) => self.offer(session, upload).await,
+            Some(Command::AnswerFile {
                 transfer,
                 destination,
-            } => return self.answer_file(session, transfer, destination).await,
-            Command::CancelFile { transfer } => return self.cancel(session, transfer).await,
-            Command::Close => {
-                session.close();
-                self.closure = Some(Closure::Shutdown);
+            }) => self.answer_file(session, transfer, destination).await,
+            Some(Command::CancelFile { transfer }) => self.cancel(session, transfer).await,
+            Some(other) => {
+                debug!(connection = self.id, ?other, "command not applicable");
                 Ok(())
             }
-        };
-        if let Err(error) = result {
-            debug!(connection = self.id, %error, "command not applicable");
+            None => Ok(()),
         }
-        Ok(())
     }
 
     // ---- uploads ----

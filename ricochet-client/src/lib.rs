@@ -9,8 +9,11 @@ mod core;
 mod driver;
 mod error;
 mod event;
+mod link;
 mod model;
 mod resend;
+#[cfg(test)]
+mod sim;
 mod store;
 mod transport;
 

@@ -230,6 +230,12 @@ impl Delivery {
             .is_some_and(|o| o.in_flight.values().any(|m| *m == id))
     }
 
+    /// Messages in flight to `contact`.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self, contact: &ServiceId) -> usize {
+        self.outboxes.get(contact).map_or(0, |o| o.in_flight.len())
+    }
+
     // ---- received messages ----
 
     /// Takes `conn`'s resend detector for a batch going to the store;

@@ -367,10 +367,12 @@ pub(crate) struct Snapshot {
 /// pending jobs.
 #[derive(Debug)]
 pub(crate) enum StoreJob {
-    /// Add a contact, or update its row (keeping its numbering).
+    /// Add a contact, or update its row (keeping its numbering); then
+    /// accept the request carried by `answer_on`, or dial.
     AddContact {
         row: ContactRow,
         call: Option<CallId>,
+        answer_on: Option<ConnId>,
     },
     /// Set a contact's standing; with `fail_unfinished`, its undelivered
     /// messages fail (→ [`Stored::Failed`]).
@@ -393,7 +395,7 @@ pub(crate) enum StoreJob {
     /// messages.
     Block {
         id: ServiceId,
-        call: Option<CallId>,
+        call: CallId,
     },
     Unblock {
         id: ServiceId,

@@ -133,6 +133,31 @@ impl Core {
         }
     }
 
+    /// Messages on the wire to `contact` without an acknowledgement.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self, contact: &ServiceId) -> usize {
+        self.delivery.in_flight(contact)
+    }
+
+    /// The status the contact list shows for `id`, or blocked for a
+    /// blocked id that is not in the list.
+    #[cfg(test)]
+    pub(crate) fn peek_status(&self, id: &ServiceId) -> Option<crate::model::ContactStatus> {
+        self.book
+            .status(id, self.links.active(id).is_some())
+            .or_else(|| {
+                self.book
+                    .is_blocked(id)
+                    .then_some(crate::model::ContactStatus::Blocked)
+            })
+    }
+
+    /// Contact requests waiting for the user.
+    #[cfg(test)]
+    pub(crate) fn requests_waiting(&self) -> usize {
+        self.book.requests_waiting()
+    }
+
     fn notice(&mut self, notice: Notice) {
         self.out.push_back(Output::Notice(notice));
     }
@@ -853,12 +878,47 @@ impl Core {
                     });
                 self.reply(call, Response::Message(message));
             }
-            StoreJob::AddContact { row, call } => self.done(row.id, call, outcome),
+            // What the user changed takes effect once it is stored.
+            StoreJob::AddContact {
+                row,
+                call,
+                answer_on,
+            } => {
+                let id = row.id;
+                if outcome.is_ok() {
+                    self.contact_stored(now, row, answer_on);
+                }
+                self.done(id, call, outcome);
+            }
+            StoreJob::RemoveContact { id, call } => {
+                if outcome.is_ok() {
+                    self.removed(id);
+                }
+                self.done(id, Some(call), outcome);
+            }
+            StoreJob::SetNickname { id, nickname, call } => {
+                if outcome.is_ok()
+                    && let Some(card) = self.book.card_mut(&id)
+                {
+                    card.row.nickname = nickname;
+                }
+                self.done(id, Some(call), outcome);
+            }
+            StoreJob::Block { id, call } => {
+                if outcome.is_ok() {
+                    self.blocked(id);
+                }
+                self.done(id, Some(call), outcome);
+            }
+            StoreJob::Unblock { id, call } => {
+                if outcome.is_ok() {
+                    self.book.unblock(&id);
+                    self.emit_status(&id);
+                    self.schedule(&id, now.instant);
+                }
+                self.done(id, Some(call), outcome);
+            }
             StoreJob::SetContactState { id, .. } => self.done(id, None, outcome),
-            StoreJob::RemoveContact { id, call }
-            | StoreJob::SetNickname { id, call, .. }
-            | StoreJob::Unblock { id, call } => self.done(id, Some(call), outcome),
-            StoreJob::Block { id, call } => self.done(id, call, outcome),
             StoreJob::UpsertRequest(request) => {
                 self.done(*request.from.service_id(), None, outcome);
             }
@@ -922,14 +982,14 @@ impl Core {
                 id,
                 nickname,
                 message,
-            } => self.send_contact_request(now, call, id, &nickname, message),
+            } => self.send_contact_request(call, id, &nickname, message),
             ApiCall::AnswerContactRequest { id, answer } => {
-                self.answer_contact_request(now, call, id, answer);
+                self.answer_contact_request(call, id, answer);
             }
             ApiCall::RemoveContact(id) => self.remove_contact(call, id),
             ApiCall::Rename { id, nickname } => self.rename(call, id, &nickname),
             ApiCall::Block(id) => self.block(call, id),
-            ApiCall::Unblock(id) => self.unblock(now, call, id),
+            ApiCall::Unblock(id) => self.unblock(call, id),
             ApiCall::SendMessages { id, texts } => self.send_messages(now, call, id, &texts),
             ApiCall::History { id, before, limit } => self.store(StoreJob::History {
                 contact: id,
@@ -968,7 +1028,6 @@ impl Core {
 
     fn send_contact_request(
         &mut self,
-        now: Now,
         call: CallId,
         id: ServiceId,
         nickname: &str,
@@ -992,7 +1051,7 @@ impl Core {
         }
         // A request from it is waiting: asking it back is accepting it.
         if self.book.request_from(&id).is_some() {
-            return self.answer_contact_request(now, call, id, Answer::Accept(nickname.to_owned()));
+            return self.answer_contact_request(call, id, Answer::Accept(nickname.to_owned()));
         }
         let row = ContactRow {
             id,
@@ -1002,26 +1061,26 @@ impl Core {
             request_nickname: self.own_nickname.clone(),
             request_message: message,
         };
-        self.book.insert(row.clone());
-        let links = self.links.peer_mut(&id);
-        links.failures = 0;
-        links.protocol_errors = 0;
+        // The book changes, and the request goes out, once the store has
+        // the contact: a request made and forgotten in a crash would make
+        // the peer's acceptance look like a removal after the restart.
         self.store(StoreJob::AddContact {
             row,
             call: Some(call),
+            answer_on: None,
         });
-        self.emit_status(&id);
-        self.schedule(&id, now.instant);
     }
 
-    fn answer_contact_request(&mut self, now: Now, call: CallId, id: ServiceId, answer: Answer) {
+    fn answer_contact_request(&mut self, call: CallId, id: ServiceId, answer: Answer) {
         if self.book.request_from(&id).is_none() {
             let error = ClientError::NoSuchRequest {
                 id: Box::new(id.into()),
             };
             return self.reply(call, Response::Done(Err(error)));
         }
-        let conn = self.links.request_carrier(&id);
+        // The answer leaves once the store has it (see
+        // `Core::contact_stored`, `Core::blocked`): an acceptance sent and
+        // forgotten in a crash would look like a removal to the peer.
         match answer {
             Answer::Accept(nickname) => {
                 let row = ContactRow {
@@ -1031,78 +1090,49 @@ impl Core {
                     request_nickname: String::new(),
                     request_message: String::new(),
                 };
-                self.book.remove_request(&id);
-                self.book.insert(row.clone());
                 self.store(StoreJob::RemoveRequest(id));
                 self.store(StoreJob::AddContact {
                     row,
                     call: Some(call),
+                    answer_on: self.links.request_carrier(&id),
                 });
-                self.emit_status(&id);
-                match conn {
-                    // §8.2 step 8: the same connection then carries chat.
-                    Some(conn) => self.command(conn, Command::AcceptContactRequest),
-                    // It went away: dial it; it will see us as accepting.
-                    None => self.schedule(&id, now.instant),
-                }
             }
-            Answer::Reject => {
-                self.book.block(id);
-                self.delivery.forget(&id);
-                self.store(StoreJob::Block {
-                    id,
-                    call: Some(call),
-                });
-                if let Some(conn) = conn {
-                    self.command(conn, Command::RejectContactRequest);
-                }
-            }
+            // Rejecting is blocking (§8.2).
+            Answer::Reject => self.store(StoreJob::Block { id, call }),
         }
     }
 
-    fn remove_contact(&mut self, call: CallId, id: ServiceId) {
-        if !self.book.remove(&id) {
-            let error = ClientError::NoSuchContact {
-                id: Box::new(id.into()),
-            };
-            return self.reply(call, Response::Done(Err(error)));
-        }
-        for conn in self.links.connections_of(&id) {
-            self.close(conn);
-        }
-        self.links.forget_peer(&id);
-        self.delivery.forget(&id);
-        self.store(StoreJob::RemoveContact { id, call });
-    }
-
-    fn rename(&mut self, call: CallId, id: ServiceId, nickname: &str) {
-        if self.book.card(&id).is_none() {
-            let error = ClientError::NoSuchContact {
-                id: Box::new(id.into()),
-            };
-            return self.reply(call, Response::Done(Err(error)));
-        }
-        let nickname = self.book.unique_nickname(nickname, &id);
-        if let Some(card) = self.book.card_mut(&id) {
-            card.row.nickname.clone_from(&nickname);
-        }
-        self.store(StoreJob::SetNickname { id, nickname, call });
-    }
-
-    fn block(&mut self, call: CallId, id: ServiceId) {
-        if self.book.is_own(&id) {
-            let error = ClientError::OwnId {
-                id: Box::new(id.into()),
-            };
-            return self.reply(call, Response::Done(Err(error)));
-        }
-        self.book.block(id);
-        // Its undelivered messages fail (in the store job).
-        self.delivery.forget(&id);
-        self.store(StoreJob::Block {
-            id,
-            call: Some(call),
+    /// The store has a contact (or our request to it): the book takes it,
+    /// and the world hears of it.
+    fn contact_stored(&mut self, now: Now, row: ContactRow, answer_on: Option<ConnId>) {
+        let id = row.id;
+        let state = row.state;
+        self.book.remove_request(&id);
+        self.book.insert(row);
+        let links = self.links.peer_mut(&id);
+        links.failures = 0;
+        links.protocol_errors = 0;
+        self.emit_status(&id);
+        let carrier = answer_on.filter(|&conn| {
+            self.links
+                .get(conn)
+                .is_some_and(|c| c.carries_request && c.peer == Some(id))
         });
+        match (state, carrier) {
+            // §8.2 step 8: the same connection then carries chat.
+            (ContactState::Contact, Some(conn)) => self.command(conn, Command::AcceptContactRequest),
+            // Our request goes out, or the requester went away: dial it; it
+            // will see us as accepting.
+            _ => self.schedule(&id, now.instant),
+        }
+    }
+
+    /// The store has `id` blocked (its request dropped, its undelivered
+    /// messages failed): its connections end, a request it has open is
+    /// rejected (§8.2).
+    fn blocked(&mut self, id: ServiceId) {
+        self.book.block(id);
+        self.delivery.forget(&id);
         for conn in self.links.connections_of(&id) {
             if self.links.get(conn).is_some_and(|c| c.carries_request) {
                 self.command(conn, Command::RejectContactRequest);
@@ -1114,11 +1144,49 @@ impl Core {
         self.emit_status(&id);
     }
 
-    fn unblock(&mut self, now: Now, call: CallId, id: ServiceId) {
-        self.book.unblock(&id);
+    fn remove_contact(&mut self, call: CallId, id: ServiceId) {
+        if self.book.card(&id).is_none() {
+            let error = ClientError::NoSuchContact {
+                id: Box::new(id.into()),
+            };
+            return self.reply(call, Response::Done(Err(error)));
+        }
+        self.store(StoreJob::RemoveContact { id, call });
+    }
+
+    /// The store no longer has `id` as a contact.
+    fn removed(&mut self, id: ServiceId) {
+        self.book.remove(&id);
+        for conn in self.links.connections_of(&id) {
+            self.close(conn);
+        }
+        self.links.forget_peer(&id);
+        self.delivery.forget(&id);
+    }
+
+    fn rename(&mut self, call: CallId, id: ServiceId, nickname: &str) {
+        if self.book.card(&id).is_none() {
+            let error = ClientError::NoSuchContact {
+                id: Box::new(id.into()),
+            };
+            return self.reply(call, Response::Done(Err(error)));
+        }
+        let nickname = self.book.unique_nickname(nickname, &id);
+        self.store(StoreJob::SetNickname { id, nickname, call });
+    }
+
+    fn block(&mut self, call: CallId, id: ServiceId) {
+        if self.book.is_own(&id) {
+            let error = ClientError::OwnId {
+                id: Box::new(id.into()),
+            };
+            return self.reply(call, Response::Done(Err(error)));
+        }
+        self.store(StoreJob::Block { id, call });
+    }
+
+    fn unblock(&mut self, call: CallId, id: ServiceId) {
         self.store(StoreJob::Unblock { id, call });
-        self.emit_status(&id);
-        self.schedule(&id, now.instant);
     }
 
     /// Checks a send call and splits its texts into parts (§9.2); the store

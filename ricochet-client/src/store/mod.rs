@@ -10,11 +10,13 @@
 //! Ids are stored as canonical bare service ids, times as milliseconds since
 //! the Unix epoch.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
+use rand::rngs::StdRng;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
@@ -124,6 +126,9 @@ pub(crate) struct Incoming<'a> {
 pub(crate) struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Where new contacts' message numbering starts (see
+    /// [`Store::add_contact`]); seeded by a simulation so that it replays.
+    first_wire_ids: RefCell<StdRng>,
 }
 
 impl fmt::Debug for Store {
@@ -194,6 +199,17 @@ impl Store {
     /// does not exist, and brings its schema up to date. The directory must
     /// exist.
     pub(crate) fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, rand::make_rng())
+    }
+
+    /// [`Store::open`] with the numbering of new contacts drawn from
+    /// `seed`, so that a simulation replays byte for byte.
+    #[cfg(test)]
+    pub(crate) fn open_seeded(path: &Path, seed: u64) -> Result<Self, StorageError> {
+        Self::open_with(path, rand::SeedableRng::seed_from_u64(seed))
+    }
+
+    fn open_with(path: &Path, first_wire_ids: StdRng) -> Result<Self, StorageError> {
         secure_files(path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -202,6 +218,7 @@ impl Store {
         let store = Self {
             conn,
             path: path.to_owned(),
+            first_wire_ids: RefCell::new(first_wire_ids),
         };
         store.lock()?;
         store.conn().pragma_update(None, "synchronous", "NORMAL")?;
@@ -366,7 +383,7 @@ impl Store {
     pub(crate) fn add_contact(&self, row: &ContactRow) -> Result<(), StorageError> {
         // A random start for the message ids avoids clashing with the ids
         // of an earlier connection the peer may still remember (§9.2).
-        let first_wire_id: u32 = rand::random();
+        let first_wire_id = rand::Rng::next_u32(&mut *self.first_wire_ids.borrow_mut());
         self.conn().execute(
             "INSERT INTO contacts
                  (id, nickname, state, request_nickname, request_message, next_wire_id, added_at)
