@@ -120,7 +120,10 @@ impl LinkState {
                 return Meaning::Nothing;
             }
             SessionEvent::InternalError { what } => {
-                warn!(connection = self.conn, what, "internal error in the session");
+                warn!(
+                    connection = self.conn,
+                    what, "internal error in the session"
+                );
                 return Meaning::Nothing;
             }
             SessionEvent::Closed { reason } => {

@@ -1120,7 +1120,9 @@ impl Core {
         });
         match (state, carrier) {
             // §8.2 step 8: the same connection then carries chat.
-            (ContactState::Contact, Some(conn)) => self.command(conn, Command::AcceptContactRequest),
+            (ContactState::Contact, Some(conn)) => {
+                self.command(conn, Command::AcceptContactRequest)
+            }
             // Our request goes out, or the requester went away: dial it; it
             // will see us as accepting.
             _ => self.schedule(&id, now.instant),

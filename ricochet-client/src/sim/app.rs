@@ -278,5 +278,4 @@ impl App {
     pub(crate) fn confirmed_to(&self, to: usize) -> Vec<(u64, MessageId)> {
         self.confirmed[to].clone()
     }
-
 }

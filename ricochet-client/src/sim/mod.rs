@@ -58,7 +58,11 @@ pub(crate) struct Failure {
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "seed {} failed at step {}: {}", self.seed, self.step, self.what)?;
+        writeln!(
+            f,
+            "seed {} failed at step {}: {}",
+            self.seed, self.step, self.what
+        )?;
         writeln!(f, "last steps:")?;
         for line in &self.trail {
             writeln!(f, "  {line}")?;
@@ -216,7 +220,11 @@ impl Sim {
             Ok(store) => store,
             Err(error) => panic!("node {index}: cannot open its store: {error}"),
         };
-        if store.identity(ricochet_identity::Generation::V3).ok().flatten().is_none()
+        if store
+            .identity(ricochet_identity::Generation::V3)
+            .ok()
+            .flatten()
+            .is_none()
             && let Err(error) = store.insert_identity(&node.key)
         {
             panic!("node {index}: cannot store its identity: {error}");
@@ -248,7 +256,10 @@ impl Sim {
             return;
         };
         self.tally.crashes += 1;
-        self.note(format!("crash node{index} ({} store jobs lost)", up.jobs.len()));
+        self.note(format!(
+            "crash node{index} ({} store jobs lost)",
+            up.jobs.len()
+        ));
         for (_, conn) in up.conns {
             self.net.reset(conn.end);
         }
@@ -475,6 +486,14 @@ impl Sim {
         let Some(up) = self.nodes[index].up.as_mut() else {
             return Ok(());
         };
+        // Sometimes the process dies with the work in hand, before the
+        // commit: whatever the core did ahead of its store must not show.
+        if !self.healing && self.rng.random_range(0..100) == 0 {
+            let count = up.jobs.len();
+            self.note(format!("node{index} store has {count} jobs to commit, but"));
+            self.crash(index);
+            return Ok(());
+        }
         let jobs = std::mem::take(&mut up.jobs);
         let count = jobs.len();
         let done = up.store.run_batch(jobs);
@@ -533,12 +552,10 @@ impl Sim {
             .as_mut()
             .and_then(|up| up.core.handle_incoming(now));
         let Some(server_conn) = accepted else {
-            self.note(format!("node{index} conn {conn}: node{target} drops the connection"));
-            return self.report_closed(
-                index,
-                conn,
-                Closure::Stream(None),
-            );
+            self.note(format!(
+                "node{index} conn {conn}: node{target} drops the connection"
+            ));
+            return self.report_closed(index, conn, Closure::Stream(None));
         };
         let (client_end, server_end) = self.net.connect((index, conn), (target, server_conn));
         let client_rng = StdRng::seed_from_u64(self.rng.next_u64());
@@ -556,8 +573,7 @@ impl Sim {
             Ok(session) => session,
             Err(error) => return Err(self.fail(format!("cannot start a client session: {error}"))),
         };
-        let server =
-            ricochet_proto::Session::server(server_key, config, now.instant, server_rng);
+        let server = ricochet_proto::Session::server(server_key, config, now.instant, server_rng);
         self.note(format!(
             "node{index} conn {conn} connects to node{target} conn {server_conn}"
         ));
@@ -581,8 +597,7 @@ impl Sim {
         let now = self.now();
         if let Some(up) = self.nodes[index].up.as_mut() {
             up.conns.remove(&conn);
-            up.core
-                .handle_report(now, conn, Report::Closed(closure));
+            up.core.handle_report(now, conn, Report::Closed(closure));
         }
         self.settle(index, &[])
     }
@@ -639,7 +654,7 @@ impl Sim {
         loop {
             let problem = {
                 let trace = self.trace;
-                let Sim { nodes, tally, .. } = &mut *self;
+                let Self { nodes, tally, .. } = &mut *self;
                 let Node { up, app, .. } = &mut nodes[index];
                 let Some(up) = up.as_mut() else {
                     return Ok(());
@@ -678,7 +693,8 @@ impl Sim {
                             if trace
                                 && !matches!(
                                     notice,
-                                    Notice::MessageStatusChanged { .. } | Notice::MessageReceived(_)
+                                    Notice::MessageStatusChanged { .. }
+                                        | Notice::MessageReceived(_)
                                 )
                             {
                                 eprintln!("        node{index}: {notice:?}");
@@ -716,7 +732,7 @@ impl Sim {
     /// report the end.
     fn pump(&mut self, index: usize, conn_id: ConnId) -> Result<(), String> {
         let now = self.now();
-        let Sim { nodes, net, .. } = &mut *self;
+        let Self { nodes, net, .. } = &mut *self;
         let Some(Up { core, conns, .. }) = nodes[index].up.as_mut() else {
             return Ok(());
         };
@@ -853,7 +869,9 @@ impl Sim {
                 // store has it acknowledged.
                 let history = match incoming_seqs(&ub.store, &na.id) {
                     Ok(history) => history,
-                    Err(problem) => return Some(format!("node{b}'s history of node{a}: {problem}")),
+                    Err(problem) => {
+                        return Some(format!("node{b}'s history of node{a}: {problem}"));
+                    }
                 };
                 if let Some(pair) = history.windows(2).find(|pair| pair[0] >= pair[1]) {
                     return Some(format!(

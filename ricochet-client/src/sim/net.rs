@@ -21,7 +21,9 @@ pub(crate) type WireEnd = (usize, usize);
 pub(crate) enum Arrival {
     Bytes(Vec<u8>),
     /// The stream ended: the peer hung up, or the wire was cut (`reset`).
-    End { reset: bool },
+    End {
+        reset: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -47,11 +49,7 @@ pub(crate) struct Net {
 
 impl Net {
     /// A new wire between the dialler `a` and the listener `b`.
-    pub(crate) fn connect(
-        &mut self,
-        a: (usize, ConnId),
-        b: (usize, ConnId),
-    ) -> (WireEnd, WireEnd) {
+    pub(crate) fn connect(&mut self, a: (usize, ConnId), b: (usize, ConnId)) -> (WireEnd, WireEnd) {
         let wire = self.wires.len();
         self.wires.push(Wire {
             owners: [a, b],

@@ -15,8 +15,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 use rand::rngs::StdRng;
+use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
@@ -1881,6 +1881,16 @@ mod tests {
             store.incoming_requests().unwrap(),
             vec![request(alice, "alice2", 30)]
         );
+    }
+
+    /// The structural check of "never on the caller's runtime": in debug
+    /// builds (every test run), a store used on a runtime thread panics.
+    #[cfg(debug_assertions)]
+    #[tokio::test(flavor = "current_thread")]
+    #[should_panic(expected = "async runtime thread")]
+    async fn a_store_call_on_a_runtime_thread_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let _ = Store::open(&dir.path().join("profile.db"));
     }
 
     #[test]
