@@ -14,9 +14,6 @@ use crate::driver::{Call, Reply, Watched};
 use crate::error::ClientError;
 use crate::model::{Contact, ContactRequest, Message, MessageId, MessageStatus, Stats, TransferId};
 
-/// Name of the profile database inside the profile directory.
-pub const PROFILE_DATABASE: &str = "profile.sqlite3";
-
 /// A running Ricochet client. Cheap to clone; every clone talks to the same
 /// background tasks. Call [`Client::shutdown`] to stop it (dropping every
 /// handle stops it too, less gracefully).

@@ -1,7 +1,11 @@
 //! The settings of a client that bound what peers can make it hold and
-//! when it dials: plain data, read by the client core.
+//! when it dials (plain data, read by the client core), and the name of its
+//! profile database.
 
 use std::time::Duration;
+
+/// Name of the profile database inside the profile directory.
+pub const PROFILE_DATABASE: &str = "profile.sqlite3";
 
 /// Bounds on what peers can make us hold, and the connection timers.
 ///

@@ -24,10 +24,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::config::{Limits, ReconnectPolicy};
+use crate::config::{Limits, PROFILE_DATABASE, ReconnectPolicy};
 use crate::connection::{self, ConnectionContext, Origin, Upcall};
 use crate::core::io::{
-    ApiCall, CallId, Command, ConnId, Notice, Now, Output, Report, Response, StoreDone, StoreJob,
+    ApiCall, CallId, Closure, Command, ConnId, Notice, Now, Output, Report, Response, StoreDone,
+    StoreJob,
 };
 use crate::core::{Core, CoreConfig};
 use crate::error::ClientError;
@@ -99,13 +100,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     if config.v2_identity {
         generations.push(Generation::V2);
     }
-    let opened = store::open(
-        config.profile,
-        crate::PROFILE_DATABASE,
-        generations,
-        config.keys,
-    )
-    .await?;
+    let opened = store::open(config.profile, PROFILE_DATABASE, generations, config.keys).await?;
     let identities: Vec<Arc<IdentityKey>> = opened.identities.into_iter().map(Arc::new).collect();
 
     config.transport.bootstrap().await?;
@@ -265,7 +260,17 @@ impl Driver {
                     }
                 }
                 Some((identity, stream)) = incoming.recv() => self.accept(identity, stream),
-                Some(done) = store_done.recv() => self.store_done(done),
+                done = store_done.recv() => match done {
+                    Some(done) => self.store_done(done),
+                    None => {
+                        // The store thread ended by itself (it panicked):
+                        // without its profile the client cannot go on.
+                        let error = ClientError::Storage(store::gone());
+                        warn!(%error, "shutting down");
+                        self.notice(Notice::Error { contact: None, error });
+                        break;
+                    }
+                },
                 () = sleep => self.core.handle_timeout(now()),
             }
             self.flush();
@@ -360,49 +365,71 @@ impl Driver {
 
     /// Carries out what the core wants, then sends the turn's store jobs.
     fn flush(&mut self) {
-        while let Some(output) = self.core.poll_output() {
-            match output {
-                Output::Dial { conn, peer } => {
-                    let identity = self
-                        .identities
-                        .iter()
-                        .find(|k| k.generation() == peer.generation())
-                        .cloned();
-                    match identity {
-                        Some(identity) => {
-                            let origin = Origin::Dial {
-                                transport: self.transport.clone(),
-                                peer,
-                            };
-                            self.spawn(conn, identity, origin);
-                        }
-                        // The core dials only ids it has an identity for.
-                        None => warn!(%peer, "no identity to dial with"),
-                    }
-                }
-                Output::Command { conn, command } => {
-                    if let Some(task) = self.connections.get(&conn) {
-                        // A closed channel means the task is ending; its
-                        // Closed report follows.
-                        let _ = task.commands.send(command);
-                    }
-                }
-                Output::ChatsStored { conn, stored } => {
-                    if let Some(waiting) = self.awaiting_store.remove(&conn) {
-                        let _ = waiting.send(stored);
-                    }
-                }
-                Output::Store(job) => self.jobs.push(job),
-                Output::Notice(notice) => self.notice(notice),
-                Output::Reply { call, response } => self.reply(call, response),
+        loop {
+            while let Some(output) = self.core.poll_output() {
+                self.output(output);
+            }
+            if self.jobs.is_empty() {
+                return;
+            }
+            let jobs = std::mem::take(&mut self.jobs);
+            let refused = match &self.store {
+                Some(store) => store.submit(jobs).err(),
+                None => Some(jobs),
+            };
+            let Some(refused) = refused else {
+                return;
+            };
+            // The store is gone: the jobs fail, and the core hears so (a
+            // connection waiting for its messages to be stored closes
+            // without acknowledging them).
+            let now = now();
+            for job in refused {
+                let outcome = Err(store::gone());
+                self.core.handle_store_done(now, StoreDone { job, outcome });
             }
         }
-        if !self.jobs.is_empty() {
-            let jobs = std::mem::take(&mut self.jobs);
-            let submitted = self.store.as_ref().is_some_and(|store| store.submit(jobs));
-            if !submitted {
-                warn!("the profile database is closed; store work dropped");
+    }
+
+    fn output(&mut self, output: Output) {
+        match output {
+            Output::Dial { conn, peer } => {
+                let identity = self
+                    .identities
+                    .iter()
+                    .find(|k| k.generation() == peer.generation())
+                    .cloned();
+                match identity {
+                    Some(identity) => {
+                        let origin = Origin::Dial {
+                            transport: self.transport.clone(),
+                            peer,
+                        };
+                        self.spawn(conn, identity, origin);
+                    }
+                    // The core dials only ids it has an identity for.
+                    None => {
+                        warn!(%peer, "no identity to dial with");
+                        let closed = Report::Closed(Closure::Stream(None));
+                        self.core.handle_report(now(), conn, closed);
+                    }
+                }
             }
+            Output::Command { conn, command } => {
+                if let Some(task) = self.connections.get(&conn) {
+                    // A closed channel means the task is ending; its Closed
+                    // report follows.
+                    let _ = task.commands.send(command);
+                }
+            }
+            Output::ChatsStored { conn, stored } => {
+                if let Some(waiting) = self.awaiting_store.remove(&conn) {
+                    let _ = waiting.send(stored);
+                }
+            }
+            Output::Store(job) => self.jobs.push(job),
+            Output::Notice(notice) => self.notice(notice),
+            Output::Reply { call, response } => self.reply(call, response),
         }
     }
 

@@ -18,8 +18,8 @@ mod store;
 mod transport;
 
 pub use builder::ClientBuilder;
-pub use client::{Client, MessageHandle, PROFILE_DATABASE};
-pub use config::{Limits, ReconnectPolicy};
+pub use client::{Client, MessageHandle};
+pub use config::{Limits, PROFILE_DATABASE, ReconnectPolicy};
 pub use error::{ClientError, StorageError};
 pub use event::{Event, Events, IncomingContactRequest, IncomingFile};
 pub use model::{

@@ -146,6 +146,14 @@ impl Delivery {
         Self::take(outbox, queued, now)
     }
 
+    /// The read of the queue failed: the next [`Delivery::pump`] asks
+    /// again.
+    pub(crate) fn fetch_failed(&mut self, contact: &ServiceId) {
+        if let Some(outbox) = self.outboxes.get_mut(contact) {
+            outbox.fetching = false;
+        }
+    }
+
     /// Messages were just queued (numbered `queued`, with `texts`): send
     /// them at once if everything queued before them is on the wire and
     /// the window has room; otherwise they wait in the store.

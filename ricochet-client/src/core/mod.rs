@@ -825,22 +825,16 @@ impl Core {
                         {
                             self.send(&contact, batch);
                         }
+                        self.pump(&contact);
                     }
-                    Ok(_) => {
-                        // Releases the fetch.
-                        let _ = self
-                            .delivery
-                            .fetched(&contact, epoch, limit, Vec::new(), now.wall);
-                    }
+                    Ok(_) => self.delivery.fetch_failed(&contact),
+                    // Not asked again at once: the next acknowledgement or
+                    // connection asks.
                     Err(error) => {
-                        let _ = self
-                            .delivery
-                            .fetched(&contact, epoch, limit, Vec::new(), now.wall);
+                        self.delivery.fetch_failed(&contact);
                         self.error(Some(contact), error.into());
-                        return;
                     }
                 }
-                self.pump(&contact);
             }
             StoreJob::Acknowledge { contact, .. } => match outcome {
                 Ok(Stored::Changed(changed)) => {

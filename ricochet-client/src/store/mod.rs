@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 mod thread;
 
-pub(crate) use thread::{StoreHandle, open};
+pub(crate) use thread::{StoreHandle, gone, open};
 
 use crate::core::io::{
     ContactRow, ContactState, OutgoingRow, Snapshot, StoreDone, StoreJob, Stored,

@@ -28,11 +28,18 @@ pub(crate) struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Queues jobs, to run after every job queued before them. False if
-    /// the thread is gone (the database failed to open or the thread
-    /// panicked).
-    pub(crate) fn submit(&self, jobs: Vec<StoreJob>) -> bool {
-        self.jobs.send(jobs).is_ok()
+    /// Queues jobs, to run after every job queued before them. Gives them
+    /// back if the thread is gone (it panicked).
+    pub(crate) fn submit(&self, jobs: Vec<StoreJob>) -> Result<(), Vec<StoreJob>> {
+        self.jobs.send(jobs).map_err(|refused| refused.0)
+    }
+}
+
+/// The error of work that reached no store: its thread is gone.
+pub(crate) fn gone() -> StorageError {
+    StorageError::Io {
+        path: PathBuf::from(crate::config::PROFILE_DATABASE),
+        source: std::io::Error::other("the profile database's thread has stopped"),
     }
 }
 
