@@ -2,13 +2,15 @@
 //! is on the wire without an acknowledgement, and which received messages
 //! are resends (§9.2).
 //!
-//! The queue lives in the store; an outbox only knows where it stands in
-//! it. Messages go out in the order they were queued, at most
+//! The queue lives in the store; an outbox knows where it stands in it, and
+//! keeps the next messages in memory while the sender is ahead of the
+//! connection, so that refilling the window does not wait for a read.
+//! Messages go out in the order they were queued, at most
 //! [`crate::Limits::max_unacknowledged_messages`] at a time; after a lost
 //! connection or a closed channel the unacknowledged ones go out again,
 //! with the same ids (the receiver recognises them, §9.2).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;
 
 use ricochet_identity::ServiceId;
@@ -17,6 +19,21 @@ use ricochet_proto::message::chat::{ChatText, MessageId as WireId};
 use super::io::{ConnId, OutgoingChat, OutgoingRow, StoreJob};
 use crate::model::MessageId;
 use crate::resend::ResendDetector;
+
+/// How many windows' worth of queued messages an outbox keeps in memory:
+/// enough that a sender far ahead of its contact refills the window from
+/// memory for a while before it reads the store again.
+const READY_WINDOWS: usize = 4;
+
+/// A queued message known in memory.
+#[derive(Debug)]
+struct Ready {
+    id: MessageId,
+    wire_id: WireId,
+    text: String,
+    /// When it was written.
+    time: SystemTime,
+}
 
 /// A contact's place in its queue.
 #[derive(Debug, Default)]
@@ -28,10 +45,13 @@ struct Outbox {
     /// acknowledged, since after a lost connection or a restart they go
     /// out again anyway.
     in_flight: HashMap<WireId, MessageId>,
-    /// The newest message taken off the queue for `conn`; the next ones
-    /// are the queued messages after it.
+    /// The newest message taken off the queue for `conn`.
     sent_up_to: Option<MessageId>,
-    /// The store may hold queued messages after `sent_up_to`.
+    /// The queued messages right after `sent_up_to`, in order (at most
+    /// [`READY_WINDOWS`] windows' worth).
+    ready: VecDeque<Ready>,
+    /// The store may hold queued messages after the last of `ready` (after
+    /// `sent_up_to` if `ready` is empty).
     backlog: bool,
     /// A [`StoreJob::FetchQueued`] is out.
     fetching: bool,
@@ -40,12 +60,28 @@ struct Outbox {
     epoch: u64,
 }
 
+impl Outbox {
+    /// Where the next read of the queue starts.
+    fn read_after(&self) -> Option<MessageId> {
+        self.ready.back().map(|r| r.id).or(self.sent_up_to)
+    }
+}
+
 /// Messages to put on a connection, and their numbers.
 #[derive(Debug)]
 pub(crate) struct Batch {
     pub(crate) conn: ConnId,
     pub(crate) chats: Vec<OutgoingChat>,
     pub(crate) ids: Vec<MessageId>,
+}
+
+/// What [`Delivery::pump`] wants done.
+#[derive(Debug, Default)]
+pub(crate) struct Pumped {
+    /// Messages to send now.
+    pub(crate) batch: Option<Batch>,
+    /// A read of the queue.
+    pub(crate) fetch: Option<StoreJob>,
 }
 
 #[derive(Debug)]
@@ -99,6 +135,7 @@ impl Delivery {
     pub(crate) fn requeue(&mut self, contact: &ServiceId) -> Vec<MessageId> {
         let outbox = self.outbox(contact);
         outbox.sent_up_to = None;
+        outbox.ready.clear();
         outbox.backlog = true;
         outbox.epoch += 1;
         let mut requeued: Vec<MessageId> = outbox.in_flight.drain().map(|(_, id)| id).collect();
@@ -106,44 +143,54 @@ impl Delivery {
         requeued
     }
 
-    /// A read of the queue, when the contact's connection has room and
-    /// the store may hold more than is on the wire.
-    pub(crate) fn pump(&mut self, contact: &ServiceId) -> Option<StoreJob> {
+    /// What the contact's connection can take now: messages from memory as
+    /// far as its window has room, and a read of the queue when memory has
+    /// run dry but the store may hold more. `now` dates the messages
+    /// (§9.2 `time_delta`).
+    pub(crate) fn pump(&mut self, contact: &ServiceId, now: SystemTime) -> Pumped {
         let window = self.window;
         let outbox = self.outbox(contact);
+        let batch = Self::take(outbox, window, now);
         let room = window.saturating_sub(outbox.in_flight.len());
-        if outbox.conn.is_none() || outbox.fetching || !outbox.backlog || room == 0 {
-            return None;
-        }
-        outbox.fetching = true;
-        Some(StoreJob::FetchQueued {
-            contact: *contact,
-            after: outbox.sent_up_to,
-            limit: room,
-            epoch: outbox.epoch,
-        })
+        let fetch = (outbox.conn.is_some()
+            && !outbox.fetching
+            && outbox.backlog
+            && outbox.ready.is_empty()
+            && room > 0)
+            .then(|| {
+                outbox.fetching = true;
+                StoreJob::FetchQueued {
+                    contact: *contact,
+                    after: outbox.read_after(),
+                    limit: READY_WINDOWS * window,
+                    epoch: outbox.epoch,
+                }
+            });
+        Pumped { batch, fetch }
     }
 
-    /// The store read the queue: what to send. `now` dates the messages
-    /// (§9.2 `time_delta`).
+    /// The store read the queue: the rows are ready to go.
     pub(crate) fn fetched(
         &mut self,
         contact: &ServiceId,
         epoch: u64,
         limit: usize,
         rows: Vec<OutgoingRow>,
-        now: SystemTime,
-    ) -> Option<Batch> {
-        let outbox = self.outboxes.get_mut(contact)?;
+    ) {
+        let Some(outbox) = self.outboxes.get_mut(contact) else {
+            return;
+        };
         outbox.fetching = false;
         if epoch != outbox.epoch {
-            return None;
+            return;
         }
         outbox.backlog = rows.len() >= limit;
-        let queued = rows
-            .into_iter()
-            .map(|row| (row.id, row.wire_id, row.text, row.time));
-        Self::take(outbox, queued, now)
+        outbox.ready.extend(rows.into_iter().map(|row| Ready {
+            id: row.id,
+            wire_id: row.wire_id,
+            text: row.text,
+            time: row.time,
+        }));
     }
 
     /// The read of the queue failed: the next [`Delivery::pump`] asks
@@ -154,66 +201,66 @@ impl Delivery {
         }
     }
 
-    /// Messages were just queued (numbered `queued`, with `texts`): send
-    /// them at once if everything queued before them is on the wire and
-    /// the window has room; otherwise they wait in the store.
+    /// Messages were just queued (numbered `queued`, with `texts`): they
+    /// are ready in memory if everything queued before them is on the wire
+    /// or ready; otherwise they wait in the store.
     pub(crate) fn queued(
         &mut self,
         contact: &ServiceId,
         queued: &[(MessageId, WireId)],
         texts: Vec<String>,
         time: SystemTime,
-    ) -> Option<Batch> {
+    ) {
         let window = self.window;
         let outbox = self.outbox(contact);
         // A fetch that is out was made after these were queued (the store
         // runs jobs in order), so it brings them.
         if outbox.fetching {
-            return None;
+            return;
         }
         if outbox.conn.is_none() || outbox.backlog {
             outbox.backlog = true;
-            return None;
+            return;
         }
-        let room = window.saturating_sub(outbox.in_flight.len());
-        if room < queued.len() {
-            // The rest waits in the store behind the ones sent now.
-            outbox.backlog = true;
+        for (&(id, wire_id), text) in queued.iter().zip(texts) {
+            if outbox.ready.len() >= READY_WINDOWS * window {
+                // The rest waits in the store behind the ones kept.
+                outbox.backlog = true;
+                return;
+            }
+            outbox.ready.push_back(Ready {
+                id,
+                wire_id,
+                text,
+                time,
+            });
         }
-        let messages = queued
-            .iter()
-            .zip(texts)
-            .take(room)
-            .map(|(&(id, wire_id), text)| (id, wire_id, text, time));
-        Self::take(outbox, messages, time)
     }
 
-    fn take(
-        outbox: &mut Outbox,
-        messages: impl Iterator<Item = (MessageId, WireId, String, SystemTime)>,
-        now: SystemTime,
-    ) -> Option<Batch> {
+    /// Takes ready messages as far as the window has room.
+    fn take(outbox: &mut Outbox, window: usize, now: SystemTime) -> Option<Batch> {
         let conn = outbox.conn?;
+        let room = window.saturating_sub(outbox.in_flight.len());
         let mut batch = Batch {
             conn,
             chats: Vec::new(),
             ids: Vec::new(),
         };
-        for (id, wire_id, text, time) in messages {
-            outbox.sent_up_to = Some(id);
+        for ready in outbox.ready.drain(..room.min(outbox.ready.len())) {
+            outbox.sent_up_to = Some(ready.id);
             // Stored texts were checked when queued.
-            let Ok(text) = ChatText::new(text) else {
+            let Ok(text) = ChatText::new(ready.text) else {
                 continue;
             };
             // With their age as `time_delta` (§9.2).
-            let age = now.duration_since(time).unwrap_or_default().as_secs();
+            let age = now.duration_since(ready.time).unwrap_or_default().as_secs();
             batch.chats.push(OutgoingChat {
-                wire_id,
+                wire_id: ready.wire_id,
                 text,
                 time_delta: -i64::try_from(age).unwrap_or(i64::MAX),
             });
-            outbox.in_flight.insert(wire_id, id);
-            batch.ids.push(id);
+            outbox.in_flight.insert(ready.wire_id, ready.id);
+            batch.ids.push(ready.id);
         }
         (!batch.ids.is_empty()).then_some(batch)
     }

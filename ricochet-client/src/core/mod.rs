@@ -53,6 +53,10 @@ use crate::model::{
     RequestAnswer, RequestFailure, Stats, TransferId,
 };
 
+/// How long the store write of acknowledgements may wait for company (see
+/// [`Core::store`]).
+const ACK_HOLD: Duration = Duration::from_millis(10);
+
 /// How often a contact may close our chat channel on one connection before
 /// we close the connection (see [`Core::chat_channel_closed`]).
 const MAX_CHAT_CHANNEL_CLOSURES: u32 = 3;
@@ -79,6 +83,9 @@ pub(crate) struct Core {
     delivery: Delivery,
     transfers: Transfers,
     out: VecDeque<Output>,
+    /// Acknowledgement writes waiting for company, and until when.
+    held_acks: Vec<StoreJob>,
+    acks_due: Option<Instant>,
     /// Shutting down: no new connections.
     closing: bool,
 }
@@ -96,6 +103,8 @@ impl Core {
             links: Links::new(),
             transfers: Transfers::default(),
             out: VecDeque::new(),
+            held_acks: Vec::new(),
+            acks_due: None,
             closing: false,
         };
         let ids: Vec<ServiceId> = core.book.ids().collect();
@@ -117,7 +126,10 @@ impl Core {
         if self.closing {
             return None;
         }
-        self.links.next_deadline()
+        match (self.links.next_deadline(), self.acks_due) {
+            (Some(dial), Some(acks)) => Some(dial.min(acks)),
+            (dial, acks) => dial.or(acks),
+        }
     }
 
     /// No connection is open (after [`Core::shutdown`]: done).
@@ -162,8 +174,29 @@ impl Core {
         self.out.push_back(Output::Notice(notice));
     }
 
+    /// Work for the store. Acknowledgement writes waiting for company (see
+    /// [`Core::hold_ack`]) go first, so that the store sees everything in
+    /// the order it happened.
     fn store(&mut self, job: StoreJob) {
+        self.release_acks();
         self.out.push_back(Output::Store(job));
+    }
+
+    /// The write of acknowledgements waits up to [`ACK_HOLD`] for other
+    /// work to share its transaction: it is not urgent (one lost in a crash
+    /// only makes the message go out again, and the receiver drops it as a
+    /// resend), and a sender of one message at a time then pays one commit
+    /// per message, not two.
+    fn hold_ack(&mut self, now: Instant, job: StoreJob) {
+        self.held_acks.push(job);
+        self.acks_due.get_or_insert(now + ACK_HOLD);
+    }
+
+    fn release_acks(&mut self) {
+        self.acks_due = None;
+        for job in self.held_acks.drain(..) {
+            self.out.push_back(Output::Store(job));
+        }
     }
 
     fn command(&mut self, conn: ConnId, command: Command) {
@@ -280,6 +313,9 @@ impl Core {
 
     /// Time passed: dial whoever is due.
     pub(crate) fn handle_timeout(&mut self, now: Now) {
+        if self.acks_due.is_some_and(|due| due <= now.instant) {
+            self.release_acks();
+        }
         if self.closing {
             return;
         }
@@ -320,6 +356,7 @@ impl Core {
     /// [`Core::is_idle`].
     pub(crate) fn shutdown(&mut self) {
         self.closing = true;
+        self.release_acks();
         for conn in self.links.ids() {
             self.close(conn);
         }
@@ -351,10 +388,10 @@ impl Core {
             Report::ContactRequestAnswered { status, malformed } => {
                 self.request_answered(conn, status, malformed);
             }
-            Report::BecameContact => self.became_contact(conn),
+            Report::BecameContact => self.became_contact(now, conn),
             Report::ChatsReceived(messages) => self.chats_received(now, conn, messages),
-            Report::ChatsAcknowledged(acks) => self.chats_acknowledged(conn, &acks),
-            Report::ChatChannelClosed => self.chat_channel_closed(conn),
+            Report::ChatsAcknowledged(acks) => self.chats_acknowledged(now, conn, &acks),
+            Report::ChatChannelClosed => self.chat_channel_closed(now, conn),
             Report::FileOffered {
                 transfer,
                 name,
@@ -538,7 +575,7 @@ impl Core {
 
     /// The connection now carries chat: whether the contact keeps it is
     /// §11.4's choice.
-    fn became_contact(&mut self, conn: ConnId) {
+    fn became_contact(&mut self, now: Now, conn: ConnId) {
         let Some(peer) = self.links.peer_of(conn) else {
             return;
         };
@@ -573,7 +610,7 @@ impl Core {
                     self.close(old);
                 }
                 self.emit_status(&peer);
-                self.pump(&peer);
+                self.pump(now, &peer);
             }
         }
     }
@@ -584,7 +621,7 @@ impl Core {
     /// peer that keeps closing our channel gets its connection closed after
     /// [`MAX_CHAT_CHANNEL_CLOSURES`], so that refusing cannot make a loop;
     /// the reconnect policy then spaces out the next attempts.
-    fn chat_channel_closed(&mut self, conn: ConnId) {
+    fn chat_channel_closed(&mut self, now: Now, conn: ConnId) {
         let Some(peer) = self.links.peer_of(conn) else {
             return;
         };
@@ -601,13 +638,17 @@ impl Core {
             debug!(conn, "the contact keeps closing our chat channel; closing");
             self.close(conn);
         } else {
-            self.pump(&peer);
+            self.pump(now, &peer);
         }
     }
 
     /// Reads more of `peer`'s queue if its connection has room for it.
-    fn pump(&mut self, peer: &ServiceId) {
-        if let Some(job) = self.delivery.pump(peer) {
+    fn pump(&mut self, now: Now, peer: &ServiceId) {
+        let pumped = self.delivery.pump(peer, now.wall);
+        if let Some(batch) = pumped.batch {
+            self.send(peer, batch);
+        }
+        if let Some(job) = pumped.fetch {
             self.store(job);
         }
     }
@@ -649,7 +690,7 @@ impl Core {
         });
     }
 
-    fn chats_acknowledged(&mut self, conn: ConnId, acks: &[(u32, bool)]) {
+    fn chats_acknowledged(&mut self, now: Now, conn: ConnId, acks: &[(u32, bool)]) {
         let Some(peer) = self.links.peer_of(conn) else {
             return;
         };
@@ -657,11 +698,12 @@ impl Core {
             return;
         }
         let acks = self.delivery.acknowledged(&peer, acks);
-        self.store(StoreJob::Acknowledge {
+        let job = StoreJob::Acknowledge {
             contact: peer,
             acks,
-        });
-        self.pump(&peer);
+        };
+        self.hold_ack(now.instant, job);
+        self.pump(now, &peer);
     }
 
     fn file_offered(&mut self, conn: ConnId, transfer: TransferId, name: String, size: u64) {
@@ -803,10 +845,8 @@ impl Core {
                     for &(id, _) in &numbered {
                         self.message_status(&contact, id, MessageStatus::Queued);
                     }
-                    match self.delivery.queued(&contact, &numbered, texts, time) {
-                        Some(batch) => self.send(&contact, batch),
-                        None => self.pump(&contact),
-                    }
+                    self.delivery.queued(&contact, &numbered, texts, time);
+                    self.pump(now, &contact);
                 }
                 Ok(_) => self.reply(call, Response::Queued(Err(unexpected()))),
                 Err(error) => self.reply(call, Response::Queued(Err(error.into()))),
@@ -819,13 +859,8 @@ impl Core {
             } => {
                 match outcome {
                     Ok(Stored::Fetched(rows)) => {
-                        if let Some(batch) = self
-                            .delivery
-                            .fetched(&contact, epoch, limit, rows, now.wall)
-                        {
-                            self.send(&contact, batch);
-                        }
-                        self.pump(&contact);
+                        self.delivery.fetched(&contact, epoch, limit, rows);
+                        self.pump(now, &contact);
                     }
                     Ok(_) => self.delivery.fetch_failed(&contact),
                     // Not asked again at once: the next acknowledgement or
