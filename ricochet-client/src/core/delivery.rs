@@ -35,17 +35,17 @@ struct Ready {
     time: SystemTime,
 }
 
-/// A contact's place in its queue.
+/// A contact's place in its queue, while it has one: an outbox at rest
+/// (everything queued is acknowledged) is dropped, so that an idle contact
+/// costs nothing here.
 #[derive(Debug, Default)]
 struct Outbox {
-    /// The connection that carries its chat.
-    conn: Option<ConnId>,
-    /// Sent on `conn` and not yet acknowledged, by the id they went out
+    /// Sent on the contact's connection and not yet acknowledged, by the id they went out
     /// with. "Sent" lives only here: in the store they stay queued until
     /// acknowledged, since after a lost connection or a restart they go
     /// out again anyway.
     in_flight: HashMap<WireId, MessageId>,
-    /// The newest message taken off the queue for `conn`.
+    /// The newest message taken off the queue for the connection.
     sent_up_to: Option<MessageId>,
     /// The queued messages right after `sent_up_to`, in order (at most
     /// [`READY_WINDOWS`] windows' worth).
@@ -55,12 +55,18 @@ struct Outbox {
     backlog: bool,
     /// A [`StoreJob::FetchQueued`] is out.
     fetching: bool,
-    /// Bumped whenever the outbox starts over; a fetch of an older epoch
-    /// is stale.
+    /// Set anew (from [`Delivery::epochs`]) whenever the outbox starts
+    /// over; a fetch made in another epoch is stale.
     epoch: u64,
 }
 
 impl Outbox {
+    /// Nothing to send, nothing to wait for: the store has nothing queued
+    /// beyond what the contact acknowledged.
+    fn at_rest(&self) -> bool {
+        self.in_flight.is_empty() && self.ready.is_empty() && !self.backlog && !self.fetching
+    }
+
     /// Where the next read of the queue starts.
     fn read_after(&self) -> Option<MessageId> {
         self.ready.back().map(|r| r.id).or(self.sent_up_to)
@@ -93,6 +99,9 @@ pub(crate) struct Delivery {
     /// messages is with the store (a connection waits for it to be stored
     /// before it reports more).
     inboxes: HashMap<ConnId, Option<ResendDetector>>,
+    /// The last epoch given to an outbox: unique across outboxes dropped
+    /// and made again, so that no late read of the queue passes as new.
+    epochs: u64,
 }
 
 impl Delivery {
@@ -101,27 +110,19 @@ impl Delivery {
             window: window.max(1),
             outboxes: HashMap::new(),
             inboxes: HashMap::new(),
+            epochs: 0,
         }
     }
 
     fn outbox(&mut self, contact: &ServiceId) -> &mut Outbox {
-        self.outboxes.entry(*contact).or_default()
-    }
-
-    /// `conn` now carries `contact`'s chat: the queue starts over on it.
-    /// Returns the messages that were in flight elsewhere (now queued).
-    pub(crate) fn attach(&mut self, contact: &ServiceId, conn: ConnId) -> Vec<MessageId> {
-        let requeued = self.requeue(contact);
-        self.outbox(contact).conn = Some(conn);
-        requeued
-    }
-
-    /// `contact`'s chat has no connection any more. Returns the messages
-    /// that were in flight (now queued).
-    pub(crate) fn detach(&mut self, contact: &ServiceId) -> Vec<MessageId> {
-        let requeued = self.requeue(contact);
-        self.outbox(contact).conn = None;
-        requeued
+        let epochs = &mut self.epochs;
+        self.outboxes.entry(*contact).or_insert_with(|| {
+            *epochs += 1;
+            Outbox {
+                epoch: *epochs,
+                ..Outbox::default()
+            }
+        })
     }
 
     /// The contact is gone: forget its outbox.
@@ -130,29 +131,39 @@ impl Delivery {
     }
 
     /// What is in flight goes back to the queue, ahead of later messages,
-    /// to go out again from the start. Returns those messages, oldest
+    /// to go out again from the start (on a new connection, a new channel,
+    /// or when the contact has one again). Returns those messages, oldest
     /// first.
     pub(crate) fn requeue(&mut self, contact: &ServiceId) -> Vec<MessageId> {
+        self.epochs += 1;
+        let epoch = self.epochs;
         let outbox = self.outbox(contact);
         outbox.sent_up_to = None;
         outbox.ready.clear();
         outbox.backlog = true;
-        outbox.epoch += 1;
+        outbox.epoch = epoch;
         let mut requeued: Vec<MessageId> = outbox.in_flight.drain().map(|(_, id)| id).collect();
         requeued.sort_unstable();
         requeued
     }
 
-    /// What the contact's connection can take now: messages from memory as
-    /// far as its window has room, and a read of the queue when memory has
-    /// run dry but the store may hold more. `now` dates the messages
-    /// (§9.2 `time_delta`).
-    pub(crate) fn pump(&mut self, contact: &ServiceId, now: SystemTime) -> Pumped {
+    /// What the contact's connection `conn` (if it has one) can take now:
+    /// messages from memory as far as its window has room, and a read of
+    /// the queue when memory has run dry but the store may hold more. `now`
+    /// dates the messages (§9.2 `time_delta`).
+    pub(crate) fn pump(
+        &mut self,
+        contact: &ServiceId,
+        conn: Option<ConnId>,
+        now: SystemTime,
+    ) -> Pumped {
         let window = self.window;
-        let outbox = self.outbox(contact);
-        let batch = Self::take(outbox, window, now);
+        let Some(outbox) = self.outboxes.get_mut(contact) else {
+            return Pumped::default();
+        };
+        let batch = conn.and_then(|conn| Self::take(outbox, conn, window, now));
         let room = window.saturating_sub(outbox.in_flight.len());
-        let fetch = (outbox.conn.is_some()
+        let fetch = (conn.is_some()
             && !outbox.fetching
             && outbox.backlog
             && outbox.ready.is_empty()
@@ -166,6 +177,9 @@ impl Delivery {
                     epoch: outbox.epoch,
                 }
             });
+        if outbox.at_rest() {
+            self.outboxes.remove(contact);
+        }
         Pumped { batch, fetch }
     }
 
@@ -207,6 +221,7 @@ impl Delivery {
     pub(crate) fn queued(
         &mut self,
         contact: &ServiceId,
+        conn: Option<ConnId>,
         queued: &[(MessageId, WireId)],
         texts: Vec<String>,
         time: SystemTime,
@@ -218,7 +233,7 @@ impl Delivery {
         if outbox.fetching {
             return;
         }
-        if outbox.conn.is_none() || outbox.backlog {
+        if conn.is_none() || outbox.backlog {
             outbox.backlog = true;
             return;
         }
@@ -238,8 +253,7 @@ impl Delivery {
     }
 
     /// Takes ready messages as far as the window has room.
-    fn take(outbox: &mut Outbox, window: usize, now: SystemTime) -> Option<Batch> {
-        let conn = outbox.conn?;
+    fn take(outbox: &mut Outbox, conn: ConnId, window: usize, now: SystemTime) -> Option<Batch> {
         let room = window.saturating_sub(outbox.in_flight.len());
         let mut batch = Batch {
             conn,

@@ -603,7 +603,7 @@ impl Core {
                     self.close(dial);
                 }
                 // What the old connection carried goes out again on this one.
-                let requeued = self.delivery.attach(&peer, conn);
+                let requeued = self.delivery.requeue(&peer);
                 self.messages_status(&peer, requeued, &MessageStatus::Queued);
                 if let Some(old) = replaced {
                     debug!(%peer, "a new connection replaces the old one (§11.4)");
@@ -644,7 +644,8 @@ impl Core {
 
     /// Reads more of `peer`'s queue if its connection has room for it.
     fn pump(&mut self, now: Now, peer: &ServiceId) {
-        let pumped = self.delivery.pump(peer, now.wall);
+        let conn = self.links.active(peer);
+        let pumped = self.delivery.pump(peer, conn, now.wall);
         if let Some(batch) = pumped.batch {
             self.send(peer, batch);
         }
@@ -768,7 +769,7 @@ impl Core {
             &self.reconnect,
         );
         if was_active {
-            let requeued = self.delivery.detach(&peer);
+            let requeued = self.delivery.requeue(&peer);
             self.messages_status(&peer, requeued, &MessageStatus::Queued);
             self.emit_status(&peer);
         }
@@ -845,7 +846,8 @@ impl Core {
                     for &(id, _) in &numbered {
                         self.message_status(&contact, id, MessageStatus::Queued);
                     }
-                    self.delivery.queued(&contact, &numbered, texts, time);
+                    let conn = self.links.active(&contact);
+                    self.delivery.queued(&contact, conn, &numbered, texts, time);
                     self.pump(now, &contact);
                 }
                 Ok(_) => self.reply(call, Response::Queued(Err(unexpected()))),
