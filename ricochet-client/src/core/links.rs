@@ -300,8 +300,8 @@ impl Links {
         wanted: bool,
         policy: &ReconnectPolicy,
     ) {
+        let wanted = wanted && self.may_dial(peer, policy);
         let links = self.peer_mut(peer);
-        let wanted = wanted && links.protocol_errors < policy.max_protocol_errors;
         links.next_dial =
             (wanted && links.active.is_none() && links.dialing.is_none()).then_some(at);
     }
