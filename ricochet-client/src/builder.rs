@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use crate::client::{Client, Inner};
 use crate::config::{Limits, ReconnectPolicy};
 use crate::driver;
+use crate::erased::DynTransport;
 use crate::error::ClientError;
 use crate::event::Events;
-use crate::transport::DynTransport;
 
 /// Sets up a [`Client`]: where its profile lives, how it reaches Tor, its
 /// limits.
@@ -116,8 +116,15 @@ impl ClientBuilder {
         self
     }
 
-    /// Opens the profile, brings the transport up, publishes our onion
-    /// service(s) and starts connecting to contacts.
+    /// Opens the profile, brings the transport up, asks it to publish our
+    /// onion service(s), and starts connecting to contacts.
+    ///
+    /// It returns once the transport has accepted the service, which is
+    /// before peers can reach it: Tor still has to build introduction
+    /// circuits and upload the service's descriptor (seconds, up to a
+    /// minute or two). [`Client::published`] waits for that, and
+    /// [`crate::Event::ServiceStatusChanged`] reports it. Dialling out
+    /// works at once.
     pub async fn start(self) -> Result<(Client, Events), ClientError> {
         let transport = self.transport.ok_or(ClientError::NoTransport)?;
         ricochet_proto::message::validate_nickname(&self.nickname)?;
@@ -135,6 +142,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 calls: started.calls,
                 ids: started.ids,
+                services: started.services,
                 next_transfer: started.transfer_ids,
             }),
         };

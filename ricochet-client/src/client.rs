@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ricochet_identity::RicochetId;
 use ricochet_proto::message::file::FILE_HASH_LEN;
+use ricochet_transport::ServiceStatus;
 use sha3::{Digest as _, Sha3_512};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::io::{Answer, ApiCall, Response, Upload};
-use crate::driver::{Call, Reply, Watched};
+use crate::driver::{Call, Reply, Services, Watched};
 use crate::error::ClientError;
 use crate::model::{Contact, ContactRequest, Message, MessageId, MessageStatus, Stats, TransferId};
 
@@ -26,6 +27,7 @@ pub(crate) struct Inner {
     pub(crate) calls: mpsc::UnboundedSender<Call>,
     /// Our ids, v3 first.
     pub(crate) ids: Vec<RicochetId>,
+    pub(crate) services: Services,
     pub(crate) next_transfer: Arc<AtomicU64>,
 }
 
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Client {
 pub(crate) struct WeakClient {
     pub(crate) calls: mpsc::WeakUnboundedSender<Call>,
     pub(crate) ids: Vec<RicochetId>,
+    pub(crate) services: Services,
     pub(crate) next_transfer: Arc<AtomicU64>,
 }
 
@@ -58,6 +61,7 @@ impl WeakClient {
             inner: Arc::new(Inner {
                 calls,
                 ids: self.ids.clone(),
+                services: self.services.clone(),
                 next_transfer: self.next_transfer.clone(),
             }),
         })
@@ -69,6 +73,7 @@ impl Client {
         WeakClient {
             calls: self.inner.calls.downgrade(),
             ids: self.inner.ids.clone(),
+            services: self.inner.services.clone(),
             next_transfer: self.inner.next_transfer.clone(),
         }
     }
@@ -99,6 +104,61 @@ impl Client {
     /// All our ids: the v3 one, and the v2 one if the client holds one.
     pub fn ids(&self) -> &[RicochetId] {
         &self.inner.ids
+    }
+
+    /// Whether peers can reach us now: [`ServiceStatus::Published`] once
+    /// the onion service of each of our ids is; otherwise the state of the
+    /// one that is furthest from it. Changes come as
+    /// [`crate::Event::ServiceStatusChanged`].
+    pub fn service_status(&self) -> ServiceStatus {
+        let rank = |status: &ServiceStatus| match status {
+            ServiceStatus::Published => 0,
+            ServiceStatus::Publishing => 1,
+            ServiceStatus::Degraded { .. } => 2,
+            _ => 3,
+        };
+        self.inner
+            .services
+            .iter()
+            .map(|(_, status)| status.borrow().clone())
+            .max_by_key(rank)
+            .unwrap_or(ServiceStatus::Published)
+    }
+
+    /// Waits until peers can reach us: Tor has uploaded the descriptor of
+    /// the onion service of each of our ids (usually seconds after
+    /// [`crate::ClientBuilder::start`], up to a minute or two on a slow
+    /// network). A peer that dials us before fails as if we were offline,
+    /// and tries again later (see [`crate::ReconnectPolicy`]).
+    ///
+    /// Fails with [`ClientError::ServiceFailed`] if a service went down for
+    /// good (Tor exited), and [`ClientError::Shutdown`] after shutdown.
+    pub async fn published(&self) -> Result<(), ClientError> {
+        for (id, status) in &self.inner.services {
+            let mut status = status.clone();
+            let reached = status
+                .wait_for(|s| matches!(s, ServiceStatus::Published | ServiceStatus::Failed { .. }))
+                .await
+                .map_err(|_| ClientError::Shutdown)?
+                .clone();
+            if let ServiceStatus::Failed { reason } = reached {
+                return Err(ClientError::ServiceFailed {
+                    id: Box::new(*id),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Dials `contact` (or the recipient of our pending request) now,
+    /// whatever the reconnect schedule says, unless we are connected or
+    /// dialling already. It returns at once; the outcome comes as
+    /// [`crate::Event::ContactStatusChanged`] or
+    /// [`crate::Event::DialFailed`]. It also lifts the stop after repeated
+    /// protocol errors ([`crate::ReconnectPolicy::max_protocol_errors`]).
+    pub async fn connect_now(&self, contact: RicochetId) -> Result<(), ClientError> {
+        self.done(ApiCall::ConnectNow(*contact.service_id())).await
     }
 
     /// The contact list, including outgoing requests and blocked contacts.

@@ -67,16 +67,26 @@ impl Default for Limits {
 }
 
 /// When to dial a contact again (spec §11.6). The defaults are Ricochet
-/// 1.x's: 30 s for the first four failed attempts, 120 s for the next two,
-/// then 900 s; 60 s after a protocol error, giving up after five in a row.
-/// A contact request that the peer ends five times without answering
-/// fails.
+/// 1.x's, except for a quick start: after a first failed attempt we try
+/// again in 5 s, then 10 s and 20 s, then every 30 s up to the fourth
+/// failure, 120 s for the next two, then 900 s; 60 s after a protocol
+/// error, giving up after five in a row. A contact request that the peer
+/// ends five times without answering fails.
+///
+/// The quick start is for a peer whose onion service is still being
+/// published (it started a moment ago, like us): it is reached seconds
+/// after it is published rather than half a minute later.
+/// [`crate::Client::connect_now`] dials at once whatever the schedule.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ReconnectPolicy {
     /// Delay before dialling again after a working connection was lost.
     pub after_disconnect: Duration,
-    /// Delay after failed attempts 1 to 4.
+    /// Delay after the first failed attempt in a row; it doubles with each
+    /// further failure until it reaches [`short`](Self::short).
+    pub first: Duration,
+    /// Delay after failed attempts up to the fourth, once the doubling of
+    /// [`first`](Self::first) reaches it.
     pub short: Duration,
     /// Delay after failed attempts 5 and 6.
     pub medium: Duration,
@@ -98,6 +108,7 @@ impl Default for ReconnectPolicy {
     fn default() -> Self {
         Self {
             after_disconnect: Duration::from_secs(2),
+            first: Duration::from_secs(5),
             short: Duration::from_secs(30),
             medium: Duration::from_secs(120),
             long: Duration::from_secs(900),
@@ -113,6 +124,7 @@ impl ReconnectPolicy {
     pub fn fixed(delay: Duration) -> Self {
         Self {
             after_disconnect: delay,
+            first: delay,
             short: delay,
             medium: delay,
             long: delay,
@@ -125,7 +137,10 @@ impl ReconnectPolicy {
     /// The delay after `failures` failed attempts in a row (at least 1).
     pub(crate) fn after_failures(&self, failures: u32) -> Duration {
         match failures {
-            0..=4 => self.short,
+            0..=4 => {
+                let doublings = failures.saturating_sub(1);
+                self.first.saturating_mul(1 << doublings).min(self.short)
+            }
             5..=6 => self.medium,
             _ => self.long,
         }

@@ -26,9 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::core::io::{Closure, Command, ConnId, Report, Upload};
+use crate::erased::{BoxStream, DynTransport};
 use crate::link::{ChatBatch, LinkState, Meaning};
 use crate::model::{TransferFailure, TransferId, TransferOutcome};
-use crate::transport::{BoxStream, DynTransport};
 
 /// A report on its way to the driver: from which connection, and for
 /// [`Report::ChatsReceived`], where to say that the messages are stored.

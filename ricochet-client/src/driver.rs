@@ -20,9 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ricochet_identity::{Generation, IdentityKey, RicochetId};
 use ricochet_proto::SessionConfig;
+use ricochet_transport::ServiceStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::{Limits, PROFILE_DATABASE, ReconnectPolicy};
 use crate::connection::{self, ConnectionContext, Origin, Upcall};
@@ -31,10 +32,10 @@ use crate::core::io::{
     StoreJob,
 };
 use crate::core::{Core, CoreConfig};
+use crate::erased::{BoxStream, DynTransport};
 use crate::error::ClientError;
 use crate::model::{MessageId, MessageStatus};
 use crate::store::{self, StoreHandle};
-use crate::transport::{BoxStream, DynTransport};
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -83,8 +84,13 @@ pub(crate) struct Started {
     pub(crate) notices: mpsc::UnboundedReceiver<Notice>,
     /// Our ids, v3 first.
     pub(crate) ids: Vec<RicochetId>,
+    /// The state of our onion service of each id.
+    pub(crate) services: Services,
     pub(crate) transfer_ids: Arc<AtomicU64>,
 }
+
+/// Our ids and the state of their onion services.
+pub(crate) type Services = Vec<(RicochetId, watch::Receiver<ServiceStatus>)>;
 
 fn now() -> Now {
     Now {
@@ -104,10 +110,16 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     let identities: Vec<Arc<IdentityKey>> = opened.identities.into_iter().map(Arc::new).collect();
 
     config.transport.bootstrap().await?;
+    let (notices_tx, notices_rx) = mpsc::unbounded_channel();
     let (incoming_tx, incoming_rx) = mpsc::channel(16);
     let mut listeners = Vec::new();
+    let mut services = Vec::new();
     for identity in &identities {
         let mut listener = config.transport.listen(identity).await?;
+        let id = RicochetId::from(identity.service_id());
+        let status = listener.status();
+        services.push((id, status.clone()));
+        listeners.push(tokio::spawn(follow_service(id, status, notices_tx.clone())));
         let identity = identity.clone();
         let incoming = incoming_tx.clone();
         listeners.push(tokio::spawn(async move {
@@ -130,7 +142,6 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     drop(incoming_tx);
 
     let (calls_tx, calls_rx) = mpsc::unbounded_channel();
-    let (notices_tx, notices_rx) = mpsc::unbounded_channel();
     let (reports_tx, reports_rx) = mpsc::channel(REPORT_QUEUE);
     let transfer_ids = Arc::new(AtomicU64::new(1));
     let mut session_config = SessionConfig::default();
@@ -175,8 +186,31 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
         calls: calls_tx,
         notices: notices_rx,
         ids: ours.into_iter().map(Into::into).collect(),
+        services,
         transfer_ids,
     })
+}
+
+/// Tells the application and the log how our onion service `id` fares.
+async fn follow_service(
+    id: RicochetId,
+    mut status: watch::Receiver<ServiceStatus>,
+    notices: mpsc::UnboundedSender<Notice>,
+) {
+    loop {
+        let now = status.borrow_and_update().clone();
+        match &now {
+            ServiceStatus::Publishing => info!(%id, "publishing our onion service"),
+            ServiceStatus::Published => {
+                info!(%id, "our onion service is published: contacts can reach us");
+            }
+            other => warn!(%id, status = %other, "our onion service is not reachable"),
+        }
+        let notice = Notice::ServiceStatusChanged { id, status: now };
+        if notices.send(notice).is_err() || status.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A connection task and its command channel.

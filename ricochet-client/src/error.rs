@@ -14,7 +14,7 @@ use crate::model::TransferId;
 #[non_exhaustive]
 pub enum ClientError {
     /// The profile directory could not be created or protected.
-    #[error("cannot prepare the profile directory {path}: {source}")]
+    #[error("cannot prepare the profile directory {}", path.display())]
     ProfileDirectory {
         /// The directory.
         path: PathBuf,
@@ -26,7 +26,7 @@ pub enum ClientError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// An identity key could not be made or loaded.
-    #[error("identity key: {0}")]
+    #[error("the identity key could not be made or loaded")]
     Identity(#[from] KeyError),
     /// The builder was given a key of a generation the profile already has
     /// another key for.
@@ -39,8 +39,17 @@ pub enum ClientError {
     #[error("no transport: call ClientBuilder::transport before start")]
     NoTransport,
     /// The transport failed to start or to publish our onion service.
-    #[error("transport: {0}")]
+    #[error("the transport failed")]
     Transport(#[from] TransportError),
+    /// Our onion service went down and will not come back by itself (Tor
+    /// exited or the service broke); restart the client.
+    #[error("our onion service {id} is down: {reason}")]
+    ServiceFailed {
+        /// Our id whose service it is.
+        id: Box<RicochetId>,
+        /// What the transport reported.
+        reason: String,
+    },
     /// The id is not in the contact list.
     #[error("{id} is not in the contact list")]
     NoSuchContact {
@@ -81,10 +90,10 @@ pub enum ClientError {
         id: Box<RicochetId>,
     },
     /// The contact request breaks the limits of spec §8.1.
-    #[error("invalid contact request: {0}")]
+    #[error("invalid contact request")]
     BadContactRequest(#[from] ContactRequestError),
     /// A nickname breaks the rules of spec §8.1.
-    #[error("invalid nickname: {0}")]
+    #[error("invalid nickname")]
     BadNickname(#[from] NicknameError),
     /// An empty chat message.
     #[error("the message is empty")]

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ricochet_identity::RicochetId;
 use ricochet_proto::FileDirection;
+use ricochet_transport::{ServiceStatus, TransportError};
 use tokio::sync::mpsc;
 
 use crate::client::WeakClient;
@@ -31,6 +33,13 @@ pub enum Event {
     },
     /// Someone asks to become our contact. Answer through the handle.
     ContactRequestReceived(IncomingContactRequest),
+    /// Our contact request reached the contact's client, which now shows
+    /// it to its user; the answer comes as [`Event::ContactRequestAnswered`]
+    /// (which may take days). Reported once per run of the client.
+    ContactRequestDelivered {
+        /// The contact.
+        contact: RicochetId,
+    },
     /// A contact answered our request.
     ContactRequestAnswered {
         /// The contact.
@@ -94,6 +103,28 @@ pub enum Event {
         /// How it ended.
         outcome: TransferOutcome,
     },
+    /// A contact (or the recipient of our contact request) could not be
+    /// reached. It is offline, or its onion service is not published yet
+    /// (it started a moment ago). [`crate::Client::connect_now`] tries at
+    /// once.
+    DialFailed {
+        /// The contact.
+        contact: RicochetId,
+        /// Why; [`TransportError::kind`] tells "unreachable" from a local
+        /// problem, [`crate::ErrorChain`] shows all of it.
+        error: Arc<TransportError>,
+        /// When we try again, from now; `None` if we do not (the contact
+        /// failed the protocol too often; `connect_now` tries anyway).
+        retry_in: Option<Duration>,
+    },
+    /// One of our onion services changed state: peers can reach us once it
+    /// is [`ServiceStatus::Published`] (see [`crate::Client::published`]).
+    ServiceStatusChanged {
+        /// Our id whose service it is.
+        id: RicochetId,
+        /// Its new state.
+        status: ServiceStatus,
+    },
     /// Something failed in the background that the user should hear about
     /// (the profile database, publishing our onion service, …).
     Error {
@@ -137,6 +168,9 @@ impl Events {
                     request,
                     client: self.client.clone(),
                 })
+            }
+            Notice::ContactRequestDelivered { contact } => {
+                Event::ContactRequestDelivered { contact }
             }
             Notice::ContactRequestAnswered { contact, answer } => {
                 Event::ContactRequestAnswered { contact, answer }
@@ -191,6 +225,18 @@ impl Events {
                 direction,
                 outcome,
             },
+            Notice::DialFailed {
+                contact,
+                error,
+                retry_in,
+            } => Event::DialFailed {
+                contact,
+                error,
+                retry_in,
+            },
+            Notice::ServiceStatusChanged { id, status } => {
+                Event::ServiceStatusChanged { id, status }
+            }
             Notice::Error { contact, error } => Event::Error {
                 contact,
                 error: Arc::new(error),

@@ -7,6 +7,7 @@ mod config;
 mod connection;
 mod core;
 mod driver;
+mod erased;
 mod error;
 mod event;
 mod link;
@@ -15,7 +16,6 @@ mod resend;
 #[cfg(test)]
 mod sim;
 mod store;
-mod transport;
 
 pub use builder::ClientBuilder;
 pub use client::{Client, MessageHandle};
@@ -29,4 +29,8 @@ pub use model::{
 };
 pub use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 pub use ricochet_proto::FileDirection;
-pub use ricochet_transport as transport_backends;
+/// The transports (the `ricochet-transport` crate): pick one here and give
+/// it to [`ClientBuilder::transport`]. Depending on `ricochet-client` is
+/// enough; its feature `arti` turns on the embedded-arti backend.
+pub use ricochet_transport as transport;
+pub use ricochet_transport::ErrorChain;

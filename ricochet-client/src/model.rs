@@ -25,6 +25,19 @@ pub enum ContactStatus {
     Blocked,
 }
 
+impl std::fmt::Display for ContactStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Online => "online",
+            Self::Offline => "offline",
+            Self::RequestPending => "request pending",
+            Self::Rejected => "rejected",
+            Self::RequestFailed => "request failed",
+            Self::Blocked => "blocked",
+        })
+    }
+}
+
 /// A contact in the contact list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -84,6 +97,17 @@ pub enum MessageStatus {
     Acknowledged,
     /// It will not be delivered.
     Failed(FailureReason),
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Queued => f.write_str("queued"),
+            Self::Sent => f.write_str("sent"),
+            Self::Acknowledged => f.write_str("acknowledged"),
+            Self::Failed(reason) => write!(f, "failed: {reason}"),
+        }
+    }
 }
 
 impl MessageStatus {
@@ -188,12 +212,19 @@ pub enum TransferFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RequestAnswer {
-    /// It got the request; its user has not decided yet.
-    Pending,
     /// Accepted (explicitly, or implicitly by connecting to us as a contact).
     Accepted,
     /// Rejected; the request is not sent again.
     Rejected,
+}
+
+impl std::fmt::Display for RequestAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        })
+    }
 }
 
 /// Why our contact request failed ([`crate::Event::ContactRequestFailed`]).

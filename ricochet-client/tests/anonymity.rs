@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::start_on;
-use ricochet_client::transport_backends::control::{ControlAddr, SystemTor, SystemTorConfig};
+use ricochet_client::transport::control::{ControlAddr, SystemTor, SystemTorConfig};
 
 const CHILD_ENV: &str = "RICOCHET_ANONYMITY_TEST_CHILD";
 /// The syscalls traced.
@@ -120,7 +120,7 @@ async fn child() {
         }
         #[cfg(feature = "arti")]
         "arti" => {
-            use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
+            use ricochet_client::transport::arti::{ArtiConfig, ArtiTransport};
             use std::path::Path;
             let toml = std::fs::read_to_string(&spec.arti_toml).unwrap();
             let arti = |profile: &Path| {

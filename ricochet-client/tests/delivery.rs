@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::raw::{RawPeer, Recv, chat_message, chat_of, control_of, frame_bytes};
-use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::{ClientBuilder, Event, IdentityKey, ReconnectPolicy, ServiceId};
 use ricochet_proto::ChannelType;
 use ricochet_proto::message::auth::AuthResult;

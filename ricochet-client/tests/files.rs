@@ -9,8 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use common::{Peer, befriend, start, start_with};
-use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
-use ricochet_client::transport_backends::{BootstrapStatus, Listener, Transport, TransportError};
+use ricochet_client::transport::tcp::{Directory, TcpTransport};
+use ricochet_client::transport::{BootstrapStatus, Listener, Transport, TransportError};
 use ricochet_client::{
     Event, FileDirection, IdentityKey, ServiceId, TransferFailure, TransferId, TransferOutcome,
 };
@@ -232,6 +232,10 @@ impl Listener for CorruptingListener {
 
     fn service_id(&self) -> ServiceId {
         self.0.service_id()
+    }
+
+    fn status(&self) -> tokio::sync::watch::Receiver<ricochet_client::transport::ServiceStatus> {
+        self.0.status()
     }
 }
 

@@ -26,7 +26,7 @@ use common::raw::{
     v3_key,
 };
 use common::{PATIENCE, Peer, befriend, start, start_with};
-use ricochet_client::transport_backends::tcp::Directory;
+use ricochet_client::transport::tcp::Directory;
 use ricochet_client::{
     ClientBuilder, ContactStatus, Event, IdentityKey, IncomingFile, Limits, MessageStatus,
     RicochetId, TransferOutcome,

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::start;
-use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::{
     ClientBuilder, Event, IdentityKey, MessageDirection, MessageStatus, ReconnectPolicy, RicochetId,
 };
@@ -404,7 +404,7 @@ async fn chaos_child(
 /// once, in order, and is acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
-    use ricochet_client::transport_backends::fault::{FaultPlan, FaultyTransport};
+    use ricochet_client::transport::fault::{FaultPlan, FaultyTransport};
 
     let started = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();

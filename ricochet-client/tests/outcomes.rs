@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::raw::{RawPeer, Recv, WAIT, chat_of, control_of, v3_key};
 use common::{Peer, start_with};
-use ricochet_client::transport_backends::tcp::Directory;
+use ricochet_client::transport::tcp::Directory;
 use ricochet_client::{
     ContactStatus, Event, FailureReason, MessageStatus, ReconnectPolicy, RequestFailure, RicochetId,
 };

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::{befriend, start_with};
-use ricochet_client::transport_backends::tcp::Directory;
+use ricochet_client::transport::tcp::Directory;
 
 /// Collects everything logged, from every thread.
 #[derive(Clone, Default)]

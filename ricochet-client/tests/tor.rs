@@ -10,9 +10,12 @@
 
 mod common;
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::{Peer, start_on};
+use ricochet_client::transport::{ServiceStatus, Transport};
+use ricochet_client::{ClientBuilder, Event, MessageStatus, ReconnectPolicy};
 
 /// Waits until `offset` seconds before the next onion-service time-period
 /// boundary of the private network (6-minute periods starting at 3 min past
@@ -31,18 +34,18 @@ async fn wait_for_time_period_boundary(offset: f64) {
         "waiting {:.1} s: starting the clients {offset} s before the time-period boundary at unix {boundary}",
         boundary - offset - now
     );
-    tokio::time::sleep(std::time::Duration::from_secs_f64(boundary - offset - now)).await;
+    tokio::time::sleep(Duration::from_secs_f64(boundary - offset - now)).await;
 }
 
 /// An embedded-arti transport on the private network, its files under
 /// `dir/<name>-arti`.
 #[cfg(feature = "arti")]
 fn arti(
-    dir: &std::path::Path,
+    dir: &Path,
     name: &str,
     net: &ricochet_testnet::TorNet,
-) -> ricochet_client::transport_backends::arti::ArtiTransport {
-    use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
+) -> ricochet_client::transport::arti::ArtiTransport {
+    use ricochet_client::transport::arti::{ArtiConfig, ArtiTransport};
     ArtiTransport::new(
         ArtiConfig::new(dir.join(format!("{name}-arti"))).custom_network(net.arti_toml.clone()),
     )
@@ -64,6 +67,128 @@ async fn main_flow(backend: &str, alice: &mut Peer, bob: &mut Peer, started: Ins
     assert_eq!(bob.client.stats().await.unwrap().contact_connections, 1);
     alice.client.shutdown().await;
     bob.client.shutdown().await;
+}
+
+/// A bot and a user start together; the user sends its request at once,
+/// before the bot's service is published. The default schedule's quick
+/// first retries reach the bot seconds after it is published: here the
+/// 30 s step of the schedule is an hour, so only they can. The bot sees its
+/// service published before anyone reaches it.
+async fn first_contact<B: Transport, U: Transport>(backend: &str, dir: &Path, bot: B, user: U) {
+    let mut policy = ReconnectPolicy::default();
+    policy.short = Duration::from_secs(3600);
+    let started = Instant::now();
+    let (bot, user) = tokio::join!(
+        ClientBuilder::new(dir.join("bot"))
+            .transport(bot)
+            .reconnect(policy.clone())
+            .start(),
+        ClientBuilder::new(dir.join("user"))
+            .transport(user)
+            .reconnect(policy)
+            .start(),
+    );
+    let (bot, mut bot_events) = bot.unwrap();
+    let (user, mut user_events) = user.unwrap();
+    let up = started.elapsed();
+    user.send_contact_request(bot.id(), "bot", "hi bot")
+        .await
+        .unwrap();
+
+    let bot_id = bot.id();
+    let patience = Duration::from_secs(150);
+    let mut published_at = None;
+    let request = tokio::time::timeout(patience, async {
+        loop {
+            match bot_events.next().await.expect("the bot runs") {
+                Event::ServiceStatusChanged { id, status }
+                    if id == bot_id && status.is_published() =>
+                {
+                    published_at = Some(started.elapsed());
+                }
+                Event::ContactRequestReceived(request) => return request,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the request reaches the bot");
+    let request_at = started.elapsed();
+    assert!(
+        published_at.is_some(),
+        "{backend}: no published event before the request"
+    );
+    assert_eq!(bot.service_status(), ServiceStatus::Published);
+    request.accept("user").await.unwrap();
+    let mut first = user.send_message(bot_id, "first").await.unwrap();
+    let user_id = user.id();
+    let mut failures = Vec::new();
+    tokio::time::timeout(patience, async {
+        loop {
+            match bot_events.next().await.expect("the bot runs") {
+                Event::MessageReceived(message) if message.contact == user_id => {
+                    assert_eq!(message.text, "first");
+                    return;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the first message reaches the bot");
+    assert_eq!(first.finished().await, MessageStatus::Acknowledged);
+    while let Some(event) = user_events.try_next() {
+        if let Event::DialFailed { retry_in, .. } = event {
+            failures.push(retry_in);
+        }
+    }
+    eprintln!(
+        "{backend} first contact: clients up {up:?}; bot published at {published_at:?}; \
+         request arrived at {request_at:?} after {} failed dials (next attempts {failures:?}); \
+         first message at {:?}",
+        failures.len(),
+        started.elapsed()
+    );
+    user.shutdown().await;
+    bot.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_over_system_tor() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    first_contact(
+        "system tor",
+        dir.path(),
+        system_tor(net.hs_control),
+        system_tor(net.cl_control),
+    )
+    .await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_contact_over_arti() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    first_contact(
+        "arti",
+        dir.path(),
+        arti(dir.path(), "bot", net),
+        arti(dir.path(), "user", net),
+    )
+    .await;
+}
+
+fn system_tor(port: u16) -> ricochet_client::transport::control::SystemTor {
+    use ricochet_client::transport::control::{ControlAddr, SystemTor, SystemTorConfig};
+    SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
+        ([127, 0, 0, 1], port).into(),
+    )))
 }
 
 /// The private network's consensus carries a previous and a current shared
@@ -88,14 +213,8 @@ fn the_private_network_has_shared_random_values_from_the_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_flow_over_system_tor() {
-    use ricochet_client::transport_backends::control::{ControlAddr, SystemTor, SystemTorConfig};
     let Some(net) = ricochet_testnet::tor_network() else {
         return;
-    };
-    let system_tor = |port: u16| {
-        SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
-            ([127, 0, 0, 1], port).into(),
-        )))
     };
     let dir = tempfile::tempdir().unwrap();
     let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
@@ -153,16 +272,16 @@ async fn arti_across_a_time_period_boundary() {
     let started = Instant::now();
     let (mut alice, mut bob) = if delay >= 0.0 {
         let bob = start_on(&bob_dir, arti("bob")).await;
-        tokio::time::sleep(std::time::Duration::from_secs_f64(delay)).await;
+        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
         (start_on(&alice_dir, arti("alice")).await, bob)
     } else {
         let alice = start_on(&alice_dir, arti("alice")).await;
-        tokio::time::sleep(std::time::Duration::from_secs_f64(-delay)).await;
+        tokio::time::sleep(Duration::from_secs_f64(-delay)).await;
         (alice, start_on(&bob_dir, arti("bob")).await)
     };
     // Well below the ~60 s it took without the fix.
-    alice.patience = std::time::Duration::from_secs(30);
-    bob.patience = std::time::Duration::from_secs(30);
+    alice.patience = Duration::from_secs(30);
+    bob.patience = Duration::from_secs(30);
     main_flow(
         "arti across a time-period boundary",
         &mut alice,

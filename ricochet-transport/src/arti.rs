@@ -55,7 +55,7 @@ use tor_rtcompat::PreferredRuntime;
 use zeroize::Zeroizing;
 
 use crate::error::BoxError;
-use crate::{BootstrapStatus, Listener, Transport, TransportError};
+use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
 
 /// The name of this backend in errors.
 const BACKEND: &str = "arti";
@@ -388,13 +388,51 @@ impl Transport for ArtiTransport {
                 .await;
         });
         tracing::debug!(%id, port, "arti onion service launched");
+        let status = watch::Sender::new(ServiceStatus::Publishing);
+        let status_task = tokio::spawn(follow_status(service.status_events(), status.clone()));
         Ok(ArtiListener {
             id,
             onion_address,
             incoming,
             task,
+            status,
+            status_task,
             service: Some(service),
         })
+    }
+}
+
+/// Turns arti's status of the service into ours: published once arti says
+/// the descriptor is up to date with working introduction points.
+async fn follow_status(
+    mut events: tor_hsservice::status::OnionServiceStatusStream,
+    status: watch::Sender<ServiceStatus>,
+) {
+    use tor_hsservice::status::State;
+    let mut published = false;
+    while let Some(event) = events.next().await {
+        let problem = || {
+            event
+                .current_problem()
+                .map_or_else(|| "no reason given".to_owned(), |p| format!("{p:?}"))
+        };
+        let ours = match event.state() {
+            State::Running | State::DegradedReachable => {
+                published = true;
+                ServiceStatus::Published
+            }
+            State::Shutdown => ServiceStatus::Failed {
+                reason: "arti shut the onion service down".to_owned(),
+            },
+            State::Broken => ServiceStatus::Failed { reason: problem() },
+            _ if !published => ServiceStatus::Publishing,
+            _ => ServiceStatus::Degraded { reason: problem() },
+        };
+        status.send_if_modified(|status| {
+            let changed = *status != ours;
+            *status = ours;
+            changed
+        });
     }
 }
 
@@ -515,6 +553,9 @@ pub struct ArtiListener {
     onion_address: String,
     incoming: mpsc::Receiver<DataStream>,
     task: JoinHandle<()>,
+    status: watch::Sender<ServiceStatus>,
+    /// Forwards arti's status events into `status`.
+    status_task: JoinHandle<()>,
     service: Option<Arc<RunningOnionService>>,
 }
 
@@ -554,11 +595,16 @@ impl Listener for ArtiListener {
     fn service_id(&self) -> ServiceId {
         self.id
     }
+
+    fn status(&self) -> watch::Receiver<ServiceStatus> {
+        self.status.subscribe()
+    }
 }
 
 impl Drop for ArtiListener {
     fn drop(&mut self) {
         self.task.abort();
+        self.status_task.abort();
         self.service.take();
     }
 }
@@ -716,12 +762,12 @@ fn arti_error(what: &str, error: arti_client::Error) -> TransportError {
     match error.kind() {
         K::InvalidConfig | K::InvalidConfigTransition | K::FsPermissions | K::NoHomeDirectory => {
             TransportError::Configuration {
-                reason: format!("{what}: {error}"),
+                reason: what.to_owned(),
                 source: Some(Box::new(error)),
             }
         }
         _ => TransportError::Tor {
-            what: format!("{what}: {error}"),
+            what: what.to_owned(),
             source: Some(Box::new(error)),
         },
     }

@@ -75,7 +75,7 @@ pub enum TransportError {
         reason: &'static str,
     },
     /// See [`ErrorKind::Io`].
-    #[error("input/output error: {context}")]
+    #[error("{context} failed")]
     Io {
         /// What we were doing.
         context: &'static str,
@@ -91,6 +91,16 @@ pub enum TransportError {
         /// The underlying error, if any.
         #[source]
         source: Option<BoxError>,
+    },
+    /// Something failed while talking to tor's control port; the source
+    /// says what, and its kind is the kind of this error.
+    #[error("talking to tor's control port at {address} failed")]
+    ControlPort {
+        /// The control port (`127.0.0.1:9051`, `unix:/run/tor/control`).
+        address: String,
+        /// What failed.
+        #[source]
+        source: Box<Self>,
     },
     /// See [`ErrorKind::Tor`].
     #[error("tor: {what}")]
@@ -115,6 +125,7 @@ impl TransportError {
             Self::Io { .. } => ErrorKind::Io,
             Self::Configuration { .. } => ErrorKind::Configuration,
             Self::Tor { .. } => ErrorKind::Tor,
+            Self::ControlPort { source, .. } => source.kind(),
         }
     }
 
@@ -134,5 +145,37 @@ impl TransportError {
             what: what.into(),
             source: None,
         }
+    }
+}
+
+/// Shows an error with all of its causes on one line, `: `-separated, the
+/// way `anyhow` shows `{:#}`. Every error of these crates keeps its cause
+/// out of its own message and returns it as `source()`, so printing only
+/// `{}` shows the outermost step; logs and user interfaces print this.
+///
+/// ```
+/// use ricochet_transport::ErrorChain;
+///
+/// let error = std::io::Error::other("the cause");
+/// assert_eq!(ErrorChain(&error).to_string(), "the cause");
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use crate::{BootstrapStatus, Listener, Transport, TransportError};
+use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
 
 /// Which faults to inject. Each stream draws its own numbers from a
 /// generator seeded from `seed`, so a run can be repeated.
@@ -204,6 +204,10 @@ impl<L: Listener> Listener for FaultyListener<L> {
 
     fn service_id(&self) -> ServiceId {
         self.inner.service_id()
+    }
+
+    fn status(&self) -> watch::Receiver<ServiceStatus> {
+        self.inner.status()
     }
 }
 

@@ -18,7 +18,7 @@ use ricochet_identity::{IdentityKey, ServiceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-pub use error::{ErrorKind, TransportError};
+pub use error::{ErrorChain, ErrorKind, TransportError};
 
 /// The onion-service port every Ricochet client listens on (spec §2).
 pub const RICOCHET_PORT: u16 = 9878;
@@ -51,6 +51,52 @@ impl BootstrapStatus {
         Self {
             percent: 0,
             phase: "starting".to_owned(),
+        }
+    }
+}
+
+/// Whether peers can reach one of our onion services.
+///
+/// "Published" means what Tor means: the service's descriptor has been
+/// uploaded to the hidden-service directories, so a peer that dials now
+/// finds it. Before that, dialling it fails as if we were offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServiceStatus {
+    /// Tor is building introduction circuits and uploading the descriptor
+    /// (usually seconds; up to a minute or two on a slow network). Peers
+    /// that dial now most likely fail.
+    Publishing,
+    /// The descriptor is uploaded: peers can reach us.
+    Published,
+    /// Tor reports a problem it is trying to recover from (a failed
+    /// upload, lost introduction points); peers may fail to reach us.
+    Degraded {
+        /// What Tor reported, for people.
+        reason: String,
+    },
+    /// The service is down and will not come back by itself (Tor exited,
+    /// the control connection was lost, the service broke).
+    Failed {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+impl ServiceStatus {
+    /// Whether peers can reach the service now.
+    pub fn is_published(&self) -> bool {
+        matches!(self, Self::Published)
+    }
+}
+
+impl std::fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Publishing => f.write_str("publishing"),
+            Self::Published => f.write_str("published"),
+            Self::Degraded { reason } => write!(f, "degraded ({reason})"),
+            Self::Failed { reason } => write!(f, "failed ({reason})"),
         }
     }
 }
@@ -99,4 +145,9 @@ pub trait Listener: Send + 'static {
 
     /// The service this listener publishes.
     fn service_id(&self) -> ServiceId;
+
+    /// Whether the service is published, as it changes: it starts as
+    /// [`ServiceStatus::Publishing`] and becomes
+    /// [`ServiceStatus::Published`] once Tor has uploaded its descriptor.
+    fn status(&self) -> watch::Receiver<ServiceStatus>;
 }

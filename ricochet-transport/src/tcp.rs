@@ -20,7 +20,7 @@ use ricochet_identity::{IdentityKey, ServiceId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::{BootstrapStatus, Listener, Transport, TransportError};
+use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
 
 /// Where each service id can be reached. Cheap to clone; clones share the
 /// same map, so transports made from one directory see each other's
@@ -213,6 +213,7 @@ impl Transport for TcpTransport {
             id,
             local,
             directory: self.directory.clone(),
+            status: watch::Sender::new(ServiceStatus::Published),
         })
     }
 }
@@ -225,6 +226,8 @@ pub struct TcpServiceListener {
     id: ServiceId,
     local: SocketAddr,
     directory: Directory,
+    /// Always [`ServiceStatus::Published`]: the socket is bound.
+    status: watch::Sender<ServiceStatus>,
 }
 
 impl TcpServiceListener {
@@ -249,6 +252,10 @@ impl Listener for TcpServiceListener {
 
     fn service_id(&self) -> ServiceId {
         self.id
+    }
+
+    fn status(&self) -> watch::Receiver<ServiceStatus> {
+        self.status.subscribe()
     }
 }
 

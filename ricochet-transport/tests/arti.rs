@@ -103,8 +103,9 @@ async fn arti_dials_arti() {
 
     let figures = suite("arti", &dialer, &host, &host_key, Budget::TOR).await;
     eprintln!(
-        "arti -> arti figures: first dial {:?} (after publishing), dial {:?}, RTT {:?}, \
+        "arti -> arti figures: published after {:?}, then first dial {:?}, dial {:?}, RTT {:?}, \
          throughput {:.2} MiB/s (each way, {} MiB echoed)",
+        figures.published,
         figures.first_dial,
         figures.dial,
         figures.rtt,

@@ -118,3 +118,67 @@ async fn control_port_auth_methods() {
     let listener = open.listen(&key(8), 9878).await.unwrap();
     assert_eq!(listener.service_id(), key(8).service_id());
 }
+
+/// A control address where something accepts but never answers fails
+/// within the handshake bound with `TimedOut`; one that speaks another
+/// protocol fails at once; both errors name the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_port_that_is_not_tor() {
+    use std::time::{Duration, Instant};
+
+    use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
+    use ricochet_transport::{ErrorChain, ErrorKind, Transport};
+    use tokio::io::AsyncWriteExt as _;
+
+    // Accepts, reads nothing, says nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = SystemTorConfig::new(ControlAddr::Tcp(silent_addr));
+    config.handshake_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let error = SystemTor::new(config).bootstrap().await.unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::TimedOut, "{}", ErrorChain(&error));
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    let text = ErrorChain(&error).to_string();
+    assert!(text.contains(&silent_addr.to_string()), "{text}");
+
+    // Greets with another protocol's banner and waits.
+    let chatty = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let chatty_addr = chatty.local_addr().unwrap();
+    let _chatty = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = chatty.accept().await {
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let error = SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(chatty_addr)))
+        .bootstrap()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(error.kind(), ErrorKind::Tor, "{}", ErrorChain(&error));
+    let text = ErrorChain(&error).to_string();
+    assert!(text.contains(&chatty_addr.to_string()), "{text}");
+    assert!(text.contains("ControlPort"), "{text}");
+
+    // Nothing listening: refused at once, the address named.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let error = SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(closed)))
+        .bootstrap()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Io, "{}", ErrorChain(&error));
+    assert!(ErrorChain(&error).to_string().contains(&closed.to_string()));
+}

@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::{
     Client, ClientBuilder, ContactStatus, Event, Events, Generation, IdentityKey, Limits,
     MessageStatus, ReconnectPolicy, RicochetId, ServiceId,

@@ -42,9 +42,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
-use ricochet_client::transport_backends::control::{ControlAddr, SystemTor, SystemTorConfig};
-use ricochet_client::transport_backends::{Listener, Transport};
+use ricochet_client::transport::arti::{ArtiConfig, ArtiTransport};
+use ricochet_client::transport::control::{ControlAddr, SystemTor, SystemTorConfig};
+use ricochet_client::transport::{Listener, Transport};
 use ricochet_client::{
     Client, ClientBuilder, ContactStatus, Event, Events, Generation, IdentityKey, MessageStatus,
     ReconnectPolicy, RicochetId,

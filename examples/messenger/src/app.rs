@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use ricochet_client::transport_backends::BootstrapStatus;
+use ricochet_client::transport::BootstrapStatus;
 use ricochet_client::{
     Contact, ContactRequest, ContactStatus, Event, FileDirection, IncomingFile, MessageDirection,
     MessageId, MessageStatus, RequestAnswer, RicochetId, TransferId, TransferOutcome,
@@ -257,11 +257,14 @@ impl App {
                     request.request().message
                 );
             }
+            Event::ContactRequestDelivered { contact } => {
+                let name = self.name_of(*contact);
+                self.notice(Some(*contact), format!("{name} received our request"));
+            }
             Event::ContactRequestAnswered { contact, answer } => {
                 refresh.lists = true;
                 let name = self.name_of(*contact);
                 let text = match answer {
-                    RequestAnswer::Pending => format!("{name} received our request"),
                     RequestAnswer::Accepted => format!("{name} accepted our request"),
                     RequestAnswer::Rejected => format!("{name} rejected our request"),
                     _ => format!("{name} answered our request"),

@@ -82,9 +82,7 @@ async fn run(args: Args) -> ExitCode {
 async fn start_client(
     builder: ClientBuilder,
     timeout: Duration,
-    status: Option<
-        tokio::sync::watch::Receiver<ricochet_client::transport_backends::BootstrapStatus>,
-    >,
+    status: Option<tokio::sync::watch::Receiver<ricochet_client::transport::BootstrapStatus>>,
 ) -> Result<(Client, Events), String> {
     match tokio::time::timeout(timeout, builder.start()).await {
         Ok(Ok(started)) => Ok(started),

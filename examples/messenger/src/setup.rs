@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use ricochet_client::transport_backends::arti::{ArtiConfig, ArtiTransport};
-use ricochet_client::transport_backends::control::{ControlAddr, SystemTor, SystemTorConfig};
-use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::transport::arti::{ArtiConfig, ArtiTransport};
+use ricochet_client::transport::control::{ControlAddr, SystemTor, SystemTorConfig};
+use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::{ClientBuilder, ReconnectPolicy, RicochetId};
 
 /// A terminal Ricochet messenger: anonymous peer-to-peer chat over Tor

@@ -210,7 +210,7 @@ mod tests {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
-    use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+    use ricochet_client::transport::tcp::{Directory, TcpTransport};
     use ricochet_client::{ClientBuilder, Event, Events, ReconnectPolicy};
 
     use super::*;

@@ -18,6 +18,9 @@ pub(crate) struct Card {
     /// Attempts of our contact request that ended without any answer, in
     /// a row.
     pub(crate) unanswered_requests: u32,
+    /// The application heard that our request reached the peer (in this
+    /// run; a pending request is delivered again on every connection).
+    pub(crate) request_delivered: bool,
 }
 
 #[derive(Debug)]
@@ -43,6 +46,7 @@ impl Book {
                         Card {
                             row,
                             unanswered_requests: 0,
+                            request_delivered: false,
                         },
                     )
                 })
@@ -94,6 +98,7 @@ impl Book {
             Card {
                 row,
                 unanswered_requests: 0,
+                request_delivered: false,
             },
         );
     }

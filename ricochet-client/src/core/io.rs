@@ -4,7 +4,8 @@
 //! outputs to connections, the store thread and the application.
 
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use ricochet_identity::{RicochetId, ServiceId};
 use ricochet_proto::CloseReason;
@@ -14,7 +15,7 @@ use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
 use ricochet_proto::message::file::FILE_HASH_LEN;
-use ricochet_transport::TransportError;
+use ricochet_transport::{ServiceStatus, TransportError};
 
 use crate::error::{ClientError, StorageError};
 use crate::model::{
@@ -102,6 +103,7 @@ pub(crate) enum ApiCall {
     },
     CancelFile(TransferId),
     Stats,
+    ConnectNow(ServiceId),
 }
 
 /// The answer to an [`ApiCall`].
@@ -249,6 +251,9 @@ pub(crate) enum Notice {
         status: crate::model::ContactStatus,
     },
     ContactRequestReceived(ContactRequest),
+    ContactRequestDelivered {
+        contact: RicochetId,
+    },
     ContactRequestAnswered {
         contact: RicochetId,
         answer: RequestAnswer,
@@ -288,6 +293,16 @@ pub(crate) enum Notice {
     Error {
         contact: Option<RicochetId>,
         error: ClientError,
+    },
+    DialFailed {
+        contact: RicochetId,
+        error: Arc<TransportError>,
+        retry_in: Option<Duration>,
+    },
+    /// Made by the driver, from the transport's listeners.
+    ServiceStatusChanged {
+        id: RicochetId,
+        status: ServiceStatus,
     },
 }
 

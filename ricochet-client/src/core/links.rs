@@ -137,6 +137,17 @@ impl Links {
     }
 
     /// The connections known to be `id`'s, oldest first.
+    /// Whether a connection of `id` is about to carry chat: our request
+    /// was answered on it, or it carries the peer's request (which we are
+    /// accepting, §8.2 step 8).
+    pub(crate) fn becoming_contact(&self, id: &ServiceId) -> bool {
+        self.conns.values().any(|c| {
+            c.peer.as_ref() == Some(id)
+                && c.stage == Stage::Authenticated
+                && (c.request_answered || c.carries_request)
+        })
+    }
+
     pub(crate) fn connections_of(&self, id: &ServiceId) -> Vec<ConnId> {
         let mut conns: Vec<ConnId> = self
             .conns
@@ -435,11 +446,11 @@ mod tests {
     }
 
     #[test]
-    fn reconnect_delays_follow_ricochet_1() {
+    fn reconnect_delays_start_quick_then_follow_ricochet_1() {
         let policy = ReconnectPolicy::default();
         let delays: Vec<u64> = (1..=8)
             .map(|n| policy.after_failures(n).as_secs())
             .collect();
-        assert_eq!(delays, [30, 30, 30, 30, 120, 120, 900, 900]);
+        assert_eq!(delays, [5, 10, 20, 30, 120, 120, 900, 900]);
     }
 }

@@ -27,7 +27,8 @@ pub(crate) mod io;
 pub(crate) mod links;
 pub(crate) mod transfers;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ricochet_identity::{Generation, ServiceId};
@@ -35,6 +36,7 @@ use ricochet_proto::message::chat::ChatText;
 use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
+use ricochet_transport::{ErrorChain, TransportError};
 use tracing::{debug, info, warn};
 
 use self::book::Book;
@@ -49,8 +51,8 @@ use self::transfers::Transfers;
 use crate::config::{Limits, ReconnectPolicy};
 use crate::error::ClientError;
 use crate::model::{
-    ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
-    RequestAnswer, RequestFailure, Stats, TransferId,
+    ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
+    MessageStatus, RequestAnswer, RequestFailure, Stats, TransferId,
 };
 
 /// How long the store write of acknowledgements may wait for company (see
@@ -88,6 +90,9 @@ pub(crate) struct Core {
     acks_due: Option<Instant>,
     /// Shutting down: no new connections.
     closing: bool,
+    /// The status the application last heard of each contact: it hears
+    /// changes only.
+    shown: HashMap<ServiceId, ContactStatus>,
 }
 
 impl Core {
@@ -106,9 +111,13 @@ impl Core {
             held_acks: Vec::new(),
             acks_due: None,
             closing: false,
+            shown: HashMap::new(),
         };
         let ids: Vec<ServiceId> = core.book.ids().collect();
         for id in ids {
+            if let Some(status) = core.book.status(&id, false) {
+                core.shown.insert(id, status);
+            }
             core.schedule(&id, now.instant);
         }
         core
@@ -154,14 +163,10 @@ impl Core {
     /// The status the contact list shows for `id`, or blocked for a
     /// blocked id that is not in the list.
     #[cfg(test)]
-    pub(crate) fn peek_status(&self, id: &ServiceId) -> Option<crate::model::ContactStatus> {
+    pub(crate) fn peek_status(&self, id: &ServiceId) -> Option<ContactStatus> {
         self.book
             .status(id, self.links.active(id).is_some())
-            .or_else(|| {
-                self.book
-                    .is_blocked(id)
-                    .then_some(crate::model::ContactStatus::Blocked)
-            })
+            .or_else(|| self.book.is_blocked(id).then_some(ContactStatus::Blocked))
     }
 
     /// Contact requests waiting for the user.
@@ -221,14 +226,25 @@ impl Core {
         });
     }
 
+    /// Tells the application `id`'s status if it changed.
     fn emit_status(&mut self, id: &ServiceId) {
         let online = self.links.active(id).is_some();
-        if let Some(status) = self.book.status(id, online) {
-            self.notice(Notice::ContactStatusChanged {
-                contact: (*id).into(),
-                status,
-            });
+        let Some(status) = self.book.status(id, online) else {
+            self.shown.remove(id);
+            return;
+        };
+        // Online in a moment: no `Offline` in between.
+        if status == ContactStatus::Offline && self.links.becoming_contact(id) {
+            return;
         }
+        if self.shown.insert(*id, status) == Some(status) {
+            return;
+        }
+        info!(contact = %id, %status, "contact status");
+        self.notice(Notice::ContactStatusChanged {
+            contact: (*id).into(),
+            status,
+        });
     }
 
     fn message_status(&mut self, contact: &ServiceId, message: MessageId, status: MessageStatus) {
@@ -427,7 +443,7 @@ impl Core {
                     });
                 }
             }
-            Report::Closed(closure) => self.closed(now, conn, &closure),
+            Report::Closed(closure) => self.closed(now, conn, closure),
         }
     }
 
@@ -552,7 +568,18 @@ impl Core {
             }
         }
         let answer = match status {
-            ResponseStatus::Pending => RequestAnswer::Pending,
+            ResponseStatus::Pending => {
+                if let Some(card) = self.book.card_mut(&peer)
+                    && !card.request_delivered
+                {
+                    card.request_delivered = true;
+                    info!(%peer, "our contact request was delivered");
+                    self.notice(Notice::ContactRequestDelivered {
+                        contact: peer.into(),
+                    });
+                }
+                return;
+            }
             ResponseStatus::Accepted => return self.request_accepted(&peer),
             ResponseStatus::Rejected => {
                 self.set_state(&peer, ContactState::Rejected);
@@ -720,13 +747,14 @@ impl Core {
         });
     }
 
-    fn closed(&mut self, now: Now, conn: ConnId, closure: &Closure) {
+    fn closed(&mut self, now: Now, conn: ConnId, closure: Closure) {
         let Some(link) = self.links.remove(conn) else {
             return;
         };
         self.delivery.connection_closed(conn);
-        match closure {
-            Closure::DialFailed(error) => debug!(conn, %error, "dial failed"),
+        match &closure {
+            // Logged by dial_failed, with when we try again.
+            Closure::DialFailed(_) => {}
             Closure::Stream(Some(error)) => debug!(conn, %error, "connection failed"),
             other => debug!(conn, ?other, "connection closed"),
         }
@@ -765,7 +793,7 @@ impl Core {
             &link,
             was_active,
             was_dialing,
-            closure,
+            &closure,
             &self.reconnect,
         );
         if was_active {
@@ -782,6 +810,56 @@ impl Core {
                 self.schedule(&peer, now.instant + delay);
             }
         }
+        // A connection that was about to carry chat and did not.
+        self.emit_status(&peer);
+        if let Closure::DialFailed(error) = closure {
+            self.dial_failed(now, peer, error);
+        }
+    }
+
+    /// Tells the user that `peer` could not be reached, and when we try
+    /// again. The log says it once per run of failures (a contact that is
+    /// offline for a day is not a warning every 15 minutes).
+    fn dial_failed(&mut self, now: Now, peer: ServiceId, error: TransportError) {
+        let links = self.links.peer_mut(&peer);
+        let failures = links.failures;
+        let retry_in = links
+            .next_dial
+            .map(|at| at.saturating_duration_since(now.instant));
+        let shown = ErrorChain(&error);
+        let again = retry_in.map_or_else(
+            || "not trying again".to_owned(),
+            |delay| format!("trying again in {} s", delay.as_secs()),
+        );
+        if failures <= 1 {
+            warn!(%peer, error = %shown, "could not reach the contact; {again}");
+        } else {
+            debug!(%peer, failures, error = %shown, "could not reach the contact; {again}");
+        }
+        self.notice(Notice::DialFailed {
+            contact: peer.into(),
+            error: Arc::new(error),
+            retry_in,
+        });
+    }
+
+    /// The user asks to reach `id` now, whatever the schedule; this also
+    /// lifts the stop after repeated protocol errors.
+    fn connect_now(&mut self, now: Now, id: ServiceId) -> Result<(), ClientError> {
+        self.book.check_messageable(&id)?;
+        if !self.book.wants_connection(&id) {
+            return Err(ClientError::NoIdentityFor {
+                generation: id.generation(),
+            });
+        }
+        let links = self.links.peer_mut(&id);
+        links.protocol_errors = 0;
+        if links.active.is_some() || links.dialing.is_some() {
+            return Ok(());
+        }
+        self.links.unschedule(&id);
+        self.dial(now, id);
+        Ok(())
     }
 
     // ---- the store ----
@@ -1053,6 +1131,10 @@ impl Core {
             ApiCall::Stats => {
                 let stats = self.stats();
                 self.reply(call, Response::Stats(stats));
+            }
+            ApiCall::ConnectNow(id) => {
+                let result = self.connect_now(now, id);
+                self.reply(call, Response::Done(result));
             }
         }
     }

@@ -15,8 +15,8 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use ricochet_client::transport_backends::Transport;
-use ricochet_client::transport_backends::tcp::{Directory, TcpTransport};
+use ricochet_client::transport::Transport;
+use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::{
     Client, ClientBuilder, ContactStatus, Event, Events, MessageStatus, ReconnectPolicy, RicochetId,
 };
@@ -224,13 +224,12 @@ pub async fn main_flow(alice: &mut Peer, bob: &mut Peer) -> FlowTimes {
     let request = bob.expect_request().await;
     let request_arrived = started.elapsed();
     assert_eq!(request.from(), alice_id);
-    let answer = alice
-        .expect("a pending answer", |event| match event {
-            Event::ContactRequestAnswered { answer, .. } => Some(answer),
+    alice
+        .expect("the request delivered", |event| match event {
+            Event::ContactRequestDelivered { contact } if contact == bob_id => Some(()),
             _ => None,
         })
         .await;
-    assert_eq!(answer, ricochet_client::RequestAnswer::Pending);
     request.accept("alice").await.unwrap();
     alice.expect_status(bob_id, ContactStatus::Online).await;
     bob.expect_status(alice_id, ContactStatus::Online).await;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ricochet_client::transport_backends::tcp::Directory;
+use ricochet_client::transport::tcp::Directory;
 use ricochet_client::{Event, RicochetId};
 use ricochet_identity::{AuthCookies, AuthProof, Generation, IdentityKey, ServiceId};
 use ricochet_proto::message::auth::{AuthMessage, AuthResult};

@@ -24,7 +24,7 @@ pub struct ContactRequest {
 #[non_exhaustive]
 pub enum ContactRequestError {
     /// The nickname breaks a rule.
-    #[error("bad nickname: {0}")]
+    #[error("bad nickname")]
     Nickname(#[from] NicknameError),
     /// The message exceeds 2000 UTF-16 code units.
     #[error("the message has {len} UTF-16 code units, more than the 2000 allowed")]

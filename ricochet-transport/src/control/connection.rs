@@ -2,6 +2,7 @@
 //! sans-IO [`ReplyParser`]), and authentication.
 
 use std::path::Path;
+use std::time::Duration;
 
 use rand::TryRng as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -15,75 +16,156 @@ use crate::TransportError;
 trait ControlIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> ControlIo for T {}
 
-/// An authenticated connection to tor's control port.
+/// An authenticated connection to tor's control port. Every error it
+/// returns names the control port ([`TransportError::ControlPort`]).
 pub(crate) struct ControlConnection {
     io: Box<dyn ControlIo>,
     parser: ReplyParser,
+    /// The control port, for error messages.
+    address: String,
 }
 
 impl std::fmt::Debug for ControlConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlConnection").finish_non_exhaustive()
+        f.debug_struct("ControlConnection")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
 impl ControlConnection {
-    /// Connects and authenticates.
+    /// Connects and authenticates, within `timeout`: something that
+    /// accepts but never answers (or answers slowly) fails with
+    /// [`crate::ErrorKind::TimedOut`].
     pub(crate) async fn open(
         addr: &ControlAddr,
         auth: &ControlAuth,
+        timeout: Duration,
     ) -> Result<Self, TransportError> {
+        let handshake = async {
+            let mut connection = Self::connect(addr).await?;
+            match connection.authenticate(auth).await {
+                Ok(()) => Ok(connection),
+                Err(error) => Err(connection.error(error)),
+            }
+        };
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(result) => result,
+            Err(_) => Err(at(
+                addr,
+                TransportError::TimedOut {
+                    what: "connecting and authenticating",
+                    after: timeout,
+                },
+            )),
+        }
+    }
+
+    /// Whether tor answers `PROTOCOLINFO` at `addr` within `timeout`.
+    pub(crate) async fn probe(addr: &ControlAddr, timeout: Duration) -> Result<(), TransportError> {
+        let probe = async {
+            let mut connection = Self::connect(addr).await?;
+            connection
+                .command_ok("PROTOCOLINFO", "PROTOCOLINFO 1")
+                .await
+                .map(drop)
+        };
+        tokio::time::timeout(timeout, probe)
+            .await
+            .unwrap_or_else(|_| {
+                Err(at(
+                    addr,
+                    TransportError::TimedOut {
+                        what: "waiting for PROTOCOLINFO",
+                        after: timeout,
+                    },
+                ))
+            })
+    }
+
+    async fn connect(addr: &ControlAddr) -> Result<Self, TransportError> {
         let io: Box<dyn ControlIo> = match addr {
-            ControlAddr::Tcp(addr) => Box::new(
-                tokio::net::TcpStream::connect(addr)
+            ControlAddr::Tcp(tcp) => Box::new(
+                tokio::net::TcpStream::connect(tcp)
                     .await
-                    .map_err(|e| TransportError::io("connecting to tor's control port", e))?,
+                    .map_err(|e| at(addr, TransportError::io("connecting", e)))?,
             ),
             #[cfg(unix)]
             ControlAddr::Unix(path) => Box::new(
                 tokio::net::UnixStream::connect(path)
                     .await
-                    .map_err(|e| TransportError::io("connecting to tor's control socket", e))?,
+                    .map_err(|e| at(addr, TransportError::io("connecting", e)))?,
             ),
             #[cfg(not(unix))]
             ControlAddr::Unix(_) => {
-                return Err(TransportError::config(
-                    "Unix control sockets need a Unix system",
+                return Err(at(
+                    addr,
+                    TransportError::config("Unix control sockets need a Unix system"),
                 ));
             }
         };
-        let mut connection = Self {
+        Ok(Self {
             io,
             parser: ReplyParser::new(),
-        };
-        connection.authenticate(auth).await?;
-        Ok(connection)
+            address: addr.to_string(),
+        })
+    }
+
+    /// `error`, as an error of this control port.
+    pub(crate) fn error(&self, error: TransportError) -> TransportError {
+        match error {
+            TransportError::ControlPort { .. } => error,
+            error => TransportError::ControlPort {
+                address: self.address.clone(),
+                source: Box::new(error),
+            },
+        }
+    }
+
+    /// The next asynchronous event (`650 …`) tor sends, after `SETEVENTS`.
+    pub(crate) async fn next_event(&mut self) -> Result<Reply, TransportError> {
+        loop {
+            match self.parser.next_reply() {
+                Ok(Some(reply)) if reply.is_event() => return Ok(reply),
+                Ok(Some(_)) => continue,
+                Ok(None) => self.fill().await?,
+                Err(e) => return Err(self.unreadable(e)),
+            }
+        }
     }
 
     async fn read_reply(&mut self) -> Result<Reply, TransportError> {
-        let mut buf = [0; 4096];
         loop {
             match self.parser.next_reply() {
                 Ok(Some(reply)) if reply.is_event() => continue,
                 Ok(Some(reply)) => return Ok(reply),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(TransportError::Tor {
-                        what: "unreadable control-port reply".to_owned(),
-                        source: Some(Box::new(e)),
-                    });
-                }
+                Ok(None) => self.fill().await?,
+                Err(e) => return Err(self.unreadable(e)),
             }
-            let n = self
-                .io
-                .read(&mut buf)
-                .await
-                .map_err(|e| TransportError::io("reading from tor's control port", e))?;
-            if n == 0 {
-                return Err(TransportError::tor("tor closed the control connection"));
-            }
-            self.parser.push(buf.get(..n).unwrap_or_default());
         }
+    }
+
+    /// Reads what tor sent into the parser.
+    async fn fill(&mut self) -> Result<(), TransportError> {
+        let mut buf = [0; 4096];
+        let n = self
+            .io
+            .read(&mut buf)
+            .await
+            .map_err(|e| self.error(TransportError::io("reading", e)))?;
+        if n == 0 {
+            return Err(self.error(TransportError::tor("tor closed the control connection")));
+        }
+        self.parser.push(buf.get(..n).unwrap_or_default());
+        Ok(())
+    }
+
+    fn unreadable(&self, error: super::reply::ReplyError) -> TransportError {
+        self.error(TransportError::Tor {
+            what: "the answer is not tor's control protocol; is this address tor's ControlPort?"
+                .to_owned(),
+            source: Some(Box::new(error)),
+        })
     }
 
     /// Sends one command line and returns tor's reply, whatever its status.
@@ -95,7 +177,7 @@ impl ControlConnection {
         self.io
             .write_all(&bytes)
             .await
-            .map_err(|e| TransportError::io("writing to tor's control port", e))?;
+            .map_err(|e| self.error(TransportError::io("writing", e)))?;
         self.read_reply().await
     }
 
@@ -110,11 +192,11 @@ impl ControlConnection {
         if reply.is_ok() {
             Ok(reply)
         } else {
-            Err(TransportError::tor(format!(
+            Err(self.error(TransportError::tor(format!(
                 "{what}: {} {}",
                 reply.status,
                 reply.first_text()
-            )))
+            ))))
         }
     }
 
@@ -187,4 +269,12 @@ async fn read_cookie(path: &Path) -> Result<Zeroizing<Vec<u8>>, TransportError> 
         )));
     }
     Ok(cookie)
+}
+
+/// `error`, as an error of the control port at `addr`.
+fn at(addr: &ControlAddr, error: TransportError) -> TransportError {
+    TransportError::ControlPort {
+        address: addr.to_string(),
+        source: Box::new(error),
+    }
 }

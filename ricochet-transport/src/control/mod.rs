@@ -20,23 +20,116 @@ use std::time::{Duration, Instant};
 
 use ricochet_identity::{Generation, IdentityKey, ServiceId};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use zeroize::Zeroizing;
 
 pub use process::TorLaunch;
 
 use self::connection::ControlConnection;
 use self::process::TorProcess;
-use self::reply::bootstrap_phase;
-use crate::{BootstrapStatus, Listener, Transport, TransportError};
+use self::reply::{bootstrap_phase, hs_desc_event};
+use crate::{BootstrapStatus, ErrorChain, Listener, ServiceStatus, Transport, TransportError};
 
 /// Where tor's control port is.
+///
+/// It parses from and prints as the form tor's own `ControlPort` option
+/// uses: `127.0.0.1:9051`, `[::1]:9051` or `unix:/run/tor/control`.
+///
+/// ```
+/// use ricochet_transport::control::ControlAddr;
+///
+/// let tcp: ControlAddr = "127.0.0.1:9051".parse()?;
+/// let unix: ControlAddr = "unix:/run/tor/control".parse()?;
+/// assert_eq!(unix.to_string(), "unix:/run/tor/control");
+/// # let _ = tcp;
+/// # Ok::<(), ricochet_transport::control::ControlAddrError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlAddr {
     /// A TCP control port (`ControlPort 9051`).
     Tcp(SocketAddr),
     /// A Unix control socket (`ControlPort unix:/run/tor/control`).
     Unix(PathBuf),
+}
+
+impl ControlAddr {
+    /// Where a local tor's control port usually is, in the order
+    /// [`ControlAddr::find_local`] tries them: the Unix sockets of
+    /// Debian's, Fedora's and Arch's tor packages, tor's default TCP port
+    /// 9051, and Tor Browser's 9151.
+    pub fn usual_local() -> Vec<Self> {
+        let mut usual = Vec::new();
+        if cfg!(unix) {
+            usual.push(Self::Unix(PathBuf::from("/run/tor/control")));
+            usual.push(Self::Unix(PathBuf::from("/var/run/tor/control")));
+        }
+        usual.push(Self::Tcp(SocketAddr::from(([127, 0, 0, 1], 9051))));
+        usual.push(Self::Tcp(SocketAddr::from(([127, 0, 0, 1], 9151))));
+        usual
+    }
+
+    /// Finds the control port of a tor running on this machine: the first
+    /// of [`ControlAddr::usual_local`] that answers tor's `PROTOCOLINFO`
+    /// within a second. It only looks; whether we may authenticate is
+    /// found out when the transport bootstraps.
+    ///
+    /// Fails with [`crate::ErrorKind::Configuration`] naming every place
+    /// tried when none answers.
+    pub async fn find_local() -> Result<Self, TransportError> {
+        let candidates = Self::usual_local();
+        for candidate in &candidates {
+            match ControlConnection::probe(candidate, Duration::from_secs(1)).await {
+                Ok(()) => return Ok(candidate.clone()),
+                Err(error) => {
+                    tracing::debug!(address = %candidate, error = %ErrorChain(&error), "no tor control port here");
+                }
+            }
+        }
+        let tried: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+        Err(TransportError::config(format!(
+            "found no tor control port on this machine (tried {}); is tor running with a ControlPort?",
+            tried.join(", ")
+        )))
+    }
+}
+
+impl std::fmt::Display for ControlAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Why a string is not a control-port address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{input:?} is not a control-port address: expected an IP address and port \
+     (`127.0.0.1:9051`) or `unix:` and a socket path (`unix:/run/tor/control`)"
+)]
+#[non_exhaustive]
+pub struct ControlAddrError {
+    /// What was given.
+    pub input: String,
+}
+
+impl std::str::FromStr for ControlAddr {
+    type Err = ControlAddrError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let trimmed = input.trim();
+        if let Some(path) = trimmed.strip_prefix("unix:") {
+            if !path.is_empty() {
+                return Ok(Self::Unix(PathBuf::from(path)));
+            }
+        } else if let Ok(addr) = trimmed.parse() {
+            return Ok(Self::Tcp(addr));
+        }
+        Err(ControlAddrError {
+            input: input.to_owned(),
+        })
+    }
 }
 
 /// How to authenticate to the control port.
@@ -73,6 +166,10 @@ pub struct SystemTorConfig {
     pub connect_timeout: Duration,
     /// Longest wait for tor to finish bootstrapping. Default: 300 s.
     pub bootstrap_timeout: Duration,
+    /// Longest wait to connect to the control port and authenticate
+    /// (`PROTOCOLINFO`, `AUTHENTICATE`): what answers on the control
+    /// address but is not a working tor fails within it. Default: 10 s.
+    pub handshake_timeout: Duration,
 }
 
 impl SystemTorConfig {
@@ -84,9 +181,13 @@ impl SystemTorConfig {
             socks: None,
             connect_timeout: Duration::from_secs(120),
             bootstrap_timeout: Duration::from_secs(300),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
 }
+
+/// See [`SystemTorConfig::handshake_timeout`].
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The system-tor transport.
 #[derive(Debug)]
@@ -123,7 +224,12 @@ impl SystemTor {
     }
 
     async fn control(&self) -> Result<ControlConnection, TransportError> {
-        ControlConnection::open(&self.config.control, &self.config.auth).await
+        ControlConnection::open(
+            &self.config.control,
+            &self.config.auth,
+            self.config.handshake_timeout,
+        )
+        .await
     }
 }
 
@@ -158,10 +264,10 @@ impl Transport for SystemTor {
                 }
             }
             if started.elapsed() > self.config.bootstrap_timeout {
-                return Err(TransportError::TimedOut {
+                return Err(control.error(TransportError::TimedOut {
                     what: "tor bootstrap",
                     after: self.config.bootstrap_timeout,
-                });
+                }));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -175,7 +281,9 @@ impl Transport for SystemTor {
                     .value("net/listeners/socks")
                     .and_then(|v| first_socks_listener(&v))
                     .ok_or_else(|| {
-                        TransportError::config("tor has no TCP SocksPort; configure one")
+                        control.error(TransportError::config(
+                            "tor has no TCP SocksPort; configure one",
+                        ))
                     })?
             }
         };
@@ -224,6 +332,10 @@ impl Transport for SystemTor {
             what: "encoding our key for ADD_ONION".to_owned(),
             source: Some(Box::new(e)),
         })?;
+        // Asked before ADD_ONION, so that no upload of ours goes unseen.
+        control
+            .command_ok("SETEVENTS HS_DESC", "SETEVENTS HS_DESC")
+            .await?;
         let command = Zeroizing::new(format!(
             "ADD_ONION {} Port={port},127.0.0.1:{local_port}",
             blob.as_str()
@@ -237,23 +349,83 @@ impl Transport for SystemTor {
                     reason: "this tor no longer hosts v2 onion services (removed in tor 0.4.6)",
                 });
             }
-            return Err(TransportError::tor(format!(
+            return Err(control.error(TransportError::tor(format!(
                 "ADD_ONION: {} {}",
                 reply.status,
                 reply.first_text()
-            )));
+            ))));
         }
         let id = key.service_id();
         if reply.value("ServiceID").as_deref() != Some(id.to_string().as_str()) {
-            return Err(TransportError::tor(
+            return Err(control.error(TransportError::tor(
                 "ADD_ONION published a different service id",
-            ));
+            )));
         }
+        let status = watch::Sender::new(ServiceStatus::Publishing);
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(follow_descriptor(control, id, status.clone(), stopped));
+        tracing::debug!(%id, "onion service added; waiting for its descriptor upload");
         Ok(OnionListener {
-            _control: control,
             local,
             id,
+            status,
+            _stop: stop,
         })
+    }
+}
+
+/// Owns the control connection that keeps the service `id` up, and turns
+/// tor's `HS_DESC` events for it into `status` until `stop` fires (the
+/// listener is dropped): then the connection closes and tor removes the
+/// service.
+async fn follow_descriptor(
+    mut control: ControlConnection,
+    id: ServiceId,
+    status: watch::Sender<ServiceStatus>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let address = id.to_string();
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => return,
+            event = control.next_event() => event,
+        };
+        match event {
+            Ok(reply) => {
+                let Some(event) = hs_desc_event(&reply) else {
+                    continue;
+                };
+                if event.address != address {
+                    continue;
+                }
+                match event.action.as_str() {
+                    "UPLOADED" => {
+                        status.send_if_modified(|status| {
+                            let changed = !status.is_published();
+                            *status = ServiceStatus::Published;
+                            changed
+                        });
+                    }
+                    // One directory of several refused or timed out; tor
+                    // goes on with the others and retries.
+                    "FAILED" => tracing::debug!(
+                        %id,
+                        reason = event.reason.as_deref().unwrap_or("none given"),
+                        "a descriptor upload failed"
+                    ),
+                    _ => {}
+                }
+            }
+            Err(error) => {
+                status.send_replace(ServiceStatus::Failed {
+                    reason: ErrorChain(&error).to_string(),
+                });
+                // The service went with the connection; keep the status
+                // until the listener goes.
+                let _ = stop.await;
+                return;
+            }
+        }
     }
 }
 
@@ -283,9 +455,12 @@ fn socks_error(id: ServiceId, error: tokio_socks::Error) -> TransportError {
 /// it, and tor removes the service.
 #[derive(Debug)]
 pub struct OnionListener {
-    _control: ControlConnection,
     local: TcpListener,
     id: ServiceId,
+    status: watch::Sender<ServiceStatus>,
+    /// Dropped with the listener: ends the task that owns the control
+    /// connection, so tor removes the service.
+    _stop: oneshot::Sender<()>,
 }
 
 impl Listener for OnionListener {
@@ -304,6 +479,10 @@ impl Listener for OnionListener {
     fn service_id(&self) -> ServiceId {
         self.id
     }
+
+    fn status(&self) -> watch::Receiver<ServiceStatus> {
+        self.status.subscribe()
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +496,27 @@ mod test {
             Some("127.0.0.1:9050".parse().unwrap())
         );
         assert_eq!(first_socks_listener(""), None);
+    }
+
+    #[test]
+    fn control_addresses() {
+        for text in ["127.0.0.1:9051", "[::1]:9051", "unix:/run/tor/control"] {
+            let addr: ControlAddr = text.parse().unwrap();
+            assert_eq!(addr.to_string(), text);
+        }
+        assert_eq!(
+            " unix:/var/run/tor/control "
+                .parse::<ControlAddr>()
+                .unwrap(),
+            ControlAddr::Unix(PathBuf::from("/var/run/tor/control"))
+        );
+        for bad in ["", "9051", "localhost:9051", "unix:", "127.0.0.1"] {
+            let error = bad.parse::<ControlAddr>().unwrap_err();
+            assert!(
+                error.to_string().contains("unix:/run/tor/control"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

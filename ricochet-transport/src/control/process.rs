@@ -117,7 +117,12 @@ impl TorProcess {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        let mut owner = ControlConnection::open(&control, &super::ControlAuth::Auto).await?;
+        let mut owner = ControlConnection::open(
+            &control,
+            &super::ControlAuth::Auto,
+            super::HANDSHAKE_TIMEOUT,
+        )
+        .await?;
         owner.command_ok("TAKEOWNERSHIP", "TAKEOWNERSHIP").await?;
         Ok((
             Self {

@@ -291,10 +291,68 @@ pub fn bootstrap_phase(value: &str) -> Option<(u8, String)> {
     Some((progress.min(100), summary))
 }
 
+/// An `HS_DESC` event (control-spec §4.1.25): something happened to the
+/// descriptor of one onion service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HsDescEvent {
+    /// `UPLOAD`, `UPLOADED`, `FAILED`, `REQUESTED`, `RECEIVED`, …
+    pub action: String,
+    /// The service's address, without `.onion`.
+    pub address: String,
+    /// The `REASON=` of a `FAILED` event.
+    pub reason: Option<String>,
+}
+
+/// The `HS_DESC` event in `reply`, if it is one:
+/// `650 HS_DESC UPLOADED <address> <auth> <hsdir> …`.
+pub fn hs_desc_event(reply: &Reply) -> Option<HsDescEvent> {
+    if !reply.is_event() {
+        return None;
+    }
+    let text = reply.first_text();
+    let mut words = text.split(' ');
+    if words.next() != Some("HS_DESC") {
+        return None;
+    }
+    let action = words.next()?.to_owned();
+    let address = words.next()?.to_owned();
+    let reason = keywords(text)
+        .into_iter()
+        .find(|(key, _)| key == "REASON")
+        .map(|(_, value)| value);
+    Some(HsDescEvent {
+        action,
+        address,
+        reason,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
+
+    #[test]
+    fn hs_desc_events() {
+        let events = replies(
+            b"650 HS_DESC UPLOADED abcdef UNKNOWN $0123456789ABCDEF0123456789ABCDEF01234567~relay1\r\n\
+              650 HS_DESC FAILED abcdef UNKNOWN $01~r NULL REASON=UPLOAD_REJECTED\r\n\
+              650 STATUS_CLIENT NOTICE CIRCUIT_ESTABLISHED\r\n",
+        );
+        assert_eq!(
+            hs_desc_event(&events[0]),
+            Some(HsDescEvent {
+                action: "UPLOADED".to_owned(),
+                address: "abcdef".to_owned(),
+                reason: None
+            })
+        );
+        assert_eq!(
+            hs_desc_event(&events[1]).and_then(|e| e.reason),
+            Some("UPLOAD_REJECTED".to_owned())
+        );
+        assert_eq!(hs_desc_event(&events[2]), None);
+    }
 
     fn replies(input: &[u8]) -> Vec<Reply> {
         let mut parser = ReplyParser::new();

@@ -117,6 +117,9 @@ async fn round_trip<S: AsyncRead + AsyncWrite + Unpin + Send>(stream: S, data: V
 /// Figures the suite measured, for the note and BENCHMARKS.md.
 #[derive(Debug, Default)]
 pub struct Figures {
+    /// From `listen` until the listener's status says published.
+    pub published: Duration,
+    /// From published until the first dial succeeded.
     pub first_dial: Duration,
     pub dial: Duration,
     pub rtt: Duration,
@@ -142,6 +145,22 @@ pub async fn suite<D: Transport, H: Transport>(
     let listener = host.listen(host_key, RICOCHET_PORT).await.unwrap();
     let id = listener.service_id();
     assert_eq!(id, host_key.service_id());
+    // The status says when peers can reach us.
+    let started = Instant::now();
+    let mut status = listener.status();
+    let published = tokio::time::timeout(
+        budget.publish,
+        status.wait_for(|status| status.is_published()),
+    )
+    .await
+    .map(|result| result.map(drop));
+    assert!(
+        matches!(published, Ok(Ok(()))),
+        "{name}: the service was not reported published within {:?} (status: {})",
+        budget.publish,
+        *status.borrow()
+    );
+    figures.published = started.elapsed();
     let echo = spawn_echo(listener);
     let started = Instant::now();
     let mut stream = connect_with_retry(dialer, &id, budget.publish).await;

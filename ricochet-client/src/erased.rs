@@ -9,7 +9,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use ricochet_identity::{IdentityKey, ServiceId};
-use ricochet_transport::{BootstrapStatus, Listener, RICOCHET_PORT, Transport, TransportError};
+use ricochet_transport::{
+    BootstrapStatus, Listener, RICOCHET_PORT, ServiceStatus, Transport, TransportError,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -35,6 +37,7 @@ pub(crate) trait DynTransport: Send + Sync {
 /// The object-safe face of a [`Listener`].
 pub(crate) trait DynListener: Send {
     fn accept(&mut self) -> BoxFuture<'_, Result<BoxStream, TransportError>>;
+    fn status(&self) -> watch::Receiver<ServiceStatus>;
 }
 
 impl<T: Transport> DynTransport for T {
@@ -73,5 +76,9 @@ impl<L: Listener> DynListener for L {
             let stream = Listener::accept(self).await?;
             Ok(Box::new(stream) as BoxStream)
         })
+    }
+
+    fn status(&self) -> watch::Receiver<ServiceStatus> {
+        Listener::status(self)
     }
 }
