@@ -1,7 +1,7 @@
 //! [`ClientBuilder`]: where a client's profile lives, how it reaches Tor,
 //! its limits; and starting it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ricochet_identity::{Generation, IdentityKey};
@@ -36,6 +36,7 @@ pub struct ClientBuilder {
     v2_identity: bool,
     keys: Vec<IdentityKey>,
     nickname: String,
+    import_refresh: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -61,6 +62,7 @@ impl ClientBuilder {
             v2_identity: false,
             keys: Vec::new(),
             nickname: String::new(),
+            import_refresh: None,
         }
     }
 
@@ -116,6 +118,24 @@ impl ClientBuilder {
         self
     }
 
+    /// Takes the identity and contacts of a Ricochet Refresh 3.x profile
+    /// (its profile directory, e.g. `~/.config/ricochet-refresh`, or the
+    /// `ricochet.json` in it) into this profile when it starts, so that
+    /// the user keeps their id and contact list: contacts, requests they
+    /// sent (sent again, without a message, as Refresh does), requests
+    /// waiting for their answer, and blocked ids. Refresh keeps no message
+    /// history, so there is none to take.
+    ///
+    /// The profile must be new. Starting again with the same import does
+    /// nothing more; a profile with another identity fails with
+    /// [`crate::ImportError::ProfileInUse`]. The Refresh profile is only
+    /// read; do not run both clients with the same identity at once (each
+    /// would take the other's connections).
+    pub fn import_refresh_profile(mut self, path: impl AsRef<Path>) -> Self {
+        self.import_refresh = Some(path.as_ref().to_owned());
+        self
+    }
+
     /// Opens the profile, brings the transport up, asks it to publish our
     /// onion service(s), and starts connecting to contacts.
     ///
@@ -136,6 +156,7 @@ impl ClientBuilder {
             v2_identity: self.v2_identity,
             keys: self.keys,
             own_nickname: self.nickname,
+            import_refresh: self.import_refresh,
         })
         .await?;
         let client = Client {

@@ -75,6 +75,7 @@ pub(crate) struct StartConfig {
     pub(crate) v2_identity: bool,
     pub(crate) keys: Vec<IdentityKey>,
     pub(crate) own_nickname: String,
+    pub(crate) import_refresh: Option<PathBuf>,
 }
 
 /// A started client's ends of the driver.
@@ -106,7 +107,18 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     if config.v2_identity {
         generations.push(Generation::V2);
     }
-    let opened = store::open(config.profile, PROFILE_DATABASE, generations, config.keys).await?;
+    let import = config.import_refresh.map(|path| store::Import {
+        path,
+        own_nickname: config.own_nickname.clone(),
+    });
+    let opened = store::open(
+        config.profile,
+        PROFILE_DATABASE,
+        generations,
+        config.keys,
+        import,
+    )
+    .await?;
     let identities: Vec<Arc<IdentityKey>> = opened.identities.into_iter().map(Arc::new).collect();
 
     config.transport.bootstrap().await?;

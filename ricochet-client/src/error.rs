@@ -7,6 +7,7 @@ use ricochet_proto::message::NicknameError;
 use ricochet_proto::message::contact_request::ContactRequestError;
 use ricochet_transport::TransportError;
 
+use crate::import::ImportError;
 use crate::model::TransferId;
 
 /// What can go wrong when starting or using a [`crate::Client`].
@@ -35,6 +36,9 @@ pub enum ClientError {
         /// The generation of the key.
         generation: Generation,
     },
+    /// A Ricochet Refresh profile could not be imported.
+    #[error("cannot import the Ricochet Refresh profile")]
+    Import(#[from] ImportError),
     /// No transport was configured.
     #[error("no transport: call ClientBuilder::transport before start")]
     NoTransport,

@@ -10,6 +10,7 @@ mod driver;
 mod erased;
 mod error;
 mod event;
+mod import;
 mod link;
 mod model;
 mod resend;
@@ -22,6 +23,7 @@ pub use client::{Client, MessageHandle};
 pub use config::{Limits, PROFILE_DATABASE, ReconnectPolicy};
 pub use error::{ClientError, StorageError};
 pub use event::{Event, Events, IncomingContactRequest, IncomingFile};
+pub use import::ImportError;
 pub use model::{
     Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
     MessageStatus, RequestAnswer, RequestFailure, Stats, TransferFailure, TransferId,

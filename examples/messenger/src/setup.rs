@@ -25,8 +25,9 @@ pub struct Args {
     #[arg(long)]
     pub plain: bool,
 
-    /// Use a running tor through its control port (HOST:PORT, or the path
-    /// of a Unix control socket) instead of the embedded arti.
+    /// Use a running tor through its control port (127.0.0.1:9051,
+    /// unix:/run/tor/control, or the path of a Unix control socket) instead
+    /// of the embedded arti.
     #[arg(long, value_name = "ADDR", conflicts_with = "direct")]
     pub tor_control: Option<String>,
 
@@ -59,6 +60,13 @@ pub struct Args {
     /// The nickname we suggest for ourselves in contact requests.
     #[arg(long, default_value = "")]
     pub nickname: String,
+
+    /// Keep your Ricochet Refresh id and contacts: import the Ricochet
+    /// Refresh 3.x profile in DIR (e.g. ~/.config/ricochet-refresh, or its
+    /// ricochet.json) into a new profile. Refresh's files are only read;
+    /// do not run both with the same id at once.
+    #[arg(long, value_name = "DIR")]
+    pub import_refresh: Option<PathBuf>,
 }
 
 impl Args {
@@ -97,7 +105,10 @@ impl Args {
     /// The client builder for these options, and (with `--direct`) the
     /// peers directory to keep in sync with the file.
     pub fn builder(&self, profile: &Path) -> Result<(ClientBuilder, Option<Directory>), String> {
-        let builder = ClientBuilder::new(profile).nickname(&self.nickname);
+        let mut builder = ClientBuilder::new(profile).nickname(&self.nickname);
+        if let Some(refresh) = &self.import_refresh {
+            builder = builder.import_refresh_profile(refresh);
+        }
         if let Some(peers) = &self.direct {
             let directory = if peers.exists() {
                 Directory::load(peers).map_err(|e| e.to_string())?
@@ -116,14 +127,12 @@ impl Args {
             return Ok((builder, Some(directory)));
         }
         if let Some(control) = &self.tor_control {
-            let addr = match control.parse::<SocketAddr>() {
-                Ok(addr) => ControlAddr::Tcp(addr),
-                Err(_) if control.starts_with('/') => ControlAddr::Unix(PathBuf::from(control)),
-                Err(_) => {
-                    return Err(format!(
-                        "--tor-control {control}: expected HOST:PORT or the path of a socket"
-                    ));
-                }
+            let addr = if control.starts_with('/') {
+                ControlAddr::Unix(PathBuf::from(control))
+            } else {
+                control
+                    .parse::<ControlAddr>()
+                    .map_err(|e| format!("--tor-control: {e}"))?
             };
             let mut config = SystemTorConfig::new(addr);
             config.bootstrap_timeout = Duration::from_secs(self.bootstrap_timeout);

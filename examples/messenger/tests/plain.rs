@@ -271,3 +271,42 @@ async fn line_mode_over_the_private_tor_network() {
     alice.expect("stopped", |_| true).await;
     bob.expect("stopped", |_| true).await;
 }
+
+/// `--import-refresh`: a Ricochet Refresh user keeps their id and contacts
+/// (the profile of `ricochet-client/tests/data/refresh-3.0`).
+#[tokio::test]
+async fn a_ricochet_refresh_profile_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../ricochet-client/tests/data/refresh-3.0/ricochet.json");
+    let refresh = dir.path().join("refresh");
+    std::fs::create_dir_all(&refresh).unwrap();
+    std::fs::copy(data, refresh.join("ricochet.json")).unwrap();
+    let peers = dir.path().join("peers.txt");
+    let mut me = Instance::start(
+        "me",
+        dir.path(),
+        &[
+            "--direct",
+            peers.to_str().unwrap(),
+            "--import-refresh",
+            refresh.to_str().unwrap(),
+        ],
+    );
+    let ready = me.expect("ready", |_| true).await;
+    assert_eq!(
+        ready["id"],
+        "ricochet:byjlgk3cwshf5ucnxrylebuj75kt3fppyjubbeslqybibcmcb5iiroqd"
+    );
+    me.send("/contacts").await;
+    let listed = me.expect("ok", |v| v["command"] == "/contacts").await;
+    let names: Vec<&str> = listed["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["nickname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "alice (2)", "bob", "danielle"]);
+    me.send("/quit").await;
+    me.expect("stopped", |_| true).await;
+}

@@ -257,23 +257,33 @@ impl Book {
     /// `wanted`, or `wanted (2)`, `wanted (3)`… so that no two contacts
     /// share a nickname (§8.1).
     pub(crate) fn unique_nickname(&self, wanted: &str, id: &ServiceId) -> String {
-        let wanted = if wanted.trim().is_empty() {
-            // The start of the id: enough to tell contacts apart.
-            id.to_string().chars().take(16).collect()
-        } else {
-            wanted.trim().to_owned()
-        };
-        let taken = |name: &str| {
+        unique_nickname(wanted, id, |name| {
             self.cards
                 .iter()
                 .any(|(other, card)| other != id && card.row.nickname == name)
-        };
-        if !taken(&wanted) {
-            return wanted;
-        }
-        (2..)
-            .map(|n| format!("{wanted} ({n})"))
-            .find(|name| !taken(name))
-            .unwrap_or(wanted)
+        })
     }
+}
+
+/// `wanted` (trimmed; the start of `id` if empty), or `wanted (2)`,
+/// `wanted (3)`… whichever is not `taken`: the one rule of contact
+/// nicknames, for the book and for imports.
+pub(crate) fn unique_nickname(
+    wanted: &str,
+    id: &ServiceId,
+    taken: impl Fn(&str) -> bool,
+) -> String {
+    let wanted = if wanted.trim().is_empty() {
+        // The start of the id: enough to tell contacts apart.
+        id.to_string().chars().take(16).collect()
+    } else {
+        wanted.trim().to_owned()
+    };
+    if !taken(&wanted) {
+        return wanted;
+    }
+    (2..)
+        .map(|n| format!("{wanted} ({n})"))
+        .find(|name| !taken(name))
+        .unwrap_or(wanted)
 }

@@ -22,12 +22,13 @@ use zeroize::Zeroizing;
 
 mod thread;
 
-pub(crate) use thread::{StoreHandle, gone, open};
+pub(crate) use thread::{Import, StoreHandle, gone, open};
 
 use crate::core::io::{
     ContactRow, ContactState, OutgoingRow, Snapshot, StoreDone, StoreJob, Stored,
 };
 use crate::error::StorageError;
+use crate::import::RefreshProfile;
 use crate::model::{
     ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
 };
@@ -344,6 +345,29 @@ impl Store {
             params![name, blob.as_str()],
         )?;
         Ok(())
+    }
+
+    /// Takes the identity and contacts of a Ricochet Refresh profile, in
+    /// one transaction, into a profile without a v3 identity.
+    pub(crate) fn import_refresh(&self, profile: &RefreshProfile) -> Result<(), StorageError> {
+        let tx = self.atomic()?;
+        self.insert_identity(&profile.identity)?;
+        for row in &profile.contacts {
+            self.add_contact(row)?;
+        }
+        let now = SystemTime::now();
+        for id in &profile.requests {
+            self.upsert_incoming_request(&ContactRequest {
+                from: (*id).into(),
+                nickname: String::new(),
+                message: String::new(),
+                received_at: now,
+            })?;
+        }
+        for id in &profile.blocked {
+            self.block(id)?;
+        }
+        tx.commit()
     }
 
     // ----- contacts -----------------------------------------------------

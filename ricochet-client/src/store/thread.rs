@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Store;
 use crate::core::io::{Snapshot, StoreDone, StoreJob};
 use crate::error::{ClientError, StorageError};
+use crate::import::{ImportError, RefreshProfile};
 
 /// Most jobs run in one transaction; more wait for the next one.
 const MAX_BATCH: usize = 4096;
@@ -70,6 +71,7 @@ pub(crate) async fn open(
     database: &str,
     generations: Vec<Generation>,
     keys: Vec<IdentityKey>,
+    import: Option<Import>,
 ) -> Result<Opened, ClientError> {
     let path = profile_dir.join(database);
     let (jobs_tx, jobs_rx) = std_mpsc::channel::<Vec<StoreJob>>();
@@ -78,7 +80,7 @@ pub(crate) async fn open(
     let spawned = std::thread::Builder::new()
         .name("ricochet-store".to_owned())
         .spawn(move || {
-            let store = match prepare(&profile_dir, &path, &generations, keys) {
+            let store = match prepare(&profile_dir, &path, &generations, keys, import) {
                 Ok((store, identities, snapshot)) => {
                     if ready_tx.send(Ok((identities, snapshot))).is_err() {
                         return;
@@ -113,9 +115,13 @@ fn prepare(
     path: &Path,
     generations: &[Generation],
     mut keys: Vec<IdentityKey>,
+    import: Option<Import>,
 ) -> Result<(Store, Vec<IdentityKey>, Snapshot), ClientError> {
     create_profile_dir(profile_dir)?;
     let store = Store::open(path)?;
+    if let Some(import) = import {
+        import_refresh(&store, &import)?;
+    }
     let mut identities = Vec::new();
     for &generation in generations {
         let given = keys
@@ -144,6 +150,42 @@ fn prepare(
     }
     let snapshot = store.snapshot()?;
     Ok((store, identities, snapshot))
+}
+
+/// A Ricochet Refresh profile to import into a new profile.
+#[derive(Debug)]
+pub(crate) struct Import {
+    /// Refresh's profile directory or its `ricochet.json`.
+    pub(crate) path: PathBuf,
+    /// The nickname our pending requests suggest for us.
+    pub(crate) own_nickname: String,
+}
+
+/// Takes the identity and contacts of a Refresh profile into `store`, if it
+/// has no identity yet. A profile that has the same identity took them
+/// before (a client started with the same import again): nothing to do.
+fn import_refresh(store: &Store, import: &Import) -> Result<(), ClientError> {
+    let refresh = RefreshProfile::read(&import.path, &import.own_nickname)?;
+    let theirs = refresh.identity.service_id();
+    match store.identity(Generation::V3)? {
+        Some(ours) if ours.service_id() == theirs => Ok(()),
+        Some(ours) => Err(ImportError::ProfileInUse {
+            ours: Box::new(ours.service_id().into()),
+            theirs: Box::new(theirs.into()),
+        }
+        .into()),
+        None => {
+            store.import_refresh(&refresh)?;
+            tracing::info!(
+                id = %crate::RicochetId::from(theirs),
+                contacts = refresh.contacts.len(),
+                requests = refresh.requests.len(),
+                blocked = refresh.blocked.len(),
+                "imported a Ricochet Refresh profile"
+            );
+            Ok(())
+        }
+    }
 }
 
 fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
