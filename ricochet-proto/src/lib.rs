@@ -11,7 +11,7 @@ mod session;
 #[cfg(feature = "tokio-codec")]
 mod tokio_codec;
 
-pub use error::{ApiMisuse, DecodeError, ProtocolError, Reaction};
+pub use error::{ApiMisuse, DecodeError, NewSessionError, ProtocolError, Reaction};
 pub use frame::{Frame, FrameDecoder};
 pub use intro::Introduction;
 pub use message::{ChannelId, ChannelType, CommonError};
