@@ -235,8 +235,8 @@ impl Session {
     /// (not `rand_core::UnwrapErr` around the OS RNG, which panics if the OS
     /// RNG fails), or use [`Session::client`].
     ///
-    /// `rng` implements [`rand_core::CryptoRng`] of `rand_core` 0.10;
-    /// rand 0.10's generators do.
+    /// `rng` implements [`rand_core::CryptoRng`] of `rand_core` 0.10,
+    /// re-exported as [`crate::rand_core`]; rand 0.10's generators do.
     ///
     /// # Errors
     ///
