@@ -16,7 +16,8 @@
 //!    [`Session::handle_input`] with bytes read from the peer,
 //!    [`Session::handle_timeout`] when the deadline of
 //!    [`Session::poll_timeout`] has passed, or an API call.
-//! 3. After every input, drain the outputs in this order: write everything
+//! 3. After every input, an API call included (any call may queue bytes to
+//!    send), drain the outputs in this order: write everything
 //!    [`Session::poll_transmit`] returns, then re-arm the timer from
 //!    [`Session::poll_timeout`], then handle every [`Session::poll_event`].
 //! 4. Once [`Session::is_closed`] is true, write what `poll_transmit` still
@@ -341,7 +342,21 @@ impl Session {
 
     // ---- outputs ----
 
-    /// Bytes to write to the peer, if any.
+    /// Bytes to write to the peer, if any: everything queued so far, in one
+    /// piece.
+    ///
+    /// **Any call may queue output**, not only [`Session::handle_input`]:
+    /// the constructors (a client's introduction),
+    /// [`Session::handle_timeout`], and every API call
+    /// ([`Session::accept_peer`], [`Session::refuse_peer`],
+    /// [`Session::send_contact_request`],
+    /// [`Session::accept_contact_request`],
+    /// [`Session::reject_contact_request`], [`Session::send_keepalive`],
+    /// [`Session::close`], and the chat and file calls of [`KnownContact`]).
+    /// A driver therefore calls `poll_transmit` after each of them, whatever
+    /// it returned, until it returns `None`, and writes the bytes in order.
+    /// Bytes left here are never sent: the peer may then wait for them
+    /// until the connection times out.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         (!self.output.is_empty()).then(|| self.output.split().freeze())
     }
