@@ -290,10 +290,10 @@ pub enum NewSessionError {
     Misuse(#[from] ApiMisuse),
     /// The operating system's random number generator, which seeds the
     /// session's own generator, failed: the session's cookies and ids
-    /// cannot be made without it. Rare: it happens where
-    /// the process may not read the OS's entropy source (a sandbox that
-    /// forbids the `getrandom` system call, a chroot without
-    /// `/dev/urandom`) or before the OS has gathered entropy at boot.
+    /// cannot be made without it. Rare: it happens where the process may
+    /// not read the OS's entropy source (a sandbox that forbids the
+    /// `getrandom` system call, a chroot without `/dev/urandom`) or before
+    /// the OS has gathered entropy at boot.
     #[error(
         "the operating system's random number generator failed, so no session could be started; \
          check that this process may use it (getrandom, /dev/urandom)"
