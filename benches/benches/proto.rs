@@ -189,7 +189,7 @@ fn session(c: &mut Criterion) {
     let alice = Arc::new(IdentityKey::V3(V3IdentityKey::from_seed(&[1; 32])));
     let bob = Arc::new(IdentityKey::V3(V3IdentityKey::from_seed(&[2; 32])));
     let now = Instant::now();
-    let mut client = Session::client(
+    let mut client = Session::client_with_rng(
         alice,
         bob.service_id(),
         SessionConfig::default(),
@@ -197,7 +197,8 @@ fn session(c: &mut Criterion) {
         StdRng::seed_from_u64(1),
     )
     .unwrap();
-    let mut server = Session::server(bob, SessionConfig::default(), now, StdRng::seed_from_u64(2));
+    let mut server =
+        Session::server_with_rng(bob, SessionConfig::default(), now, StdRng::seed_from_u64(2));
     shuttle(&mut client, &mut server, now);
     assert!(client.is_authenticated() && server.is_authenticated());
     // One message first, so the chat channels are open before timing.

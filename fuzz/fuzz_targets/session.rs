@@ -306,14 +306,14 @@ impl Harness {
         let rng = StdRng::seed_from_u64(0);
         let version = generation.protocol_version();
         let (session, preamble) = if server {
-            let session = Session::server(ours.clone(), config, now, rng);
+            let session = Session::server_with_rng(ours.clone(), config, now, rng);
             (session, vec![version])
         } else {
             let server_id = match generation {
                 Generation::V3 => peer_key.service_id(),
                 Generation::V2 => ServiceId::V2(V2ServiceId::from_bytes([0x5a; 10])),
             };
-            let session = Session::client(ours.clone(), server_id, config, now, rng)
+            let session = Session::client_with_rng(ours.clone(), server_id, config, now, rng)
                 .expect("the generations match");
             (session, Introduction::offering(version).encode())
         };

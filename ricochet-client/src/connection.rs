@@ -97,11 +97,10 @@ pub(crate) async fn run(
         link: LinkState::new(id),
     };
     let now = Instant::now();
-    let rng = rand::make_rng::<rand::rngs::StdRng>();
     let (stream, session) = match origin {
         Origin::Accepted(stream) => (
             stream,
-            Session::server(identity, connection.context.config.clone(), now, rng),
+            Session::server(identity, connection.context.config.clone(), now),
         ),
         Origin::Dial { transport, peer } => {
             let dialled = tokio::select! {
@@ -124,27 +123,24 @@ pub(crate) async fn run(
                     return;
                 }
             };
-            let session = match Session::client(
-                identity,
-                peer,
-                connection.context.config.clone(),
-                now,
-                rng,
-            ) {
-                Ok(session) => session,
-                Err(error) => {
-                    warn!(%error, "cannot start a session");
-                    let _ = reports
-                        .send(Upcall {
-                            conn: id,
-                            report: Report::Closed(Closure::Stream(None)),
-                            stored: None,
-                        })
-                        .await;
-                    return;
-                }
-            };
-            (stream, session)
+            (
+                stream,
+                Session::client(identity, peer, connection.context.config.clone(), now),
+            )
+        }
+    };
+    let session = match session {
+        Ok(session) => session,
+        Err(error) => {
+            warn!(%error, "cannot start a session");
+            let _ = reports
+                .send(Upcall {
+                    conn: id,
+                    report: Report::Closed(Closure::Stream(None)),
+                    stored: None,
+                })
+                .await;
+            return;
         }
     };
     let closure = connection.drive(stream, session, &mut commands).await;

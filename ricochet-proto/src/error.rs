@@ -4,6 +4,9 @@
 //! * [`ProtocolError`]: well-formed, but not allowed now — each has a
 //!   [`Reaction`], the defined response of spec §12.4;
 //! * [`ApiMisuse`]: our caller's mistake, never caused by peer input.
+//!
+//! [`NewSessionError`] says why [`crate::Session::client`] or
+//! [`crate::Session::server`] could not create a session.
 
 use ricochet_identity::ProofError;
 
@@ -274,4 +277,31 @@ pub enum ApiMisuse {
     /// All channel ids of our parity are in use.
     #[error("no free channel id")]
     NoFreeChannelId,
+}
+
+/// Why [`Session::client`](crate::Session::client) or
+/// [`Session::server`](crate::Session::server) could not create a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NewSessionError {
+    /// The arguments do not fit together
+    /// ([`ApiMisuse::GenerationMismatch`]).
+    #[error(transparent)]
+    Misuse(#[from] ApiMisuse),
+    /// The operating system's random number generator, which seeds the
+    /// session's own generator, failed: the session's cookies and ids
+    /// cannot be made without it. Rare: it happens where the process may
+    /// not read the OS's entropy source (a sandbox that forbids the
+    /// `getrandom` system call, a chroot without `/dev/urandom`) or before
+    /// the OS has gathered entropy at boot.
+    #[error(
+        "the operating system's random number generator failed, so no session could be started; \
+         check that this process may use it (getrandom, /dev/urandom)"
+    )]
+    #[non_exhaustive]
+    OsRng {
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -85,7 +85,7 @@ impl Harness {
     fn server(generation: Generation) -> Self {
         let now = Instant::now();
         Self {
-            session: Session::server(
+            session: Session::server_with_rng(
                 key(generation, 1),
                 SessionConfig::default(),
                 now,
@@ -103,7 +103,7 @@ impl Harness {
         let now = Instant::now();
         let server_key = key(generation, 1);
         Self {
-            session: Session::client(
+            session: Session::client_with_rng(
                 key(generation, 0),
                 server_key.service_id(),
                 SessionConfig::default(),

@@ -228,11 +228,11 @@ proptest! {
     fn arbitrary_input_never_panics_a_session(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8), frames in frames(), server in any::<bool>()) {
         let now = Instant::now();
         let mut session = if server {
-            let mut s = Session::server(v3_key(2), SessionConfig::default(), now, ScriptedRng::seeded(1));
+            let mut s = Session::server_with_rng(v3_key(2), SessionConfig::default(), now, ScriptedRng::seeded(1));
             s.handle_input(now, &[0x49, 0x4D, 1, 3]);
             s
         } else {
-            let mut s = Session::client(v3_key(1), v3_key(2).service_id(), SessionConfig::default(), now, ScriptedRng::seeded(1)).unwrap();
+            let mut s = Session::client_with_rng(v3_key(1), v3_key(2).service_id(), SessionConfig::default(), now, ScriptedRng::seeded(1)).unwrap();
             s.handle_input(now, &[3]);
             s
         };

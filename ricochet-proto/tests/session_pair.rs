@@ -387,7 +387,7 @@ fn file_transfer_protocol_3() {
 
 #[test]
 fn protocol_1_listener_accepts_ricochet_1_1_intro() {
-    let mut server = ricochet_proto::Session::server(
+    let mut server = ricochet_proto::Session::server_with_rng(
         key(Generation::V2, 0),
         ricochet_proto::SessionConfig::default(),
         std::time::Instant::now(),
@@ -419,4 +419,53 @@ fn unknown_purpose_deadline_closes_after_15_seconds() {
     assert!(pair.server_events.contains(&Event::Closed {
         reason: CloseReason::Protocol(ProtocolError::AuthenticationTimeout)
     }));
+}
+
+/// `Session::client` and `Session::server` seed their generator from the
+/// operating system: two clients draw different cookies, where two given
+/// the same seeded RNG write the same bytes.
+#[test]
+fn os_rng_constructors_draw_fresh_randomness() {
+    use ricochet_identity::{ServiceId, V2ServiceId};
+    use ricochet_proto::{ApiMisuse, NewSessionError, Session, SessionConfig};
+
+    let now = std::time::Instant::now();
+    let server = v3_key(2);
+    // The version reply makes a client open its auth channel with a fresh
+    // 16-byte cookie (§7).
+    let auth_open = |mut client: Session| {
+        let _intro = client.poll_transmit().unwrap();
+        client.handle_input(now, &[3]);
+        client.poll_transmit().unwrap()
+    };
+    let os = || {
+        Session::client(
+            v3_key(1),
+            server.service_id(),
+            SessionConfig::default(),
+            now,
+        )
+    };
+    assert_ne!(auth_open(os().unwrap()), auth_open(os().unwrap()));
+    let seeded = || {
+        Session::client_with_rng(
+            v3_key(1),
+            server.service_id(),
+            SessionConfig::default(),
+            now,
+            ScriptedRng::seeded(5),
+        )
+        .unwrap()
+    };
+    assert_eq!(auth_open(seeded()), auth_open(seeded()));
+
+    let mut listener = Session::server(server.clone(), SessionConfig::default(), now).unwrap();
+    listener.handle_input(now, &[0x49, 0x4D, 0x01, 0x03]);
+    assert_eq!(listener.poll_transmit().unwrap(), Bytes::from_static(&[3]));
+
+    let v2_server = ServiceId::V2(V2ServiceId::from_bytes([0x5a; 10]));
+    assert!(matches!(
+        Session::client(v3_key(1), v2_server, SessionConfig::default(), now),
+        Err(NewSessionError::Misuse(ApiMisuse::GenerationMismatch))
+    ));
 }

@@ -211,7 +211,6 @@ async fn handshakes(generation: Generation, count: usize) {
             *server_id.service_id(),
             SessionConfig::default(),
             Instant::now(),
-            rand::make_rng::<rand::rngs::StdRng>(),
         )
         .unwrap();
         drive(&mut session, &mut stream, |_, event| {
@@ -303,14 +302,8 @@ async fn idle_peers(server: RicochetId, address: std::net::SocketAddr, peers: us
         let key = Arc::new(IdentityKey::generate(Generation::V3).unwrap());
         let mut stream = TcpStream::connect(address).await.unwrap();
         let _ = stream.set_nodelay(true);
-        let mut session = Session::client(
-            key,
-            server,
-            SessionConfig::default(),
-            Instant::now(),
-            rand::make_rng::<rand::rngs::StdRng>(),
-        )
-        .unwrap();
+        let mut session =
+            Session::client(key, server, SessionConfig::default(), Instant::now()).unwrap();
         drive(&mut session, &mut stream, |session, event| match event {
             SessionEvent::Authenticated { .. } => {
                 session

@@ -571,7 +571,7 @@ impl Sim {
         let config = session_config();
         let client_key = self.nodes[index].key.clone();
         let server_key = self.nodes[target].key.clone();
-        let client = match ricochet_proto::Session::client(
+        let client = match ricochet_proto::Session::client_with_rng(
             client_key,
             peer,
             config.clone(),
@@ -581,7 +581,8 @@ impl Sim {
             Ok(session) => session,
             Err(error) => return Err(self.fail(format!("cannot start a client session: {error}"))),
         };
-        let server = ricochet_proto::Session::server(server_key, config, now.instant, server_rng);
+        let server =
+            ricochet_proto::Session::server_with_rng(server_key, config, now.instant, server_rng);
         self.note(format!(
             "node{index} conn {conn} connects to node{target} conn {server_conn}"
         ));

@@ -16,14 +16,17 @@
 //!    [`Session::handle_input`] with bytes read from the peer,
 //!    [`Session::handle_timeout`] when the deadline of
 //!    [`Session::poll_timeout`] has passed, or an API call.
-//! 3. After every input, drain the outputs in this order: write everything
+//! 3. After every input, an API call included (any call may queue bytes to
+//!    send), drain the outputs in this order: write everything
 //!    [`Session::poll_transmit`] returns, then re-arm the timer from
 //!    [`Session::poll_timeout`], then handle every [`Session::poll_event`].
 //! 4. Once [`Session::is_closed`] is true, write what `poll_transmit` still
 //!    returns (a version refusal, for instance) and close the stream.
 //!
 //! Time is whatever the caller passes in; randomness (cookies, message ids)
-//! comes from the RNG given at construction.
+//! comes from a generator seeded from the operating system's RNG at
+//! construction, or from the RNG given to [`Session::client_with_rng`] or
+//! [`Session::server_with_rng`].
 
 mod auth;
 mod channels;
@@ -38,6 +41,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rand::SeedableRng as _;
+use rand::rngs::{StdRng, SysRng};
 use rand_core::CryptoRng;
 use ricochet_identity::{Generation, IdentityKey, ServiceId};
 
@@ -51,7 +56,7 @@ use crate::message::ChannelId;
 use crate::message::chat::{ChatMessage, ChatText, MessageId};
 use crate::message::control::ControlMessage;
 use crate::message::file::{FILE_HASH_LEN, FileHeader, FileId, FileResponse};
-use crate::{ApiMisuse, ProtocolError, Reaction};
+use crate::{ApiMisuse, NewSessionError, ProtocolError, Reaction};
 
 /// How long a connection may stay without a purpose: not authenticated as a
 /// known contact and without a contact request (§3.4, §11.3).
@@ -185,7 +190,60 @@ impl Session {
     /// A session for a connection we dialled to `server`. Its generation,
     /// which must match our identity's, decides the protocol version (§1).
     /// The introduction is queued at once.
+    ///
+    /// The session's randomness (authentication cookies, the first chat
+    /// message and file ids) comes from a ChaCha12 generator (rand's
+    /// `StdRng`) seeded here, once, from the operating system's random
+    /// number generator; [`Session::client_with_rng`] takes an RNG instead.
+    ///
+    /// # Errors
+    ///
+    /// [`NewSessionError::Misuse`] with [`ApiMisuse::GenerationMismatch`] if
+    /// `server` is of another generation than `identity`;
+    /// [`NewSessionError::OsRng`] if the operating system's RNG fails.
     pub fn client(
+        identity: Arc<IdentityKey>,
+        server: ServiceId,
+        config: SessionConfig,
+        now: Instant,
+    ) -> Result<Self, NewSessionError> {
+        let rng = seeded_from_os()?;
+        Ok(Self::client_with_rng(identity, server, config, now, rng)?)
+    }
+
+    /// A session for a connection the peer dialled to us.
+    ///
+    /// Its randomness comes from a generator seeded from the operating
+    /// system's RNG, as for [`Session::client`];
+    /// [`Session::server_with_rng`] takes an RNG instead.
+    ///
+    /// # Errors
+    ///
+    /// [`NewSessionError::OsRng`] if the operating system's RNG fails.
+    pub fn server(
+        identity: Arc<IdentityKey>,
+        config: SessionConfig,
+        now: Instant,
+    ) -> Result<Self, NewSessionError> {
+        let rng = seeded_from_os()?;
+        Ok(Self::server_with_rng(identity, config, now, rng))
+    }
+
+    /// [`Session::client`] with the RNG the session draws its randomness
+    /// from, for tests, fuzzing and deterministic simulation (a seeded
+    /// generator replays the same cookies and ids). Production code should
+    /// pass a cryptographically secure generator that cannot fail later
+    /// (not `rand_core::UnwrapErr` around the OS RNG, which panics if the OS
+    /// RNG fails), or use [`Session::client`].
+    ///
+    /// `rng` implements [`rand_core::CryptoRng`] of `rand_core` 0.10,
+    /// re-exported as [`crate::rand_core`]; rand 0.10's generators do.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiMisuse::GenerationMismatch`] if `server` is of another
+    /// generation than `identity`.
+    pub fn client_with_rng(
         identity: Arc<IdentityKey>,
         server: ServiceId,
         config: SessionConfig,
@@ -203,8 +261,10 @@ impl Session {
         Ok(session)
     }
 
-    /// A session for a connection the peer dialled to us.
-    pub fn server(
+    /// [`Session::server`] with the RNG the session draws its randomness
+    /// from, for tests, fuzzing and deterministic simulation; see
+    /// [`Session::client_with_rng`].
+    pub fn server_with_rng(
         identity: Arc<IdentityKey>,
         config: SessionConfig,
         now: Instant,
@@ -282,7 +342,21 @@ impl Session {
 
     // ---- outputs ----
 
-    /// Bytes to write to the peer, if any.
+    /// Bytes to write to the peer, if any: everything queued so far, in one
+    /// piece.
+    ///
+    /// **Any call may queue output**, not only [`Session::handle_input`]:
+    /// the constructors (a client's introduction),
+    /// [`Session::handle_timeout`], and every API call
+    /// ([`Session::accept_peer`], [`Session::refuse_peer`],
+    /// [`Session::send_contact_request`],
+    /// [`Session::accept_contact_request`],
+    /// [`Session::reject_contact_request`], [`Session::send_keepalive`],
+    /// [`Session::close`], and the chat and file calls of [`KnownContact`]).
+    /// A driver therefore calls `poll_transmit` after each of them, whatever
+    /// it returned, until it returns `None`, and writes the bytes in order.
+    /// Bytes left here are never sent: the peer may then wait for them
+    /// until the connection times out.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         (!self.output.is_empty()).then(|| self.output.split().freeze())
     }
@@ -525,6 +599,15 @@ impl Session {
             Ok(())
         }
     }
+}
+
+/// A ChaCha12 generator seeded from the operating system's RNG: the OS is
+/// asked once, here, so that its failure is an error at construction and
+/// never a panic later.
+fn seeded_from_os() -> Result<StdRng, NewSessionError> {
+    StdRng::try_from_rng(&mut SysRng).map_err(|error| NewSessionError::OsRng {
+        source: error.into(),
+    })
 }
 
 /// The operations of a connection that belongs to a known contact: chat and

@@ -161,7 +161,7 @@ impl Pair {
         let now = Instant::now();
         let server_id = server_key.service_id();
         Self {
-            client: Session::client(
+            client: Session::client_with_rng(
                 client_key,
                 server_id,
                 SessionConfig::default(),
@@ -169,7 +169,7 @@ impl Pair {
                 client_rng,
             )
             .unwrap(),
-            server: Session::server(server_key, SessionConfig::default(), now, server_rng),
+            server: Session::server_with_rng(server_key, SessionConfig::default(), now, server_rng),
             now,
             client_sent: Vec::new(),
             server_sent: Vec::new(),
