@@ -53,9 +53,9 @@ impl std::fmt::Debug for ClientBuilder {
 impl ClientBuilder {
     /// A client whose profile (identity keys, contacts, messages) lives in
     /// `profile_dir`, created with mode 0700 if missing.
-    pub fn new(profile_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(profile_dir: impl AsRef<Path>) -> Self {
         Self {
-            profile: profile_dir.into(),
+            profile: profile_dir.as_ref().to_owned(),
             transport: None,
             limits: Limits::default(),
             reconnect: ReconnectPolicy::default(),

@@ -20,6 +20,7 @@ use ricochet_proto::message::file::{
     FILE_HASH_LEN, FileId, FileResponse, MAX_CHUNK_LEN, TransferResult,
 };
 use ricochet_proto::{Event as SessionEvent, FileDirection, Session, SessionConfig};
+use ricochet_transport::ErrorChain;
 use sha3::{Digest as _, Sha3_512};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
@@ -132,7 +133,7 @@ pub(crate) async fn run(
     let session = match session {
         Ok(session) => session,
         Err(error) => {
-            warn!(%error, "cannot start a session");
+            warn!(error = %ErrorChain(&error), "cannot start a session");
             let _ = reports
                 .send(Upcall {
                     conn: id,
@@ -523,7 +524,7 @@ impl Connection {
         if let Some(mut contact) = session.known_contact()
             && let Err(error) = contact.send_file_chunk(file_id, data)
         {
-            debug!(connection = self.id, %error, "cannot send a file chunk");
+            debug!(connection = self.id, error = %ErrorChain(&error), "cannot send a file chunk");
         }
         self.report(Report::FileProgress {
             transfer,

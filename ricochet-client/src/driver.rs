@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ricochet_identity::{Generation, IdentityKey, RicochetId};
 use ricochet_proto::SessionConfig;
+use ricochet_transport::ErrorChain;
 use ricochet_transport::ServiceStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -143,7 +144,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
                         }
                     }
                     Err(error) => {
-                        warn!(%error, "accepting a connection failed");
+                        warn!(error = %ErrorChain(&error), "accepting a connection failed");
                         // A listener that fails at once would spin.
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
@@ -312,7 +313,7 @@ impl Driver {
                         // The store thread ended by itself (it panicked):
                         // without its profile the client cannot go on.
                         let error = ClientError::Storage(store::gone());
-                        warn!(%error, "shutting down");
+                        warn!(error = %ErrorChain(&error), "shutting down");
                         self.notice(Notice::Error { contact: None, error });
                         break;
                     }

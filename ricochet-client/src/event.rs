@@ -1,7 +1,9 @@
 //! The client's event stream and the handles some events carry.
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ricochet_identity::RicochetId;
@@ -135,7 +137,9 @@ pub enum Event {
     },
 }
 
-/// The stream of [`Event`]s of one client.
+/// The stream of [`Event`]s of one client: read it with [`Events::next`],
+/// or as a [`futures_core::Stream`] (with `StreamExt`'s combinators,
+/// `select!` over several clients, …).
 #[derive(Debug)]
 pub struct Events {
     pub(crate) receiver: mpsc::UnboundedReceiver<Notice>,
@@ -155,6 +159,14 @@ impl Events {
     pub fn try_next(&mut self) -> Option<Event> {
         let notice = self.receiver.try_recv().ok()?;
         Some(self.event(notice))
+    }
+
+    /// Waits for the next event in a `poll` function (what
+    /// [`futures_core::Stream`] calls).
+    pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.receiver
+            .poll_recv(cx)
+            .map(|notice| notice.map(|notice| self.event(notice)))
     }
 
     /// The event of a notice of the core, with its handles.
@@ -260,7 +272,7 @@ impl IncomingContactRequest {
     }
 
     /// Who asks.
-    pub fn from(&self) -> RicochetId {
+    pub fn sender(&self) -> RicochetId {
         self.request.from
     }
 
@@ -324,8 +336,8 @@ impl IncomingFile {
     /// Accepts it; it is written to `<destination>.part` and renamed to
     /// `destination` once its SHA3-512 hash checks. `destination` must not
     /// exist yet.
-    pub async fn accept(&self, destination: impl Into<PathBuf>) -> Result<(), ClientError> {
-        let destination = destination.into();
+    pub async fn accept(&self, destination: impl AsRef<Path>) -> Result<(), ClientError> {
+        let destination = destination.as_ref().to_owned();
         if tokio::fs::try_exists(&destination).await.unwrap_or(true) {
             return Err(ClientError::DestinationExists { path: destination });
         }
@@ -347,5 +359,13 @@ impl IncomingFile {
                 destination: None,
             })
             .await
+    }
+}
+
+impl futures_core::Stream for Events {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.get_mut().poll_next_event(cx)
     }
 }

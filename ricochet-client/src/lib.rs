@@ -25,9 +25,9 @@ pub use error::{ClientError, StorageError};
 pub use event::{Event, Events, IncomingContactRequest, IncomingFile};
 pub use import::ImportError;
 pub use model::{
-    Contact, ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
-    MessageStatus, RequestAnswer, RequestFailure, Stats, TransferFailure, TransferId,
-    TransferOutcome,
+    Contact, ContactRequest, ContactStatus, FailureReason, MAX_MESSAGE_UTF16, Message,
+    MessageDirection, MessageId, MessageStatus, RequestAnswer, RequestFailure, Stats,
+    TransferFailure, TransferId, TransferOutcome, message_len, split_message,
 };
 pub use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 pub use ricochet_proto::FileDirection;

@@ -6,6 +6,7 @@
 
 use ricochet_proto::message::chat::MessageId as WireId;
 use ricochet_proto::{ChannelType, Event as SessionEvent, ProtocolError, Session};
+use ricochet_transport::ErrorChain;
 use tracing::{debug, warn};
 
 use crate::core::io::{Closure, Command, ConnId, ReceivedChat, Report};
@@ -106,7 +107,7 @@ impl LinkState {
             } => return Meaning::Ack(message_id, accepted),
             SessionEvent::ChatChannelClosed { .. } => Report::ChatChannelClosed,
             SessionEvent::ProtocolViolation { error, reaction } => {
-                debug!(connection = self.conn, %error, ?reaction, "peer broke a protocol rule");
+                debug!(connection = self.conn, error = %ErrorChain(&error), ?reaction, "peer broke a protocol rule");
                 if matches!(
                     error,
                     ProtocolError::BadContactResponse
@@ -163,7 +164,7 @@ impl LinkState {
                     if let Err(error) =
                         contact.resend_chat(message.wire_id, message.text, message.time_delta)
                     {
-                        warn!(connection = self.conn, %error, "cannot send a chat message");
+                        warn!(connection = self.conn, error = %ErrorChain(&error), "cannot send a chat message");
                     }
                 }
                 Ok(())
@@ -178,7 +179,7 @@ impl LinkState {
             | Command::CancelFile { .. }) => return Some(file),
         };
         if let Err(error) = result {
-            debug!(connection = self.conn, %error, "command not applicable");
+            debug!(connection = self.conn, error = %ErrorChain(&error), "command not applicable");
         }
         None
     }

@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use ricochet_identity::{Generation, RicochetId};
+use ricochet_proto::message::chat::ChatText;
 
 /// A contact's standing, as the contact list shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,4 +265,25 @@ pub struct Stats {
     pub connections: usize,
     /// Connections that carry a contact's chat (one per online contact).
     pub contact_connections: usize,
+}
+
+/// The longest text one chat message carries: 2000 UTF-16 code units
+/// (spec §9.2), counted by [`message_len`]. [`crate::Client::send_message`]
+/// sends a longer text as several messages, cut by [`split_message`].
+pub const MAX_MESSAGE_UTF16: usize = ricochet_proto::message::chat::MAX_CHAT_TEXT_UTF16;
+
+/// The length of `text` as the limit counts it, in UTF-16 code units (what
+/// a UI shows next to [`MAX_MESSAGE_UTF16`]).
+pub fn message_len(text: &str) -> usize {
+    ricochet_proto::message::utf16_len(text)
+}
+
+/// `text` cut into the messages [`crate::Client::send_message`] sends: in
+/// order, each at most [`MAX_MESSAGE_UTF16`] long, never inside a
+/// character. An empty text gives none.
+pub fn split_message(text: &str) -> Vec<String> {
+    ChatText::split(text)
+        .into_iter()
+        .map(ChatText::into_string)
+        .collect()
 }

@@ -68,7 +68,7 @@ async fn service_state_dial_failures_and_connect_now() {
     .await;
     alice.client.connect_now(bob_id).await.unwrap();
     let request = bob.expect_request().await;
-    assert_eq!(request.from(), alice_id);
+    assert_eq!(request.sender(), alice_id);
 
     // Only contacts and pending requests can be dialled.
     let stranger = IdentityKey::generate(Generation::V3).unwrap();
@@ -164,7 +164,7 @@ async fn error_chains_print_each_cause_once() {
     let dir = tempfile::tempdir().unwrap();
 
     // A key file that is not there (identity → io).
-    let missing = IdentityKey::load(&dir.path().join("no-such-key")).unwrap_err();
+    let missing = IdentityKey::load(dir.path().join("no-such-key")).unwrap_err();
     assert_each_cause_once("key file", &missing, 2);
     let wrapped = ClientError::from(missing);
     assert_each_cause_once("client identity", &wrapped, 3);

@@ -32,7 +32,7 @@ async fn request_pending_accept_and_chat_both_ways() {
     let listed = alice.client.contact(bob_id).await.unwrap().unwrap();
     assert_eq!(listed.nickname, "Bob");
     let request = bob.expect_request().await;
-    assert_eq!(request.from(), alice_id);
+    assert_eq!(request.sender(), alice_id);
     assert_eq!(request.request().nickname, "alice");
     assert_eq!(request.request().message, "hello, it's me");
     alice
@@ -339,7 +339,7 @@ async fn protocol_1_pair_main_flow() {
         .await
         .unwrap();
     let request = bob.expect_request().await;
-    assert_eq!(request.from(), alice_v2);
+    assert_eq!(request.sender(), alice_v2);
     request.accept("alice").await.unwrap();
     alice.expect_status(bob_v2, ContactStatus::Online).await;
     bob.expect_status(alice_v2, ContactStatus::Online).await;

@@ -405,7 +405,7 @@ impl Fixture {
         let id = raw.id();
         let request = self
             .alice_expect("the raw peer's request", |event| match event {
-                Event::ContactRequestReceived(request) if request.from() == id => Some(request),
+                Event::ContactRequestReceived(request) if request.sender() == id => Some(request),
                 _ => None,
             })
             .await;
@@ -933,7 +933,7 @@ async fn authentication_abuse() {
     let id = raw.id();
     let request = fx
         .alice_expect("the request", |event| match event {
-            Event::ContactRequestReceived(request) if request.from() == id => Some(request),
+            Event::ContactRequestReceived(request) if request.sender() == id => Some(request),
             _ => None,
         })
         .await;
@@ -1152,7 +1152,7 @@ async fn contact_request_flood_is_bounded() {
     let mut told = 0;
     for event in fx.drain_alice() {
         if let Event::ContactRequestReceived(request) = event {
-            assert!(held.contains(&request.from()));
+            assert!(held.contains(&request.sender()));
             told += 1;
         }
     }

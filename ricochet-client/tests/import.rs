@@ -97,7 +97,7 @@ async fn a_refresh_profile_keeps_its_id_and_contacts() {
     assert_eq!(me.client.blocked().await.unwrap(), [id(BLOCKED)]);
 
     let request = danielle.expect_request().await;
-    assert_eq!(request.from(), id(OWN));
+    assert_eq!(request.sender(), id(OWN));
     assert_eq!(request.request().nickname, "me");
     assert_eq!(request.request().message, "");
     me.client.shutdown().await;

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ricochet_identity::{Generation, IdentityKey, KeyFormat};
+use ricochet_identity::{ErrorChain, Generation, IdentityKey, KeyError, KeyFormat};
 
 const USAGE: &str = "usage: new-identity [--v2 | --v3] [--format blob|pem|seed] [PATH]";
 
@@ -65,7 +65,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.path.exists() {
+    let format = args.format.unwrap_or(KeyFormat::TorKeyBlob);
+    // save_new checks and writes in one step: no file is ever replaced,
+    // even one another process writes at the same moment.
+    let result = IdentityKey::generate(args.generation).and_then(|key| {
+        key.save_new(&args.path, format)?;
+        Ok(key)
+    });
+    if let Err(KeyError::Exists { .. }) = &result {
         return match IdentityKey::load(&args.path) {
             Ok(key) => {
                 println!("{}", key.ricochet_id());
@@ -78,18 +85,14 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!(
-                    "{} exists but is not a key I can read: {e}",
-                    args.path.display()
+                    "{} exists but is not a key I can read: {}",
+                    args.path.display(),
+                    ErrorChain(&e)
                 );
                 ExitCode::FAILURE
             }
         };
     }
-    let format = args.format.unwrap_or(KeyFormat::TorKeyBlob);
-    let result = IdentityKey::generate(args.generation).and_then(|key| {
-        key.save(&args.path, format)?;
-        Ok(key)
-    });
     match result {
         Ok(key) => {
             println!("{}", key.ricochet_id());
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", ErrorChain(&e));
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,10 @@
 //! Each operation has its own error enum so that callers can match on what
 //! actually can go wrong: parsing an id ([`ServiceIdError`]), handling a key
 //! ([`KeyError`]) or checking an authentication proof ([`ProofError`]).
+//!
+//! The convention of every crate of this workspace: an error's message says
+//! its own step only, and its cause is `source()`, never repeated in the
+//! message. [`ErrorChain`] (or `anyhow`'s `{:#}`) prints the whole chain.
 
 use std::path::PathBuf;
 
@@ -62,6 +66,12 @@ pub enum ServiceIdError {
         /// The generation of the id that was given.
         found: Generation,
     },
+    /// A web address (`http://…`, `…/path`) where an id was expected.
+    #[error(
+        "this looks like a web address; a Ricochet id is `ricochet:` followed by \
+         56 letters and digits (16 for original Ricochet), with no `/`"
+    )]
+    LooksLikeUrl,
     /// A strict (wire) parse got something other than the bare lowercase id.
     #[error(
         "the id is not in canonical form: expected exactly the lowercase id, \
@@ -125,6 +135,12 @@ pub enum KeyError {
     /// Encoding the key failed (should not happen for a valid key).
     #[error("could not encode the key")]
     Encoding(#[source] BoxError),
+    /// [`crate::IdentityKey::save_new`] found a file where it would write.
+    #[error("{} exists already; not replacing it", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
     /// Reading or writing a key file failed.
     #[error("could not access key file {}", path.display())]
     Io {
@@ -183,4 +199,36 @@ pub enum ProofError {
     /// The signature does not verify for the claimed identity.
     #[error("the proof's signature does not verify")]
     BadSignature,
+}
+
+/// Shows an error with all of its causes on one line, `: `-separated, the
+/// way `anyhow` shows `{:#}`. Every error of these crates keeps its cause
+/// out of its own message and returns it as `source()`, so printing only
+/// `{}` shows the outermost step; logs and user interfaces print this.
+///
+/// ```
+/// use ricochet_identity::ErrorChain;
+///
+/// let error = std::io::Error::other("the cause");
+/// assert_eq!(ErrorChain(&error).to_string(), "the cause");
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }

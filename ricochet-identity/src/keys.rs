@@ -19,7 +19,8 @@ use sha2::{Digest as _, Sha256, Sha512};
 use zeroize::Zeroizing;
 
 use crate::{
-    Generation, KeyError, RicochetId, ServiceId, V2ServiceId, V3ServiceId, write_secret_file,
+    Generation, KeyError, RicochetId, ServiceId, V2ServiceId, V3ServiceId, write_new_secret_file,
+    write_secret_file,
 };
 
 /// Prefix of Tor's `ADD_ONION` blob for v3 keys.
@@ -438,7 +439,8 @@ impl IdentityKey {
     }
 
     /// Reads a key file in any [`KeyFormat`].
-    pub fn load(path: &Path) -> Result<Self, KeyError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let path = path.as_ref();
         let bytes = std::fs::read(path)
             .map(Zeroizing::new)
             .map_err(|source| KeyError::Io {
@@ -450,11 +452,34 @@ impl IdentityKey {
 
     /// Writes the key to `path` in `format`, atomically and with mode 0600
     /// (see [`write_secret_file`]). An existing file is replaced.
-    pub fn save(&self, path: &Path, format: KeyFormat) -> Result<(), KeyError> {
+    pub fn save(&self, path: impl AsRef<Path>, format: KeyFormat) -> Result<(), KeyError> {
+        let path = path.as_ref();
         let bytes = self.encode(format)?;
         write_secret_file(path, &bytes).map_err(|source| KeyError::Io {
             path: path.to_owned(),
             source,
+        })
+    }
+
+    /// Like [`IdentityKey::save`], but never replaces a file: if `path`
+    /// exists, it fails with [`KeyError::Exists`] and the file stays as it
+    /// was. Checking and writing are one step (see
+    /// [`crate::write_new_secret_file`]), so there is no window in which
+    /// another process's key could be overwritten.
+    pub fn save_new(&self, path: impl AsRef<Path>, format: KeyFormat) -> Result<(), KeyError> {
+        let path = path.as_ref();
+        let bytes = self.encode(format)?;
+        write_new_secret_file(path, &bytes).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyError::Exists {
+                    path: path.to_owned(),
+                }
+            } else {
+                KeyError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
         })
     }
 }

@@ -8,7 +8,7 @@ mod proof;
 mod secret_file;
 mod service_id;
 
-pub use error::{KeyError, ProofError, ServiceIdError};
+pub use error::{ErrorChain, KeyError, ProofError, ServiceIdError};
 pub use keys::{
     ED25519_V3_BLOB_PREFIX, IdentityKey, KeyFormat, RSA_IDENTITY_BITS, RSA1024_BLOB_PREFIX,
     V2IdentityKey, V3IdentityKey,
@@ -17,7 +17,7 @@ pub use proof::{
     AUTH_COOKIE_LEN, AuthCookies, AuthProof, V1_MAX_PUBLIC_KEY_LEN, V1_SIGNATURE_LEN,
     V3_SIGNATURE_LEN, proof_hmac, verify_v1_proof, verify_v3_proof,
 };
-pub use secret_file::write_secret_file;
+pub use secret_file::{write_new_secret_file, write_secret_file};
 pub use service_id::{
     Generation, RICOCHET_PREFIX, RicochetId, ServiceId, TORSION_PREFIX, V2_SERVICE_ID_LEN,
     V2ServiceId, V3_SERVICE_ID_LEN, V3ServiceId,

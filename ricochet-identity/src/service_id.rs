@@ -284,9 +284,8 @@ impl ServiceId {
         if len == 0 {
             return Err(ServiceIdError::Empty);
         }
-        if len != V2_SERVICE_ID_LEN && len != V3_SERVICE_ID_LEN {
-            return Err(ServiceIdError::BadLength { len });
-        }
+        // Characters first: a stray character says more than the length it
+        // leads to.
         if let Some((index, character)) = id
             .chars()
             .enumerate()
@@ -296,6 +295,9 @@ impl ServiceId {
                 character,
                 position: index + 1,
             });
+        }
+        if len != V2_SERVICE_ID_LEN && len != V3_SERVICE_ID_LEN {
+            return Err(ServiceIdError::BadLength { len });
         }
         if len == V2_SERVICE_ID_LEN {
             V2ServiceId::decode(id).map(Self::V2)
@@ -317,10 +319,13 @@ impl FromStr for ServiceId {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let lower = input.trim().to_ascii_lowercase();
+        if lower.contains("://") || lower.contains('/') {
+            return Err(ServiceIdError::LooksLikeUrl);
+        }
         let (torsion, rest) = if let Some(rest) = lower.strip_prefix(RICOCHET_PREFIX) {
-            (false, rest)
+            (false, rest.trim_start())
         } else if let Some(rest) = lower.strip_prefix(TORSION_PREFIX) {
-            (true, rest)
+            (true, rest.trim_start())
         } else {
             (false, lower.as_str())
         };

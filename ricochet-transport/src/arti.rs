@@ -87,9 +87,9 @@ impl ArtiConfig {
     ///
     /// Defaults: the public Tor network with arti's own default settings,
     /// and a 120 s connect timeout.
-    pub fn new(profile_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(profile_dir: impl AsRef<Path>) -> Self {
         Self {
-            profile_dir: profile_dir.into(),
+            profile_dir: profile_dir.as_ref().to_owned(),
             network_toml: None,
             connect_timeout: Duration::from_secs(120),
         }
@@ -541,7 +541,9 @@ async fn answer(request: StreamRequest, port: u16, sender: mpsc::Sender<DataStre
         Ok(stream) => {
             let _ = sender.send(stream).await;
         }
-        Err(e) => tracing::debug!(error = %e, "could not accept an incoming stream"),
+        Err(e) => {
+            tracing::debug!(error = %crate::ErrorChain(&e), "could not accept an incoming stream")
+        }
     }
 }
 
@@ -777,7 +779,7 @@ fn arti_error(what: &str, error: arti_client::Error) -> TransportError {
 fn connect_error(id: ServiceId, error: arti_client::Error, after: Duration) -> TransportError {
     use arti_client::ErrorKind as K;
     let kind = error.kind();
-    tracing::debug!(%id, %kind, error = %error, "arti could not connect");
+    tracing::debug!(%id, %kind, error = %crate::ErrorChain(&error), "arti could not connect");
     let source: Option<BoxError> = Some(Box::new(error.clone()));
     match kind {
         // No descriptor, descriptor fetch failed, or no introduction point

@@ -147,35 +147,3 @@ impl TransportError {
         }
     }
 }
-
-/// Shows an error with all of its causes on one line, `: `-separated, the
-/// way `anyhow` shows `{:#}`. Every error of these crates keeps its cause
-/// out of its own message and returns it as `source()`, so printing only
-/// `{}` shows the outermost step; logs and user interfaces print this.
-///
-/// ```
-/// use ricochet_transport::ErrorChain;
-///
-/// let error = std::io::Error::other("the cause");
-/// assert_eq!(ErrorChain(&error).to_string(), "the cause");
-/// ```
-#[derive(Clone, Copy)]
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(error) = cause {
-            write!(f, ": {error}")?;
-            cause = error.source();
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}

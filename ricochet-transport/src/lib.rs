@@ -18,7 +18,8 @@ use ricochet_identity::{IdentityKey, ServiceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-pub use error::{ErrorChain, ErrorKind, TransportError};
+pub use error::{ErrorKind, TransportError};
+pub use ricochet_identity::ErrorChain;
 
 /// The onion-service port every Ricochet client listens on (spec §2).
 pub const RICOCHET_PORT: u16 = 9878;

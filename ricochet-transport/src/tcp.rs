@@ -72,7 +72,8 @@ impl Directory {
     }
 
     /// Reads a directory file.
-    pub fn load(path: &Path) -> Result<Self, TransportError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, TransportError> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| TransportError::io("reading the peers directory", e))?;
         Self::parse(&text).map_err(|e| TransportError::Configuration {

@@ -251,7 +251,7 @@ impl App {
             }
             Event::ContactRequestReceived(request) => {
                 refresh.lists = true;
-                let from = request.from();
+                let from = request.sender();
                 self.notice = format!(
                     "Contact request from {from}: \"{}\" — select it and /accept, /reject or /block",
                     request.request().message

@@ -42,7 +42,7 @@ pub fn event(event: &Event) -> Option<Value> {
         }),
         Event::ContactRequestReceived(request) => json!({
             "event": "contact_request",
-            "from": request.from().to_string(),
+            "from": request.sender().to_string(),
             "nickname": request.request().nickname,
             "message": request.request().message,
         }),

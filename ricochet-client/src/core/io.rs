@@ -15,7 +15,7 @@ use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
 use ricochet_proto::message::file::FILE_HASH_LEN;
-use ricochet_transport::{ServiceStatus, TransportError};
+use ricochet_transport::{ErrorChain, ServiceStatus, TransportError};
 
 use crate::error::{ClientError, StorageError};
 use crate::model::{
@@ -237,6 +237,19 @@ pub(crate) enum Closure {
     Session(CloseReason),
     /// We closed it (or the client is shutting down).
     Shutdown,
+}
+
+impl std::fmt::Display for Closure {
+    /// For logs: what ended the connection, its causes included.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DialFailed(error) => write!(f, "the dial failed: {}", ErrorChain(error)),
+            Self::Stream(None) => f.write_str("the peer hung up"),
+            Self::Stream(Some(error)) => write!(f, "the connection failed: {}", ErrorChain(error)),
+            Self::Session(reason) => write!(f, "{reason}"),
+            Self::Shutdown => f.write_str("we closed it"),
+        }
+    }
 }
 
 // ----- the application -----------------------------------------------------

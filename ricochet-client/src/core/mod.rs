@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ricochet_identity::{Generation, ServiceId};
-use ricochet_proto::message::chat::ChatText;
 use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
@@ -52,7 +51,7 @@ use crate::config::{Limits, ReconnectPolicy};
 use crate::error::ClientError;
 use crate::model::{
     ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
-    MessageStatus, RequestAnswer, RequestFailure, Stats, TransferId,
+    MessageStatus, RequestAnswer, RequestFailure, Stats, TransferId, split_message,
 };
 
 /// How long the store write of acknowledgements may wait for company (see
@@ -219,7 +218,7 @@ impl Core {
     }
 
     fn error(&mut self, contact: Option<ServiceId>, error: ClientError) {
-        warn!(%error, "background error");
+        warn!(error = %ErrorChain(&error), "background error");
         self.notice(Notice::Error {
             contact: contact.map(Into::into),
             error,
@@ -755,8 +754,7 @@ impl Core {
         match &closure {
             // Logged by dial_failed, with when we try again.
             Closure::DialFailed(_) => {}
-            Closure::Stream(Some(error)) => debug!(conn, %error, "connection failed"),
-            other => debug!(conn, ?other, "connection closed"),
+            other => debug!(conn, reason = %other, "connection closed"),
         }
         let Some(peer) = link.peer else {
             return;
@@ -1310,15 +1308,7 @@ impl Core {
         if let Err(error) = self.book.check_messageable(&id) {
             return self.reply(call, Response::Queued(Err(error)));
         }
-        let split: Vec<Vec<String>> = texts
-            .iter()
-            .map(|text| {
-                ChatText::split(text)
-                    .into_iter()
-                    .map(ChatText::into_string)
-                    .collect()
-            })
-            .collect();
+        let split: Vec<Vec<String>> = texts.iter().map(|text| split_message(text)).collect();
         if split.iter().any(Vec::is_empty) {
             return self.reply(call, Response::Queued(Err(ClientError::EmptyMessage)));
         }

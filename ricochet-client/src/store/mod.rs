@@ -997,7 +997,7 @@ impl Store {
                         .collect();
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "a batch of profile writes failed; retrying them one by one");
+                    tracing::warn!(error = %ricochet_transport::ErrorChain(&error), "a batch of profile writes failed; retrying them one by one");
                     for (job, saved) in jobs.iter_mut().zip(detectors) {
                         if let (StoreJob::RecordIncoming { detector, .. }, Some(saved)) =
                             (job, saved)

@@ -175,7 +175,7 @@ pub async fn befriend(a: &mut Peer, b: &mut Peer) {
         .await
         .unwrap();
     let request = b.expect_request().await;
-    assert_eq!(request.from(), a_id);
+    assert_eq!(request.sender(), a_id);
     request.accept("a friend").await.unwrap();
     a.expect_status(b_id, ContactStatus::Online).await;
     b.expect_status(a_id, ContactStatus::Online).await;
@@ -223,7 +223,7 @@ pub async fn main_flow(alice: &mut Peer, bob: &mut Peer) -> FlowTimes {
         .unwrap();
     let request = bob.expect_request().await;
     let request_arrived = started.elapsed();
-    assert_eq!(request.from(), alice_id);
+    assert_eq!(request.sender(), alice_id);
     alice
         .expect("the request delivered", |event| match event {
             Event::ContactRequestDelivered { contact } if contact == bob_id => Some(()),

@@ -605,7 +605,7 @@ impl RawPeer {
         let me = self.id();
         let request = victim
             .expect("the raw peer's request", |event| match event {
-                Event::ContactRequestReceived(request) if request.from() == me => Some(request),
+                Event::ContactRequestReceived(request) if request.sender() == me => Some(request),
                 _ => None,
             })
             .await;

@@ -1,7 +1,7 @@
 //! What the session reports to its caller.
 
 use bytes::Bytes;
-use ricochet_identity::ServiceId;
+use ricochet_identity::{ErrorChain, ServiceId};
 
 use super::file::{FileDirection, FileOffer};
 use crate::message::chat::MessageId;
@@ -162,4 +162,22 @@ pub enum CloseReason {
     ContactRequestChannelClosed,
     /// The peer broke a rule whose reaction is closing the connection.
     Protocol(ProtocolError),
+}
+
+impl std::fmt::Display for CloseReason {
+    /// A sentence for logs, causes included.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local => f.write_str("we closed it"),
+            Self::ContactRequestEnded(status) => {
+                write!(f, "our contact request ended ({status:?})")
+            }
+            Self::ContactRequestChannelClosed => {
+                f.write_str("the peer closed our contact request without answering")
+            }
+            Self::Protocol(error) => {
+                write!(f, "the peer broke the protocol: {}", ErrorChain(error))
+            }
+        }
+    }
 }

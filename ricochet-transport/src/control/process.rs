@@ -29,10 +29,10 @@ pub struct TorLaunch {
 
 impl TorLaunch {
     /// Defaults, with tor's data under `data_dir`.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(data_dir: impl AsRef<Path>) -> Self {
         Self {
             tor: PathBuf::from("tor"),
-            data_dir: data_dir.into(),
+            data_dir: data_dir.as_ref().to_owned(),
             extra_torrc: Vec::new(),
             start_timeout: Duration::from_secs(60),
             bootstrap_timeout: Duration::from_secs(300),
