@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use ricochet_client::transport::BootstrapStatus;
+use ricochet_client::transport::{BootstrapStatus, ServiceStatus};
 use ricochet_client::{
-    Contact, ContactRequest, ContactStatus, Event, FileDirection, IncomingFile, MessageDirection,
-    MessageId, MessageStatus, RequestAnswer, RicochetId, TransferId, TransferOutcome,
+    Contact, ContactRequest, ContactStatus, ErrorChain, Event, FileDirection, IncomingFile,
+    MessageDirection, MessageId, MessageStatus, RequestAnswer, RicochetId, TransferId,
+    TransferOutcome,
 };
 
 /// Which pane has the keyboard.
@@ -111,6 +112,8 @@ pub struct App {
     pub unread: HashMap<RicochetId, usize>,
     /// How many lines the chat pane is scrolled up from the newest.
     pub scroll: usize,
+    /// Whether contacts can reach us (our onion service's state).
+    pub service: ServiceStatus,
 }
 
 impl Default for App {
@@ -131,6 +134,7 @@ impl Default for App {
             overlay: None,
             unread: HashMap::new(),
             scroll: 0,
+            service: ServiceStatus::Publishing,
         }
     }
 }
@@ -394,8 +398,32 @@ impl App {
                 };
                 self.notice(Some(*contact), text);
             }
+            Event::ServiceStatusChanged { status, .. } => {
+                self.service = status.clone();
+                self.notice = match status {
+                    ServiceStatus::Published => {
+                        "Published: your contacts can reach you.".to_owned()
+                    }
+                    ServiceStatus::Publishing => {
+                        "Publishing your onion service (contacts cannot reach you yet)…".to_owned()
+                    }
+                    other => format!("Your onion service is {other}."),
+                };
+            }
+            Event::DialFailed {
+                contact, retry_in, ..
+            } => {
+                let name = self.name_of(*contact);
+                self.notice = match retry_in {
+                    Some(delay) => format!(
+                        "Could not reach {name}; trying again in {} s (/connect to try now)",
+                        delay.as_secs()
+                    ),
+                    None => format!("Could not reach {name} (/connect to try again)"),
+                };
+            }
             Event::Error { contact, error } => {
-                self.notice(*contact, format!("error: {error}"));
+                self.notice(*contact, format!("error: {}", ErrorChain(&**error)));
             }
             _ => {}
         }

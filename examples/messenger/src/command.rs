@@ -21,6 +21,7 @@ Commands (a <contact> is a nickname, a ricochet: id, or the start of one):
   /block [<contact>]        block a contact or requester
   /unblock <id>             unblock
   /remove [<contact>]       remove a contact
+  /connect [<contact>]      try to reach a contact now (not at the next retry)
   /nick [<contact>] <name>  rename a contact
   /msg <contact> <text>     send a message (in the TUI, just type and press Enter)
   /file [<contact>] <path>  send a file (protocol 3 contacts, online)
@@ -59,6 +60,8 @@ pub enum Command {
     Unblock { id: String },
     /// `/remove [<contact>]`
     Remove { contact: Option<String> },
+    /// `/connect [<contact>]`
+    Connect { contact: Option<String> },
     /// `/nick [<contact>] <name>`
     Nick {
         contact: Option<String>,
@@ -149,6 +152,9 @@ pub fn parse(line: &str) -> Result<Command, String> {
             }
         }
         "remove" => Command::Remove {
+            contact: optional(args),
+        },
+        "connect" => Command::Connect {
             contact: optional(args),
         },
         "nick" => {
@@ -305,7 +311,7 @@ pub async fn run(
     app: &mut App,
     settings: &Settings,
 ) -> Result<Reply, String> {
-    let error = |e: ricochet_client::ClientError| e.to_string();
+    let error = |e: ricochet_client::ClientError| ricochet_client::ErrorChain(&e).to_string();
     match command {
         Command::Help => Ok(Reply::Help),
         Command::Quit => Ok(Reply::Quit),
@@ -400,6 +406,12 @@ pub async fn run(
             let id = resolve(app, &id)?;
             client.unblock(id).await.map_err(error)?;
             Ok(Reply::Done(format!("unblocked {id}")))
+        }
+        Command::Connect { contact } => {
+            let id = contact_or_selected(app, contact.as_deref())?;
+            let name = app.name_of(id);
+            client.connect_now(id).await.map_err(error)?;
+            Ok(Reply::Done(format!("connecting to {name}")))
         }
         Command::Remove { contact } => {
             let id = contact_or_selected(app, contact.as_deref())?;

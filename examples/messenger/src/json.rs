@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use ricochet_client::{Event, FileDirection, MessageStatus, TransferOutcome};
+use ricochet_client::{ErrorChain, Event, FileDirection, MessageStatus, TransferOutcome};
 use serde_json::{Value, json};
 
 use crate::app::status_word;
@@ -46,10 +46,30 @@ pub fn event(event: &Event) -> Option<Value> {
             "nickname": request.request().nickname,
             "message": request.request().message,
         }),
+        Event::ContactRequestDelivered { contact } => json!({
+            "event": "request_delivered",
+            "contact": contact.to_string(),
+        }),
+        Event::DialFailed {
+            contact,
+            error,
+            retry_in,
+        } => json!({
+            "event": "dial_failed",
+            "contact": contact.to_string(),
+            "error": ErrorChain(&**error).to_string(),
+            "retry_in_secs": retry_in.map(|d| d.as_secs()),
+        }),
+        Event::ServiceStatusChanged { id, status } => json!({
+            "event": "service_status",
+            "id": id.to_string(),
+            "status": status.to_string(),
+            "published": status.is_published(),
+        }),
         Event::ContactRequestAnswered { contact, answer } => json!({
             "event": "request_answered",
             "contact": contact.to_string(),
-            "answer": format!("{answer:?}").to_lowercase(),
+            "answer": answer.to_string(),
         }),
         Event::ContactRequestFailed { contact, reason } => json!({
             "event": "request_failed",
@@ -137,7 +157,7 @@ pub fn event(event: &Event) -> Option<Value> {
         Event::Error { contact, error } => json!({
             "event": "error",
             "contact": contact.map(|c| c.to_string()),
-            "message": error.to_string(),
+            "message": ErrorChain(&**error).to_string(),
         }),
         _ => return None,
     };

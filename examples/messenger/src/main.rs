@@ -86,7 +86,10 @@ async fn start_client(
 ) -> Result<(Client, Events), String> {
     match tokio::time::timeout(timeout, builder.start()).await {
         Ok(Ok(started)) => Ok(started),
-        Ok(Err(error)) => Err(format!("could not start: {error}")),
+        Ok(Err(error)) => Err(format!(
+            "could not start: {}",
+            ricochet_client::ErrorChain(&error)
+        )),
         Err(_) => {
             let (percent, phase) = status
                 .map(|s| {
