@@ -21,7 +21,7 @@ use crate::event::Events;
 /// ```no_run
 /// # async fn run() -> Result<(), ricochet_client::ClientError> {
 /// use ricochet_client::ClientBuilder;
-/// use ricochet_transport::tcp::{Directory, TcpTransport};
+/// use ricochet_client::transport::tcp::{Directory, TcpTransport};
 ///
 /// let transport = TcpTransport::new(Directory::new());
 /// let (client, mut events) = ClientBuilder::new("/tmp/alice").transport(transport).start().await?;

@@ -123,6 +123,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     let identities: Vec<Arc<IdentityKey>> = opened.identities.into_iter().map(Arc::new).collect();
 
     config.transport.bootstrap().await?;
+    info!("connected to the Tor network");
     let (notices_tx, notices_rx) = mpsc::unbounded_channel();
     let (incoming_tx, incoming_rx) = mpsc::channel(16);
     let mut listeners = Vec::new();
