@@ -282,3 +282,94 @@ async fn statuses_from_request_to_online() {
     alice.client.shutdown().await;
     bob.client.shutdown().await;
 }
+
+/// `Events` is a `futures` stream; the message-length helpers say how
+/// `send_message` cuts a text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_a_stream_and_texts_split_as_sent() {
+    use futures_core::Stream as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = common::start(&dir.path().join("alice"), &Directory::new()).await;
+    let first = std::future::poll_fn(|cx| std::pin::Pin::new(&mut alice.events).poll_next(cx))
+        .await
+        .expect("an event");
+    assert!(
+        matches!(first, Event::ServiceStatusChanged { .. }),
+        "{first:?}"
+    );
+
+    let text = "é".repeat(2500);
+    assert_eq!(ricochet_client::message_len(&text), 2500);
+    let parts = ricochet_client::split_message(&text);
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| ricochet_client::message_len(p))
+            .collect::<Vec<_>>(),
+        [ricochet_client::MAX_MESSAGE_UTF16, 500]
+    );
+    assert!(ricochet_client::split_message("").is_empty());
+    alice.client.shutdown().await;
+}
+
+/// What a `tracing` subscriber at `info` sees: published (at once, on the
+/// direct transport),
+/// and a contact that cannot be reached warned about once per run of
+/// failures, not at every attempt.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_say_what_matters_once() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This runtime's one thread: the driver, the core, the connections.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = start_with(&dir.path().join("alice"), &Directory::new(), |b| b).await;
+    let nobody = IdentityKey::generate(Generation::V3).unwrap();
+    let nobody_id = nobody.service_id().into();
+    alice
+        .client
+        .send_contact_request(nobody_id, "nobody", "hello?")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        alice
+            .expect("a dial failure", |event| {
+                matches!(event, Event::DialFailed { contact, .. } if contact == nobody_id)
+                    .then_some(())
+            })
+            .await;
+    }
+    alice.client.shutdown().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines = |level: &str, text: &str| {
+        logs.lines()
+            .filter(|l| l.contains(level) && l.contains(text))
+            .count()
+    };
+    assert_eq!(lines("INFO", "connected to the Tor network"), 1, "{logs}");
+    assert_eq!(lines("INFO", "our onion service is published"), 1, "{logs}");
+    assert_eq!(lines("INFO", "status=request pending"), 1, "{logs}");
+    assert_eq!(lines("WARN", "could not reach the contact"), 1, "{logs}");
+    assert!(!logs.contains("Stream(None)"), "{logs}");
+}

@@ -40,6 +40,30 @@ mod tor {
         suite("system tor", &dialer, &host, &key(2), Budget::TOR).await;
     }
 
+    /// `find_first` skips places without a tor and finds the one with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_control_port_of_a_running_tor_is_found() {
+        let Some(net) = tor_network() else { return };
+        let nothing = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let tor = ControlAddr::Tcp(([127, 0, 0, 1], net.cl_control).into());
+        let found = ControlAddr::find_first([
+            ControlAddr::Unix("/nonexistent/control".into()),
+            ControlAddr::Tcp(nothing),
+            tor.clone(),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(found, tor);
+        let none = ControlAddr::find_first([ControlAddr::Tcp(nothing)])
+            .await
+            .unwrap_err();
+        assert_eq!(none.kind(), ErrorKind::Configuration);
+        assert!(none.to_string().contains(&nothing.to_string()), "{none}");
+    }
+
     /// A tor process we start ourselves joins the network, reports its
     /// bootstrap, and hosts a service the "cl" tor reaches; a v2 key is
     /// refused with a clear error.

@@ -299,7 +299,8 @@ async fn a_ricochet_refresh_profile_is_imported() {
         "ricochet:byjlgk3cwshf5ucnxrylebuj75kt3fppyjubbeslqybibcmcb5iiroqd"
     );
     // Direct TCP publishes at once; the line mode says so.
-    me.expect("service_status", |v| v["published"] == true).await;
+    me.expect("service_status", |v| v["published"] == true)
+        .await;
     me.send("/contacts").await;
     let listed = me.expect("ok", |v| v["command"] == "/contacts").await;
     let names: Vec<&str> = listed["contacts"]

@@ -827,7 +827,7 @@ impl Core {
         let shown = ErrorChain(&error);
         let again = retry_in.map_or_else(
             || "not trying again".to_owned(),
-            |delay| format!("trying again in {} s", delay.as_secs()),
+            |delay| format!("trying again in {delay:.0?}"),
         );
         if failures <= 1 {
             warn!(%peer, error = %shown, "could not reach the contact; {again}");

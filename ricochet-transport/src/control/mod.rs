@@ -76,7 +76,15 @@ impl ControlAddr {
     /// Fails with [`crate::ErrorKind::Configuration`] naming every place
     /// tried when none answers.
     pub async fn find_local() -> Result<Self, TransportError> {
-        let candidates = Self::usual_local();
+        Self::find_first(Self::usual_local()).await
+    }
+
+    /// The first of `candidates` where tor answers `PROTOCOLINFO` within a
+    /// second ([`ControlAddr::find_local`] with places of your own).
+    pub async fn find_first(
+        candidates: impl IntoIterator<Item = Self>,
+    ) -> Result<Self, TransportError> {
+        let candidates: Vec<Self> = candidates.into_iter().collect();
         for candidate in &candidates {
             match ControlConnection::probe(candidate, Duration::from_secs(1)).await {
                 Ok(()) => return Ok(candidate.clone()),
