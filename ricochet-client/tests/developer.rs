@@ -91,14 +91,7 @@ async fn service_state_dial_failures_and_connect_now() {
 async fn a_control_port_that_never_answers_fails_start() {
     use ricochet_client::transport::control::{ControlAddr, SystemTor, SystemTorConfig};
 
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = silent.local_addr().unwrap();
-    let _silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let address = ricochet_testnet::silent_listener();
     let mut config = SystemTorConfig::new(ControlAddr::Tcp(address));
     config.handshake_timeout = Duration::from_secs(2);
     let dir = tempfile::tempdir().unwrap();

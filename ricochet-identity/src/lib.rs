@@ -2,12 +2,17 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 
+mod client_auth;
 mod error;
 mod keys;
 mod proof;
 mod secret_file;
 mod service_id;
 
+pub use client_auth::{
+    CLIENT_AUTH_KEY_LEN, ClientAuthKeyError, ClientAuthPublicKey, ClientAuthSecretKey,
+    DESCRIPTOR_X25519_PREFIX,
+};
 pub use error::{ErrorChain, KeyError, ProofError, ServiceIdError};
 pub use keys::{
     ED25519_V3_BLOB_PREFIX, IdentityKey, KeyFormat, RSA_IDENTITY_BITS, RSA1024_BLOB_PREFIX,

@@ -155,14 +155,7 @@ async fn control_port_that_is_not_tor() {
     use tokio::io::AsyncWriteExt as _;
 
     // Accepts, reads nothing, says nothing.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    let _silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let silent_addr = ricochet_testnet::silent_listener();
     let mut config = SystemTorConfig::new(ControlAddr::Tcp(silent_addr));
     config.handshake_timeout = Duration::from_secs(2);
     let started = Instant::now();

@@ -110,3 +110,18 @@ impl TorNet {
         lines
     }
 }
+
+/// A TCP listener on loopback that accepts every connection and never says
+/// anything (what a hung control port looks like); it lives as long as the
+/// test process.
+pub fn silent_listener() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding on loopback");
+    let address = listener.local_addr().expect("a bound address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept() {
+            held.push(stream);
+        }
+    });
+    address
+}
