@@ -37,18 +37,23 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
+use arti_client::config::Reconfigure;
 use arti_client::config::{CfgPath, TorClientConfigBuilder};
 use arti_client::{BootstrapBehavior, DataStream, HasKind, TorClient, TorClientConfig};
+use arti_client::{HsId, KeystoreSelector};
 use futures::StreamExt as _;
+use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey};
 use ricochet_identity::{Generation, IdentityKey, ServiceId, V3IdentityKey};
 use safelog::DisplayRedacted as _;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 use tor_cell::relaycell::msg::{Connected, End, EndReason};
-use tor_hscrypto::pk::HsIdKeypair;
-use tor_hsservice::config::OnionServiceConfigBuilder;
+use tor_hscrypto::pk::{HsClientDescEncKey, HsClientDescEncSecretKey, HsIdKeypair};
+use tor_hsservice::config::restricted_discovery::HsClientNickname;
+use tor_hsservice::config::{OnionServiceConfig, OnionServiceConfigBuilder};
 use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
+use tor_llcrypto::pk::curve25519;
 use tor_llcrypto::pk::ed25519::ExpandedKeypair;
 use tor_proto::stream::IncomingStreamRequest;
 use tor_rtcompat::PreferredRuntime;
@@ -364,6 +369,54 @@ impl Transport for ArtiTransport {
     }
 
     async fn listen(&self, key: &IdentityKey, port: u16) -> Result<ArtiListener, TransportError> {
+        self.publish(key, port, None).await
+    }
+
+    async fn listen_private(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<ArtiListener, TransportError> {
+        if authorized.is_empty() {
+            return Err(TransportError::no_clients());
+        }
+        self.publish(key, port, Some(authorized)).await
+    }
+
+    /// Kept in arti's keystore (`<profile>/arti/state/keystore/client/…`),
+    /// read at every dial.
+    async fn set_client_auth(
+        &self,
+        id: &ServiceId,
+        key: Option<&ClientAuthSecretKey>,
+    ) -> Result<(), TransportError> {
+        let client = self.ready_client()?;
+        let hsid: HsId = id
+            .onion_hostname()
+            .parse()
+            .map_err(|_| TransportError::config(format!("{id} is not a v3 onion service")))?;
+        client
+            .remove_service_discovery_key(KeystoreSelector::Primary, hsid)
+            .map_err(|e| arti_error("forgetting a client-authorization key", e))?;
+        if let Some(key) = key {
+            let secret =
+                HsClientDescEncSecretKey::from(curve25519::StaticSecret::from(*key.as_bytes()));
+            client
+                .insert_service_discovery_key(KeystoreSelector::Primary, hsid, secret)
+                .map_err(|e| arti_error("storing a client-authorization key", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl ArtiTransport {
+    async fn publish(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: Option<&[ClientAuthPublicKey]>,
+    ) -> Result<ArtiListener, TransportError> {
         let IdentityKey::V3(v3) = key else {
             return Err(TransportError::UnsupportedGeneration {
                 generation: Generation::V2,
@@ -375,7 +428,8 @@ impl Transport for ArtiTransport {
         let client = self.ready_client()?;
         let id = key.service_id();
         let keystore = self.config.state_dir().join("keystore");
-        let (service, rend_requests) = launch(client, v3, &id, &keystore).await?;
+        let config = service_config(&id, authorized)?;
+        let (service, rend_requests) = launch(client, v3, &id, &keystore, &config).await?;
 
         let onion_address = service
             .onion_address()
@@ -397,9 +451,46 @@ impl Transport for ArtiTransport {
             task,
             status,
             status_task,
+            private: authorized.is_some(),
             service: Some(service),
         })
     }
+}
+
+/// The configuration of the service of `id`, named `ricochet-<id>` in
+/// arti's keystore and state; for `authorized` clients only if given
+/// ("restricted discovery", each key under the nickname
+/// `client-<its base32>`).
+fn service_config(
+    id: &ServiceId,
+    authorized: Option<&[ClientAuthPublicKey]>,
+) -> Result<OnionServiceConfig, TransportError> {
+    let nickname =
+        HsNickname::new(format!("ricochet-{id}")).map_err(|e| TransportError::Configuration {
+            reason: format!("cannot name the onion service of {id}"),
+            source: Some(Box::new(e)),
+        })?;
+    let mut builder = OnionServiceConfigBuilder::default();
+    builder.nickname(nickname);
+    if let Some(keys) = authorized {
+        let restricted = builder.restricted_discovery();
+        restricted.enabled(true);
+        for key in keys {
+            let nickname: HsClientNickname =
+                format!("client-{key}")
+                    .parse()
+                    .map_err(|e| TransportError::Configuration {
+                        reason: "cannot name an authorised client".to_owned(),
+                        source: Some(Box::new(e)),
+                    })?;
+            let key = HsClientDescEncKey::from(curve25519::PublicKey::from(*key.as_bytes()));
+            restricted.static_keys().access().push((nickname, key));
+        }
+    }
+    builder.build().map_err(|e| TransportError::Configuration {
+        reason: "the onion service configuration is not valid".to_owned(),
+        source: Some(Box::new(e)),
+    })
 }
 
 /// Turns arti's status of the service into ours: published once arti says
@@ -443,6 +534,7 @@ async fn launch(
     key: &V3IdentityKey,
     id: &ServiceId,
     keystore: &Path,
+    config: &OnionServiceConfig,
 ) -> Result<(Arc<RunningOnionService>, RendRequests), TransportError> {
     let expanded = Zeroizing::new(*key.expanded_secret_key());
     let keypair = ExpandedKeypair::from_secret_key_bytes(*expanded)
@@ -456,19 +548,6 @@ async fn launch(
             "the v3 identity key's expanded secret does not match its public key",
         ));
     }
-    let nickname =
-        HsNickname::new(format!("ricochet-{id}")).map_err(|e| TransportError::Configuration {
-            reason: format!("cannot name the onion service of {id}"),
-            source: Some(Box::new(e)),
-        })?;
-    let config = OnionServiceConfigBuilder::default()
-        .nickname(nickname)
-        .build()
-        .map_err(|e| TransportError::Configuration {
-            reason: "the onion service configuration is not valid".to_owned(),
-            source: Some(Box::new(e)),
-        })?;
-
     let started = Instant::now();
     let launched = loop {
         let keypair = HsIdKeypair::from(
@@ -558,6 +637,8 @@ pub struct ArtiListener {
     status: watch::Sender<ServiceStatus>,
     /// Forwards arti's status events into `status`.
     status_task: JoinHandle<()>,
+    /// Published with [`Transport::listen_private`].
+    private: bool,
     service: Option<Arc<RunningOnionService>>,
 }
 
@@ -600,6 +681,36 @@ impl Listener for ArtiListener {
 
     fn status(&self) -> watch::Receiver<ServiceStatus> {
         self.status.subscribe()
+    }
+
+    /// arti republishes the descriptor (at most one upload a minute).
+    async fn set_authorized(
+        &mut self,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<(), TransportError> {
+        if !self.private {
+            return Err(TransportError::config(
+                "this service was published for everyone (listen, not listen_private)",
+            ));
+        }
+        if authorized.is_empty() {
+            return Err(TransportError::no_clients());
+        }
+        let config = service_config(&self.id, Some(authorized))?;
+        let service = self
+            .service
+            .as_ref()
+            .ok_or_else(|| TransportError::tor("the onion service stopped"))?;
+        service
+            .reconfigure(config, Reconfigure::AllOrNothing)
+            .map_err(|e| TransportError::Configuration {
+                reason: "arti refused the new authorised clients".to_owned(),
+                source: Some(Box::new(e)),
+            })?;
+        self.status.send_if_modified(|status| {
+            std::mem::replace(status, ServiceStatus::Publishing) != ServiceStatus::Publishing
+        });
+        Ok(())
     }
 }
 
@@ -782,9 +893,12 @@ fn connect_error(id: ServiceId, error: arti_client::Error, after: Duration) -> T
     tracing::debug!(%id, %kind, error = %crate::ErrorChain(&error), "arti could not connect");
     let source: Option<BoxError> = Some(Box::new(error.clone()));
     match kind {
-        // No descriptor, descriptor fetch failed, or no introduction point
-        // answered: the service is not (reachably) published.
-        K::OnionServiceNotFound
+        // No descriptor, descriptor fetch failed, no introduction point
+        // answered, or a descriptor we may not read (a service for
+        // authorised clients): to us the service is not published.
+        K::OnionServiceMissingClientAuth
+        | K::OnionServiceWrongClientAuth
+        | K::OnionServiceNotFound
         | K::OnionServiceNotRunning
         | K::OnionServiceConnectionFailed
         | K::OnionServiceProtocolViolation

@@ -140,6 +140,12 @@ impl TransportError {
         }
     }
 
+    /// A service for authorised clients needs at least one (tor refuses
+    /// `ADD_ONION` without, arti publishes nothing).
+    pub(crate) fn no_clients() -> Self {
+        Self::config("a service for authorised clients needs at least one client")
+    }
+
     pub(crate) fn tor(what: impl Into<String>) -> Self {
         Self::Tor {
             what: what.into(),

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
-use ricochet_identity::{IdentityKey, ServiceId};
+use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, IdentityKey, ServiceId};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
@@ -125,6 +125,15 @@ impl<T> FaultyTransport<T> {
     pub fn stats(&self) -> Arc<FaultStats> {
         self.stats.clone()
     }
+
+    fn wrap_listener<L>(&self, inner: L) -> FaultyListener<L> {
+        FaultyListener {
+            inner,
+            plan: self.plan.clone(),
+            rng: self.rng.clone(),
+            stats: self.stats.clone(),
+        }
+    }
 }
 
 /// Makes a faulty stream around `inner`, drawing its seed and budget.
@@ -176,12 +185,25 @@ impl<T: Transport> Transport for FaultyTransport<T> {
 
     async fn listen(&self, key: &IdentityKey, port: u16) -> Result<Self::Listener, TransportError> {
         let inner = self.inner.listen(key, port).await?;
-        Ok(FaultyListener {
-            inner,
-            plan: self.plan.clone(),
-            rng: self.rng.clone(),
-            stats: self.stats.clone(),
-        })
+        Ok(self.wrap_listener(inner))
+    }
+
+    async fn listen_private(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<Self::Listener, TransportError> {
+        let inner = self.inner.listen_private(key, port, authorized).await?;
+        Ok(self.wrap_listener(inner))
+    }
+
+    async fn set_client_auth(
+        &self,
+        id: &ServiceId,
+        key: Option<&ClientAuthSecretKey>,
+    ) -> Result<(), TransportError> {
+        self.inner.set_client_auth(id, key).await
     }
 }
 
@@ -208,6 +230,13 @@ impl<L: Listener> Listener for FaultyListener<L> {
 
     fn status(&self) -> watch::Receiver<ServiceStatus> {
         self.inner.status()
+    }
+
+    async fn set_authorized(
+        &mut self,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<(), TransportError> {
+        self.inner.set_authorized(authorized).await
     }
 }
 

@@ -14,7 +14,7 @@ pub mod tcp;
 
 use std::future::Future;
 
-use ricochet_identity::{IdentityKey, ServiceId};
+use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, IdentityKey, ServiceId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
@@ -133,6 +133,41 @@ pub trait Transport: Send + Sync + 'static {
         key: &IdentityKey,
         port: u16,
     ) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send;
+
+    /// Publishes the onion service of `key` on `port` for the clients of
+    /// `authorized` only (v3 client authorization; "restricted discovery"
+    /// in arti): its descriptor is encrypted to their keys, so to everyone
+    /// else it looks offline. `authorized` must not be empty. Change the
+    /// set with [`Listener::set_authorized`].
+    ///
+    /// The default refuses with [`ErrorKind::Configuration`]: a backend
+    /// (or wrapper) that supports it says so by overriding it.
+    fn listen_private(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: &[ClientAuthPublicKey],
+    ) -> impl Future<Output = Result<Self::Listener, TransportError>> + Send {
+        let _ = (key, port, authorized);
+        std::future::ready(Err(TransportError::config(
+            "this transport cannot publish services for authorised clients only",
+        )))
+    }
+
+    /// Uses `key` to reach the service `id` from now on (it decrypts the
+    /// descriptor of a service published with
+    /// [`Transport::listen_private`]); `None` forgets it. The default
+    /// refuses, as for `listen_private`.
+    fn set_client_auth(
+        &self,
+        id: &ServiceId,
+        key: Option<&ClientAuthSecretKey>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        let _ = (id, key);
+        std::future::ready(Err(TransportError::config(
+            "this transport cannot use client authorization",
+        )))
+    }
 }
 
 /// Incoming streams to one published onion service; dropping it takes the
@@ -151,4 +186,20 @@ pub trait Listener: Send + 'static {
     /// [`ServiceStatus::Publishing`] and becomes
     /// [`ServiceStatus::Published`] once Tor has uploaded its descriptor.
     fn status(&self) -> watch::Receiver<ServiceStatus>;
+
+    /// Replaces the authorised clients of a service published with
+    /// [`Transport::listen_private`] (not empty). It takes effect with
+    /// the next descriptor; a client removed may still reach the service
+    /// through introduction points it already knows. The status goes back
+    /// to publishing until the new descriptor is uploaded. The default
+    /// refuses, as `listen_private` does.
+    fn set_authorized(
+        &mut self,
+        authorized: &[ClientAuthPublicKey],
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        let _ = authorized;
+        std::future::ready(Err(TransportError::config(
+            "this listener does not publish for authorised clients",
+        )))
+    }
 }

@@ -10,13 +10,13 @@
 //! mi5b77eu3d4o3tk6                                                     192.168.1.20:9878
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ricochet_identity::{IdentityKey, ServiceId};
+use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, IdentityKey, ServiceId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -28,6 +28,10 @@ use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError}
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     entries: Arc<RwLock<HashMap<ServiceId, SocketAddr>>>,
+    /// Services published for authorised clients only: the public halves
+    /// of their keys. Only a transport holding one of the secret halves
+    /// finds such a service (what Tor's client authorization does).
+    restricted: Arc<RwLock<HashMap<ServiceId, HashSet<ClientAuthPublicKey>>>>,
 }
 
 /// A line of a directory file that could not be read.
@@ -96,6 +100,30 @@ impl Directory {
         let mut entries = self.write();
         if entries.get(id) == Some(&addr) {
             entries.remove(id);
+            self.restrict(id, None);
+        }
+    }
+
+    /// Makes `id` findable only with one of `authorized` (`None`: by
+    /// anyone).
+    fn restrict(&self, id: &ServiceId, authorized: Option<&[ClientAuthPublicKey]>) {
+        let mut restricted = self.restricted.write().unwrap_or_else(|e| e.into_inner());
+        match authorized {
+            Some(keys) => {
+                restricted.insert(*id, keys.iter().copied().collect());
+            }
+            None => {
+                restricted.remove(id);
+            }
+        }
+    }
+
+    /// Whether a client holding `key` (or none) finds `id`.
+    fn findable(&self, id: &ServiceId, key: Option<&ClientAuthPublicKey>) -> bool {
+        let restricted = self.restricted.read().unwrap_or_else(|e| e.into_inner());
+        match restricted.get(id) {
+            None => true,
+            Some(authorized) => key.is_some_and(|key| authorized.contains(key)),
         }
     }
 
@@ -117,6 +145,8 @@ pub struct TcpTransport {
     listen_addr: Option<SocketAddr>,
     connect_timeout: Duration,
     status: watch::Sender<BootstrapStatus>,
+    /// Our client-authorization keys (public halves), by service.
+    client_auth: Arc<RwLock<HashMap<ServiceId, ClientAuthPublicKey>>>,
 }
 
 impl TcpTransport {
@@ -129,6 +159,7 @@ impl TcpTransport {
             listen_addr: None,
             connect_timeout: Duration::from_secs(30),
             status: watch::Sender::new(BootstrapStatus::ready()),
+            client_auth: Arc::default(),
         }
     }
 
@@ -166,10 +197,22 @@ impl Transport for TcpTransport {
     /// Dials the directory's address for `id`; `port` is not used, since
     /// the directory gives the whole address.
     async fn connect(&self, id: &ServiceId, _port: u16) -> Result<TcpStream, TransportError> {
-        let addr = self.directory.get(id).ok_or(TransportError::Unreachable {
-            id: Box::new(*id),
-            source: None,
-        })?;
+        let key = self
+            .client_auth
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        // A service we are not authorised for looks like one that is
+        // offline, as with Tor.
+        let addr = self
+            .directory
+            .get(id)
+            .filter(|_| self.directory.findable(id, key.as_ref()))
+            .ok_or(TransportError::Unreachable {
+                id: Box::new(*id),
+                source: None,
+            })?;
         match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Err(_) => Err(TransportError::TimedOut {
                 what: "TCP connect",
@@ -195,7 +238,43 @@ impl Transport for TcpTransport {
     async fn listen(
         &self,
         key: &IdentityKey,
+        port: u16,
+    ) -> Result<TcpServiceListener, TransportError> {
+        self.bind(key, port, None).await
+    }
+
+    async fn listen_private(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<TcpServiceListener, TransportError> {
+        if authorized.is_empty() {
+            return Err(TransportError::no_clients());
+        }
+        self.bind(key, port, Some(authorized)).await
+    }
+
+    async fn set_client_auth(
+        &self,
+        id: &ServiceId,
+        key: Option<&ClientAuthSecretKey>,
+    ) -> Result<(), TransportError> {
+        let mut client_auth = self.client_auth.write().unwrap_or_else(|e| e.into_inner());
+        match key {
+            Some(key) => client_auth.insert(*id, key.public_key()),
+            None => client_auth.remove(id),
+        };
+        Ok(())
+    }
+}
+
+impl TcpTransport {
+    async fn bind(
+        &self,
+        key: &IdentityKey,
         _port: u16,
+        authorized: Option<&[ClientAuthPublicKey]>,
     ) -> Result<TcpServiceListener, TransportError> {
         let id = key.service_id();
         let addr = self
@@ -208,6 +287,7 @@ impl Transport for TcpTransport {
         let local = listener
             .local_addr()
             .map_err(|e| TransportError::io("reading the listening address", e))?;
+        self.directory.restrict(&id, authorized);
         self.directory.insert(id, local);
         Ok(TcpServiceListener {
             listener,
@@ -215,6 +295,7 @@ impl Transport for TcpTransport {
             local,
             directory: self.directory.clone(),
             status: watch::Sender::new(ServiceStatus::Published),
+            private: authorized.is_some(),
         })
     }
 }
@@ -229,6 +310,8 @@ pub struct TcpServiceListener {
     directory: Directory,
     /// Always [`ServiceStatus::Published`]: the socket is bound.
     status: watch::Sender<ServiceStatus>,
+    /// Published with [`Transport::listen_private`].
+    private: bool,
 }
 
 impl TcpServiceListener {
@@ -257,6 +340,22 @@ impl Listener for TcpServiceListener {
 
     fn status(&self) -> watch::Receiver<ServiceStatus> {
         self.status.subscribe()
+    }
+
+    async fn set_authorized(
+        &mut self,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<(), TransportError> {
+        if !self.private {
+            return Err(TransportError::config(
+                "this service was published for everyone (listen, not listen_private)",
+            ));
+        }
+        if authorized.is_empty() {
+            return Err(TransportError::no_clients());
+        }
+        self.directory.restrict(&self.id, Some(authorized));
+        Ok(())
     }
 }
 

@@ -187,3 +187,43 @@ async fn arti_and_c_tor_reach_each_other() {
     .await;
     eprintln!("C tor -> arti figures: {figures:?}");
 }
+
+/// Services for authorised clients only ("restricted discovery"): arti
+/// hosting for arti and for C tor, and arti dialling C tor's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_services_between_arti_and_c_tor() {
+    use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
+    let Some(net) = common::tor_network() else {
+        return;
+    };
+    let profiles = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        ArtiTransport::new(
+            ArtiConfig::new(profiles.path().join(name)).custom_network(net.arti_toml.clone()),
+        )
+        .unwrap()
+    };
+    let (host, dialer) = (make("host"), make("dialer"));
+    let c_tor = |control: u16| {
+        SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
+            ([127, 0, 0, 1], control).into(),
+        )))
+    };
+    common::private_suite("arti -> arti", &dialer, &host, &key(23), Budget::TOR).await;
+    common::private_suite(
+        "C tor -> arti",
+        &c_tor(net.cl_control),
+        &host,
+        &key(24),
+        Budget::TOR,
+    )
+    .await;
+    common::private_suite(
+        "arti -> C tor",
+        &dialer,
+        &c_tor(net.hs_control),
+        &key(25),
+        Budget::TOR,
+    )
+    .await;
+}

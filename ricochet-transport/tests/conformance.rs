@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Budget, key, suite};
+use common::{Budget, key, private_suite, suite};
 use ricochet_transport::tcp::{Directory, TcpTransport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,6 +15,7 @@ async fn tcp_passes_the_suite() {
     let b = TcpTransport::new(directory);
     let figures = suite("tcp", &a, &b, &key(1), Budget::TCP).await;
     assert!(figures.throughput_mib_s > 0.0);
+    private_suite("tcp", &a, &b, &key(21), Budget::TCP).await;
 }
 
 mod tor {
@@ -23,7 +24,7 @@ mod tor {
     use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig, TorLaunch};
     use ricochet_transport::{ErrorKind, Transport};
 
-    use super::common::{Budget, key, suite, tor_network};
+    use super::common::{Budget, key, private_suite, suite, tor_network};
 
     fn system_tor(control: u16) -> SystemTor {
         SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
@@ -38,6 +39,16 @@ mod tor {
         let dialer = system_tor(net.cl_control);
         let host = system_tor(net.hs_control);
         suite("system tor", &dialer, &host, &key(2), Budget::TOR).await;
+    }
+
+    /// A service for authorised clients on C tor (`ADD_ONION … ClientAuthV3`,
+    /// `ONION_CLIENT_AUTH_ADD`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn system_tor_hosts_and_dials_private_services() {
+        let Some(net) = tor_network() else { return };
+        let dialer = system_tor(net.cl_control);
+        let host = system_tor(net.hs_control);
+        private_suite("system tor", &dialer, &host, &key(22), Budget::TOR).await;
     }
 
     /// `find_first` skips places without a tor and finds the one with it.

@@ -1,6 +1,7 @@
 //! One control-port connection: commands out, replies in (through the
 //! sans-IO [`ReplyParser`]), and authentication.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> ControlIo for T {}
 pub(crate) struct ControlConnection {
     io: Box<dyn ControlIo>,
     parser: ReplyParser,
+    /// Events that arrived while we waited for a command's reply.
+    events: VecDeque<Reply>,
     /// The control port, for error messages.
     address: String,
 }
@@ -107,6 +110,7 @@ impl ControlConnection {
         Ok(Self {
             io,
             parser: ReplyParser::new(),
+            events: VecDeque::new(),
             address: addr.to_string(),
         })
     }
@@ -124,6 +128,9 @@ impl ControlConnection {
 
     /// The next asynchronous event (`650 …`) tor sends, after `SETEVENTS`.
     pub(crate) async fn next_event(&mut self) -> Result<Reply, TransportError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
         loop {
             match self.parser.next_reply() {
                 Ok(Some(reply)) if reply.is_event() => return Ok(reply),
@@ -137,7 +144,7 @@ impl ControlConnection {
     async fn read_reply(&mut self) -> Result<Reply, TransportError> {
         loop {
             match self.parser.next_reply() {
-                Ok(Some(reply)) if reply.is_event() => continue,
+                Ok(Some(reply)) if reply.is_event() => self.events.push_back(reply),
                 Ok(Some(reply)) => return Ok(reply),
                 Ok(None) => self.fill().await?,
                 Err(e) => return Err(self.unreadable(e)),

@@ -18,9 +18,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use ricochet_identity::{Generation, IdentityKey, ServiceId};
+use ricochet_identity::{
+    ClientAuthPublicKey, ClientAuthSecretKey, Generation, IdentityKey, ServiceId,
+};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use zeroize::Zeroizing;
 
 pub use process::TorLaunch;
@@ -328,29 +330,94 @@ impl Transport for SystemTor {
     }
 
     async fn listen(&self, key: &IdentityKey, port: u16) -> Result<OnionListener, TransportError> {
+        self.publish(key, port, None).await
+    }
+
+    async fn listen_private(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<OnionListener, TransportError> {
+        if authorized.is_empty() {
+            return Err(TransportError::no_clients());
+        }
+        self.publish(key, port, Some(authorized.to_vec())).await
+    }
+
+    /// `ONION_CLIENT_AUTH_ADD` / `_REMOVE` (control-spec §3.30, §3.31).
+    /// Kept in tor's memory: a tor restart or `SIGNAL NEWNYM` forgets it.
+    async fn set_client_auth(
+        &self,
+        id: &ServiceId,
+        key: Option<&ClientAuthSecretKey>,
+    ) -> Result<(), TransportError> {
         let mut control = self.control().await?;
-        let local = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| TransportError::io("binding the onion service's local port", e))?;
-        let local_port = local
-            .local_addr()
-            .map_err(|e| TransportError::io("reading the local port", e))?
-            .port();
-        let blob = key.to_tor_key_blob().map_err(|e| TransportError::Tor {
-            what: "encoding our key for ADD_ONION".to_owned(),
-            source: Some(Box::new(e)),
-        })?;
-        // Asked before ADD_ONION, so that no upload of ours goes unseen.
-        control
-            .command_ok("SETEVENTS HS_DESC", "SETEVENTS HS_DESC")
-            .await?;
-        let command = Zeroizing::new(format!(
-            "ADD_ONION {} Port={port},127.0.0.1:{local_port}",
-            blob.as_str()
+        match key {
+            Some(key) => {
+                let line = Zeroizing::new(format!(
+                    "ONION_CLIENT_AUTH_ADD {id} {}",
+                    key.to_control_port_form().as_str()
+                ));
+                control
+                    .command_ok("ONION_CLIENT_AUTH_ADD", &line)
+                    .await
+                    .map(drop)
+            }
+            None => {
+                let reply = control
+                    .command(&format!("ONION_CLIENT_AUTH_REMOVE {id}"))
+                    .await?;
+                // 251: there was none.
+                if reply.is_ok() {
+                    Ok(())
+                } else {
+                    Err(control.error(TransportError::tor(format!(
+                        "ONION_CLIENT_AUTH_REMOVE: {} {}",
+                        reply.status,
+                        reply.first_text()
+                    ))))
+                }
+            }
+        }
+    }
+}
+
+/// An onion service as tor hosts it: what `ADD_ONION` needs again when
+/// the authorised clients change.
+struct Hosted {
+    id: ServiceId,
+    /// The key blob (secret; wiped when dropped).
+    blob: Zeroizing<String>,
+    generation: Generation,
+    port: u16,
+    local_port: u16,
+}
+
+impl Hosted {
+    /// `ADD_ONION` for everyone (`None`) or for the clients of
+    /// `authorized` (`Flags=V3Auth`, one `ClientAuthV3=` each; tor needs
+    /// the flag and at least one client).
+    async fn add(
+        &self,
+        control: &mut ControlConnection,
+        authorized: Option<&[ClientAuthPublicKey]>,
+    ) -> Result<(), TransportError> {
+        let mut command = Zeroizing::new(format!(
+            "ADD_ONION {} Port={},127.0.0.1:{}",
+            self.blob.as_str(),
+            self.port,
+            self.local_port
         ));
+        if let Some(keys) = authorized {
+            command.push_str(" Flags=V3Auth");
+            for key in keys {
+                command.push_str(&format!(" ClientAuthV3={key}"));
+            }
+        }
         let reply = control.command(&command).await?;
         if !reply.is_ok() {
-            if key.generation() == Generation::V2 {
+            if self.generation == Generation::V2 {
                 return Err(TransportError::UnsupportedGeneration {
                     generation: Generation::V2,
                     backend: "system tor",
@@ -363,39 +430,104 @@ impl Transport for SystemTor {
                 reply.first_text()
             ))));
         }
-        let id = key.service_id();
-        if reply.value("ServiceID").as_deref() != Some(id.to_string().as_str()) {
+        if reply.value("ServiceID").as_deref() != Some(self.id.to_string().as_str()) {
             return Err(control.error(TransportError::tor(
                 "ADD_ONION published a different service id",
             )));
         }
+        Ok(())
+    }
+}
+
+impl SystemTor {
+    async fn publish(
+        &self,
+        key: &IdentityKey,
+        port: u16,
+        authorized: Option<Vec<ClientAuthPublicKey>>,
+    ) -> Result<OnionListener, TransportError> {
+        let mut control = self.control().await?;
+        let local = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| TransportError::io("binding the onion service's local port", e))?;
+        let local_port = local
+            .local_addr()
+            .map_err(|e| TransportError::io("reading the local port", e))?
+            .port();
+        let blob = key.to_tor_key_blob().map_err(|e| TransportError::Tor {
+            what: "encoding our key for ADD_ONION".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+        let hosted = Hosted {
+            id: key.service_id(),
+            blob,
+            generation: key.generation(),
+            port,
+            local_port,
+        };
+        // Asked before ADD_ONION, so that no upload of ours goes unseen.
+        control
+            .command_ok("SETEVENTS HS_DESC", "SETEVENTS HS_DESC")
+            .await?;
+        hosted.add(&mut control, authorized.as_deref()).await?;
+        let id = hosted.id;
         let status = watch::Sender::new(ServiceStatus::Publishing);
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(follow_descriptor(control, id, status.clone(), stopped));
+        let (changes, changes_rx) = mpsc::unbounded_channel();
+        tokio::spawn(follow_descriptor(
+            control,
+            hosted,
+            status.clone(),
+            changes_rx,
+            stopped,
+        ));
         tracing::debug!(%id, "onion service added; waiting for its descriptor upload");
         Ok(OnionListener {
             local,
             id,
             status,
+            private: authorized.is_some(),
+            changes,
             _stop: stop,
         })
     }
 }
 
-/// Owns the control connection that keeps the service `id` up, and turns
-/// tor's `HS_DESC` events for it into `status` until `stop` fires (the
-/// listener is dropped): then the connection closes and tor removes the
-/// service.
+/// A new authorised set for the service, and where to say how it went.
+type Change = (
+    Vec<ClientAuthPublicKey>,
+    oneshot::Sender<Result<(), TransportError>>,
+);
+
+/// Owns the control connection that keeps the service up, and turns tor's
+/// `HS_DESC` events for it into `status` until `stop` fires (the listener
+/// is dropped): then the connection closes and tor removes the service. A
+/// new authorised set re-adds the service (`DEL_ONION`, then `ADD_ONION`
+/// with the same key): tor cannot change it in place.
 async fn follow_descriptor(
     mut control: ControlConnection,
-    id: ServiceId,
+    hosted: Hosted,
     status: watch::Sender<ServiceStatus>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let id = hosted.id;
     let address = id.to_string();
     loop {
         let event = tokio::select! {
             _ = &mut stop => return,
+            Some((authorized, done)) = changes.recv() => {
+                let result = async {
+                    control
+                        .command_ok("DEL_ONION", &format!("DEL_ONION {address}"))
+                        .await?;
+                    status.send_replace(ServiceStatus::Publishing);
+                    hosted.add(&mut control, Some(&authorized)).await
+                }
+                .await;
+                let _ = done.send(result);
+                continue;
+            }
             event = control.next_event() => event,
         };
         match event {
@@ -466,6 +598,10 @@ pub struct OnionListener {
     local: TcpListener,
     id: ServiceId,
     status: watch::Sender<ServiceStatus>,
+    /// Published with [`Transport::listen_private`].
+    private: bool,
+    /// New authorised sets, to the task that owns the service.
+    changes: mpsc::UnboundedSender<Change>,
     /// Dropped with the listener: ends the task that owns the control
     /// connection, so tor removes the service.
     _stop: oneshot::Sender<()>,
@@ -490,6 +626,26 @@ impl Listener for OnionListener {
 
     fn status(&self) -> watch::Receiver<ServiceStatus> {
         self.status.subscribe()
+    }
+
+    async fn set_authorized(
+        &mut self,
+        authorized: &[ClientAuthPublicKey],
+    ) -> Result<(), TransportError> {
+        if !self.private {
+            return Err(TransportError::config(
+                "this service was published for everyone (listen, not listen_private)",
+            ));
+        }
+        if authorized.is_empty() {
+            return Err(TransportError::no_clients());
+        }
+        let (done, result) = oneshot::channel();
+        let gone = || TransportError::tor("the control connection of the service is gone");
+        self.changes
+            .send((authorized.to_vec(), done))
+            .map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
     }
 }
 

@@ -282,3 +282,107 @@ async fn assert_stops<D: Transport>(dialer: &D, id: &ServiceId, within: Duration
 pub fn key(seed: u8) -> IdentityKey {
     IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32]))
 }
+
+/// Waits until `listener` reports its service published.
+async fn published<L: Listener>(name: &str, listener: &L, within: Duration) {
+    let mut status = listener.status();
+    let reached = tokio::time::timeout(within, status.wait_for(|s| s.is_published()))
+        .await
+        .map(|result| result.map(drop));
+    assert!(
+        matches!(reached, Ok(Ok(()))),
+        "{name}: not published within {within:?} (status: {})",
+        *status.borrow()
+    );
+}
+
+/// Dials `id` (retrying within `within`), and checks that bytes go both
+/// ways through a stream `listener` accepts.
+async fn dial_and_greet<D: Transport, L: Listener>(
+    dialer: &D,
+    listener: &mut L,
+    id: &ServiceId,
+    within: Duration,
+) {
+    let (dialled, accepted) = tokio::join!(connect_with_retry(dialer, id, within), async {
+        listener.accept().await.unwrap()
+    });
+    let (mut dialled, mut accepted) = (dialled, accepted);
+    dialled.write_all(b"hello").await.unwrap();
+    dialled.flush().await.unwrap();
+    let mut got = [0; 5];
+    accepted.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"hello");
+    accepted.write_all(b"olleh").await.unwrap();
+    accepted.flush().await.unwrap();
+    dialled.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"olleh");
+}
+
+/// A service for authorised clients only: without a key the dialer finds
+/// nothing (as if the service were offline), with an authorised key it
+/// connects; a new authorised set is published and works for its key.
+pub async fn private_suite<D: Transport, H: Transport>(
+    name: &str,
+    dialer: &D,
+    host: &H,
+    host_key: &IdentityKey,
+    budget: Budget,
+) {
+    use ricochet_identity::ClientAuthSecretKey;
+
+    dialer.bootstrap().await.unwrap();
+    host.bootstrap().await.unwrap();
+    let first = ClientAuthSecretKey::from_bytes([11; 32]);
+    let second = ClientAuthSecretKey::from_bytes([12; 32]);
+    let error = host
+        .listen_private(host_key, RICOCHET_PORT, &[])
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration, "{name}: {error}");
+
+    let mut listener = host
+        .listen_private(host_key, RICOCHET_PORT, &[first.public_key()])
+        .await
+        .unwrap();
+    let id = listener.service_id();
+    published(name, &listener, budget.publish).await;
+
+    // Without a key: unreachable, like a service that is offline.
+    dialer.set_client_auth(&id, None).await.unwrap();
+    let started = Instant::now();
+    let refused = tokio::time::timeout(budget.unreachable, dialer.connect(&id, RICOCHET_PORT))
+        .await
+        .expect("a dial without the key ends");
+    let error = refused.map(drop).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unreachable, "{name}: {error}");
+    eprintln!(
+        "{name}: without the key, unreachable after {:?}",
+        started.elapsed()
+    );
+
+    // With the authorised key.
+    dialer.set_client_auth(&id, Some(&first)).await.unwrap();
+    let started = Instant::now();
+    dial_and_greet(dialer, &mut listener, &id, budget.publish).await;
+    eprintln!(
+        "{name}: with the key, connected after {:?}",
+        started.elapsed()
+    );
+
+    // Another authorised set, published anew.
+    let started = Instant::now();
+    listener
+        .set_authorized(&[second.public_key()])
+        .await
+        .unwrap();
+    published(name, &listener, budget.unreachable).await;
+    dialer.set_client_auth(&id, Some(&second)).await.unwrap();
+    dial_and_greet(dialer, &mut listener, &id, budget.unreachable).await;
+    eprintln!(
+        "{name}: new authorised set republished and used after {:?}",
+        started.elapsed()
+    );
+    dialer.set_client_auth(&id, None).await.unwrap();
+}
