@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Budget, key, suite};
+use common::{Budget, NewSet, key, suite};
 use ricochet_identity::{Generation, IdentityKey, ServiceId};
 use ricochet_transport::arti::{ArtiConfig, ArtiTransport};
 use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport};
@@ -209,13 +209,22 @@ async fn private_services_between_arti_and_c_tor() {
             ([127, 0, 0, 1], control).into(),
         )))
     };
-    common::private_suite("arti -> arti", &dialer, &host, &key(23), Budget::TOR).await;
+    common::private_suite(
+        "arti -> arti",
+        &dialer,
+        &host,
+        &key(23),
+        Budget::TOR,
+        NewSet::Accepted,
+    )
+    .await;
     common::private_suite(
         "C tor -> arti",
         &c_tor(net.cl_control),
         &host,
         &key(24),
         Budget::TOR,
+        NewSet::Accepted,
     )
     .await;
     common::private_suite(
@@ -224,6 +233,7 @@ async fn private_services_between_arti_and_c_tor() {
         &c_tor(net.hs_control),
         &key(25),
         Budget::TOR,
+        NewSet::Used,
     )
     .await;
 }

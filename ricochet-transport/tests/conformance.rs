@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Budget, key, private_suite, suite};
+use common::{Budget, NewSet, key, private_suite, suite};
 use ricochet_transport::tcp::{Directory, TcpTransport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +15,7 @@ async fn tcp_passes_the_suite() {
     let b = TcpTransport::new(directory);
     let figures = suite("tcp", &a, &b, &key(1), Budget::TCP).await;
     assert!(figures.throughput_mib_s > 0.0);
-    private_suite("tcp", &a, &b, &key(21), Budget::TCP).await;
+    private_suite("tcp", &a, &b, &key(21), Budget::TCP, NewSet::Used).await;
 }
 
 mod tor {
@@ -24,7 +24,7 @@ mod tor {
     use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig, TorLaunch};
     use ricochet_transport::{ErrorKind, Transport};
 
-    use super::common::{Budget, key, private_suite, suite, tor_network};
+    use super::common::{Budget, NewSet, key, private_suite, suite, tor_network};
 
     fn system_tor(control: u16) -> SystemTor {
         SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
@@ -48,7 +48,15 @@ mod tor {
         let Some(net) = tor_network() else { return };
         let dialer = system_tor(net.cl_control);
         let host = system_tor(net.hs_control);
-        private_suite("system tor", &dialer, &host, &key(22), Budget::TOR).await;
+        private_suite(
+            "system tor",
+            &dialer,
+            &host,
+            &key(22),
+            Budget::TOR,
+            NewSet::Used,
+        )
+        .await;
     }
 
     /// `find_first` skips places without a tor and finds the one with it.
