@@ -20,6 +20,7 @@
 //! message history and no request messages, so there are none to import.
 
 use std::collections::HashSet;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use ricochet_identity::{Generation, IdentityKey, KeyError, ServiceId, ServiceIdError};
@@ -173,11 +174,23 @@ impl RefreshProfile {
             path: file.clone(),
             source,
         };
-        let len = std::fs::metadata(&file).map_err(read_error)?.len();
-        if len > MAX_PROFILE_LEN {
+        // Bounded by what is read, not by what the file says it holds; the
+        // buffer is sized once, so that no copy of the key is left behind
+        // by a reallocation.
+        let opened = std::fs::File::open(&file).map_err(read_error)?;
+        let hint = opened
+            .metadata()
+            .map_or(0, |m| m.len())
+            .min(MAX_PROFILE_LEN)
+            + 1;
+        let mut text = Zeroizing::new(String::with_capacity(usize::try_from(hint).unwrap_or(0)));
+        opened
+            .take(MAX_PROFILE_LEN + 1)
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_PROFILE_LEN {
             return Err(ImportError::TooLarge { path: file });
         }
-        let text = Zeroizing::new(std::fs::read_to_string(&file).map_err(read_error)?);
         Self::parse(&text, own_nickname)
     }
 

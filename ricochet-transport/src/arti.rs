@@ -378,9 +378,7 @@ impl Transport for ArtiTransport {
         port: u16,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<ArtiListener, TransportError> {
-        if authorized.is_empty() {
-            return Err(TransportError::no_clients());
-        }
+        TransportError::check_authorized(true, authorized)?;
         self.publish(key, port, Some(authorized)).await
     }
 
@@ -391,22 +389,31 @@ impl Transport for ArtiTransport {
         id: &ServiceId,
         key: Option<&ClientAuthSecretKey>,
     ) -> Result<(), TransportError> {
-        let client = self.ready_client()?;
+        let client = self.ready_client()?.clone();
         let hsid: HsId = id
             .onion_hostname()
             .parse()
             .map_err(|_| TransportError::config(format!("{id} is not a v3 onion service")))?;
-        client
-            .remove_service_discovery_key(KeystoreSelector::Primary, hsid)
-            .map_err(|e| arti_error("forgetting a client-authorization key", e))?;
-        if let Some(key) = key {
-            let secret =
-                HsClientDescEncSecretKey::from(curve25519::StaticSecret::from(*key.as_bytes()));
+        let key = key.cloned();
+        // The keystore is files: written off the runtime's threads.
+        let stored = tokio::task::spawn_blocking(move || {
             client
-                .insert_service_discovery_key(KeystoreSelector::Primary, hsid, secret)
-                .map_err(|e| arti_error("storing a client-authorization key", e))?;
-        }
-        Ok(())
+                .remove_service_discovery_key(KeystoreSelector::Primary, hsid)
+                .map_err(|e| arti_error("forgetting a client-authorization key", e))?;
+            if let Some(key) = key {
+                let secret =
+                    HsClientDescEncSecretKey::from(curve25519::StaticSecret::from(*key.as_bytes()));
+                client
+                    .insert_service_discovery_key(KeystoreSelector::Primary, hsid, secret)
+                    .map_err(|e| arti_error("storing a client-authorization key", e))?;
+            }
+            Ok(())
+        })
+        .await;
+        stored.map_err(|e| TransportError::Tor {
+            what: "the keystore task failed".to_owned(),
+            source: Some(Box::new(e)),
+        })?
     }
 }
 
@@ -688,14 +695,7 @@ impl Listener for ArtiListener {
         &mut self,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<(), TransportError> {
-        if !self.private {
-            return Err(TransportError::config(
-                "this service was published for everyone (listen, not listen_private)",
-            ));
-        }
-        if authorized.is_empty() {
-            return Err(TransportError::no_clients());
-        }
+        TransportError::check_authorized(self.private, authorized)?;
         let config = service_config(&self.id, Some(authorized))?;
         let service = self
             .service

@@ -140,10 +140,26 @@ impl TransportError {
         }
     }
 
-    /// A service for authorised clients needs at least one (tor refuses
-    /// `ADD_ONION` without, arti publishes nothing).
-    pub(crate) fn no_clients() -> Self {
-        Self::config("a service for authorised clients needs at least one client")
+    /// The one check of an authorised set, for `listen_private` (`private`
+    /// is true) and `set_authorized` (whether the listener came from
+    /// `listen_private`): a service for authorised clients needs at least
+    /// one (tor refuses `ADD_ONION` without, arti publishes nothing), and a
+    /// service published for everyone stays so.
+    pub(crate) fn check_authorized(
+        private: bool,
+        authorized: &[ricochet_identity::ClientAuthPublicKey],
+    ) -> Result<(), Self> {
+        if !private {
+            return Err(Self::config(
+                "this service was published for everyone (listen, not listen_private)",
+            ));
+        }
+        if authorized.is_empty() {
+            return Err(Self::config(
+                "a service for authorised clients needs at least one client",
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn tor(what: impl Into<String>) -> Self {

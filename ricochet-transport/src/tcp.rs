@@ -249,9 +249,7 @@ impl Transport for TcpTransport {
         port: u16,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<TcpServiceListener, TransportError> {
-        if authorized.is_empty() {
-            return Err(TransportError::no_clients());
-        }
+        TransportError::check_authorized(true, authorized)?;
         self.bind(key, port, Some(authorized)).await
     }
 
@@ -346,14 +344,7 @@ impl Listener for TcpServiceListener {
         &mut self,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<(), TransportError> {
-        if !self.private {
-            return Err(TransportError::config(
-                "this service was published for everyone (listen, not listen_private)",
-            ));
-        }
-        if authorized.is_empty() {
-            return Err(TransportError::no_clients());
-        }
+        TransportError::check_authorized(self.private, authorized)?;
         self.directory.restrict(&self.id, Some(authorized));
         Ok(())
     }

@@ -339,9 +339,7 @@ impl Transport for SystemTor {
         port: u16,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<OnionListener, TransportError> {
-        if authorized.is_empty() {
-            return Err(TransportError::no_clients());
-        }
+        TransportError::check_authorized(true, authorized)?;
         self.publish(key, port, Some(authorized.to_vec())).await
     }
 
@@ -632,14 +630,7 @@ impl Listener for OnionListener {
         &mut self,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<(), TransportError> {
-        if !self.private {
-            return Err(TransportError::config(
-                "this service was published for everyone (listen, not listen_private)",
-            ));
-        }
-        if authorized.is_empty() {
-            return Err(TransportError::no_clients());
-        }
+        TransportError::check_authorized(self.private, authorized)?;
         let (done, result) = oneshot::channel();
         let gone = || TransportError::tor("the control connection of the service is gone");
         self.changes
