@@ -24,6 +24,7 @@ enum Pending {
     Request,
     Answer,
     Requests,
+    ConnectNow,
 }
 
 #[derive(Debug)]
@@ -44,6 +45,8 @@ pub(crate) struct App {
     received: Vec<Vec<u64>>,
     /// Requests seen and not answered yet.
     waiting: BTreeSet<usize>,
+    /// Peers the client could not reach: the user may press "retry".
+    unreachable: BTreeSet<usize>,
     /// Ask the client for the requests waiting (after a start).
     ask_requests: bool,
     /// Whom we may send to.
@@ -63,6 +66,7 @@ impl App {
             confirmed: vec![Vec::new(); NODES],
             received: vec![Vec::new(); NODES],
             waiting: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
             ask_requests: false,
             talking_to: BTreeSet::new(),
         }
@@ -99,6 +103,7 @@ impl App {
     pub(crate) fn crashed(&mut self) {
         self.calls.clear();
         self.waiting.clear();
+        self.unreachable.clear();
     }
 
     /// The next thing the user does, if any.
@@ -128,6 +133,13 @@ impl App {
                     answer,
                 },
                 line,
+            )
+        } else if !self.unreachable.is_empty() && rng.random_bool(0.2) {
+            let to = self.unreachable.pop_first()?;
+            (
+                Pending::ConnectNow,
+                ApiCall::ConnectNow(self.ids[to]),
+                format!("connects to node{to} now"),
             )
         } else if !self.to_request.is_empty() && rng.random_bool(0.3) {
             let to = self.to_request.remove(0);
@@ -212,6 +224,13 @@ impl App {
                 ) => {}
                 Err(other) => return Err(format!("a contact request failed: {other}")),
             },
+            // The contact may have gone (rejected us, failed the request)
+            // since the dial failed.
+            (Pending::ConnectNow, Response::Done(result)) => match result {
+                Ok(())
+                | Err(ClientError::NoSuchContact { .. } | ClientError::NotMessageable { .. }) => {}
+                Err(other) => return Err(format!("connecting now failed: {other}")),
+            },
             (Pending::Answer, Response::Done(result)) => match result {
                 Ok(()) | Err(ClientError::NoSuchRequest { .. }) => {}
                 Err(other) => return Err(format!("answering a request failed: {other}")),
@@ -267,6 +286,10 @@ impl App {
                 }
                 self.received[from].push(seq);
                 tally.messages_delivered += 1;
+            }
+            Notice::DialFailed { contact, .. } => {
+                let to = self.index_of(contact.service_id())?;
+                self.unreachable.insert(to);
             }
             Notice::Error { error, .. } => return Err(format!("the client reports {error}")),
             _ => {}
