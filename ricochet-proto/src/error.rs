@@ -8,7 +8,7 @@
 //! [`NewSessionError`] says why [`crate::Session::client`] or
 //! [`crate::Session::server`] could not create a session.
 
-use ricochet_identity::ProofError;
+use ricochet_identity::{ProofError, ServiceIdError};
 
 use crate::message::contact_request::ContactRequestError;
 use crate::message::file::FileHeaderError;
@@ -79,6 +79,43 @@ pub enum DecodeError {
     #[error("a file chunk holds at most 64512 bytes, not {len}")]
     ChunkTooLarge {
         /// Chunk size.
+        len: usize,
+    },
+    /// A version field below the first version of its message (the
+    /// private-endpoint extension, docs/private-mode.md: versions start at 1).
+    #[error("{message} has version {version}, but versions start at {min}")]
+    UnsupportedVersion {
+        /// The message.
+        message: &'static str,
+        /// The version received.
+        version: u32,
+        /// The lowest version there is.
+        min: u32,
+    },
+    /// A service-id field that is not a canonical id of the generation the
+    /// message requires (the private-endpoint extension: a bare, lowercase
+    /// 56-character v3 id).
+    #[error("{message}.{field} is not a valid onion service id")]
+    BadServiceId {
+        /// The message.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Why it does not parse, or its generation.
+        #[source]
+        source: ServiceIdError,
+    },
+    /// A bytes field of the wrong length (the private-endpoint extension's
+    /// 32-byte x25519 key).
+    #[error("{message}.{field} must be {expected} bytes, not {len}")]
+    BadLength {
+        /// The message.
+        message: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The length it must have.
+        expected: usize,
+        /// Its length.
         len: usize,
     },
 }
@@ -200,6 +237,15 @@ pub enum ProtocolError {
         /// What went wrong.
         reason: &'static str,
     },
+    /// A `PrivateEndpoint` whose private address is the peer's own public
+    /// id (the private-endpoint extension, docs/private-mode.md "The
+    /// channel"): dialling it "privately" would reach the public service,
+    /// so it is refused, and the channel closed, rather than stored.
+    #[error("the private address on channel {channel} is the peer's public id")]
+    PrivateAddressIsPublic {
+        /// The private-endpoint channel.
+        channel: ChannelId,
+    },
 }
 
 impl ProtocolError {
@@ -220,7 +266,8 @@ impl ProtocolError {
             | Self::ProofRejected(_)
             | Self::BadContactRequest(_)
             | Self::BadContactResponse
-            | Self::FileTransfer { .. } => Reaction::CloseChannel,
+            | Self::FileTransfer { .. }
+            | Self::PrivateAddressIsPublic { .. } => Reaction::CloseChannel,
             Self::BadFileHeader(_) | Self::BadChatMessage(_) | Self::TooManyTransfers { .. } => {
                 Reaction::Refuse
             }
@@ -277,6 +324,23 @@ pub enum ApiMisuse {
     /// All channel ids of our parity are in use.
     #[error("no free channel id")]
     NoFreeChannelId,
+    /// The private-endpoint extension (docs/private-mode.md) is off on this
+    /// connection: our [`SessionConfig::private_endpoint`] is false, the
+    /// connection is protocol 1, or the peer did not advertise the
+    /// extension on its auth channel.
+    ///
+    /// [`SessionConfig::private_endpoint`]: crate::SessionConfig::private_endpoint
+    #[error(
+        "the private-endpoint extension is not available on this connection \
+         (off in our configuration, protocol 1, or not advertised by the peer)"
+    )]
+    PrivateEndpointUnsupported,
+    /// A [`PrivateEndpoint`] that the peer would refuse: its private address
+    /// is not a v3 id, or is our own public id.
+    ///
+    /// [`PrivateEndpoint`]: crate::message::private_endpoint::PrivateEndpoint
+    #[error("the private address must be a v3 id other than our own public id")]
+    BadPrivateEndpoint,
 }
 
 /// Why [`Session::client`](crate::Session::client) or

@@ -4,7 +4,8 @@
 //! `required`: prost does not enforce `required`, so presence is checked by
 //! hand when these are turned into the typed messages of [`crate::message`],
 //! and we always set required fields when sending (§5.3). The proto2
-//! extensions (200, 201, 7200) are flattened into the messages they extend.
+//! extensions (200, 201, 7200, and 7300 of the private-endpoint extension,
+//! docs/private-mode.md) are flattened into the messages they extend.
 //! These types never leave the crate.
 
 #![allow(missing_docs, unreachable_pub, clippy::derive_partial_eq_without_eq)]
@@ -37,6 +38,10 @@ pub(crate) struct OpenChannel {
     pub contact_request: Option<ContactRequest>,
     #[prost(bytes = "bytes", optional, tag = "7200")]
     pub client_cookie: Option<bytes::Bytes>,
+    /// The private-endpoint extension's version (docs/private-mode.md
+    /// "Advertising support"), on the auth channel's `OpenChannel`.
+    #[prost(uint32, optional, tag = "7300")]
+    pub private_endpoint: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -51,6 +56,9 @@ pub(crate) struct ChannelResult {
     pub response: Option<ContactRequestResponse>,
     #[prost(bytes = "bytes", optional, tag = "7200")]
     pub server_cookie: Option<bytes::Bytes>,
+    /// As `OpenChannel.private_endpoint`, on the auth channel's `ChannelResult`.
+    #[prost(uint32, optional, tag = "7300")]
+    pub private_endpoint: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -220,6 +228,19 @@ pub(crate) struct FileTransferComplete {
     pub file_id: Option<u32>,
     #[prost(int32, optional, tag = "2")]
     pub result: Option<i32>,
+}
+
+// ---- im.ricochet-rs.private-endpoint (docs/private-mode.md "The channel") ----
+
+/// Not wrapped in a `Packet`: the channel carries this one message.
+#[derive(Clone, PartialEq, Message)]
+pub(crate) struct PrivateEndpoint {
+    #[prost(uint32, optional, tag = "1")]
+    pub version: Option<u32>,
+    #[prost(string, optional, tag = "2")]
+    pub private_address: Option<String>,
+    #[prost(bytes = "bytes", optional, tag = "3")]
+    pub client_auth_key: Option<bytes::Bytes>,
 }
 
 /// Counts the `Some` fields of a `Packet` wrapper (§5.1: exactly one).

@@ -1,7 +1,8 @@
 //! One table with a case for every row of spec §12.4 and every validation
-//! rule of §3–§10: a scripted raw peer sends one thing, and the session must
-//! react exactly as defined (reject, close the channel, close the
-//! connection, answer, or ignore) without panicking.
+//! rule of §3–§10 and of the private-endpoint extension (docs/private-mode.md):
+//! a scripted raw peer sends one thing, and the session must react exactly
+//! as defined (reject, close the channel, close the connection, answer, or
+//! ignore) without panicking.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,16 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::{ScriptedRng, key, v3_key};
-use ricochet_identity::{AuthCookies, Generation, IdentityKey};
+use common::{ScriptedRng, endpoint, key, private_endpoint_config, v3_key};
+use ricochet_identity::{AuthCookies, Generation, IdentityKey, ServiceId, V2ServiceId};
 use ricochet_proto::message::auth::{AuthMessage, AuthResult};
 use ricochet_proto::message::chat::{ChatAcknowledge, ChatMessage, ChatPacket};
 use ricochet_proto::message::contact_request::{ContactRequest, ResponseStatus};
 use ricochet_proto::message::control::{ChannelResult, ControlMessage, OpenChannel};
 use ricochet_proto::message::file::{FileHeader, FileMessage};
 use ricochet_proto::{
-    ChannelId, ChannelType, CloseReason, CommonError, Event, Frame, FrameDecoder, Reaction,
-    Session, SessionConfig,
+    ApiMisuse, ChannelId, ChannelType, CloseReason, CommonError, DecodeError, Event, Frame,
+    FrameDecoder, ProtocolError, Reaction, Session, SessionConfig,
 };
 
 /// What the session did after one input.
@@ -58,6 +59,22 @@ impl Outcome {
             .collect()
     }
 
+    /// The error of the one `ProtocolViolation` reported.
+    fn violation(&self) -> ProtocolError {
+        let errors: Vec<&ProtocolError> = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ProtocolViolation { error, .. } => Some(error),
+                _ => None,
+            })
+            .collect();
+        match errors[..] {
+            [error] => error.clone(),
+            _ => panic!("expected one violation: {self:?}"),
+        }
+    }
+
     fn reaction(&self) -> Option<Reaction> {
         self.events.iter().find_map(|e| match e {
             Event::ProtocolViolation { reaction, .. } => Some(*reaction),
@@ -83,11 +100,15 @@ struct Harness {
 impl Harness {
     /// Our session is the server; the test plays the client.
     fn server(generation: Generation) -> Self {
+        Self::server_with(generation, SessionConfig::default())
+    }
+
+    fn server_with(generation: Generation, config: SessionConfig) -> Self {
         let now = Instant::now();
         Self {
             session: Session::server_with_rng(
                 key(generation, 1),
-                SessionConfig::default(),
+                config,
                 now,
                 ScriptedRng::seeded(9),
             ),
@@ -100,13 +121,17 @@ impl Harness {
 
     /// Our session is the client; the test plays the server.
     fn client(generation: Generation) -> Self {
+        Self::client_with(generation, SessionConfig::default())
+    }
+
+    fn client_with(generation: Generation, config: SessionConfig) -> Self {
         let now = Instant::now();
         let server_key = key(generation, 1);
         Self {
             session: Session::client_with_rng(
                 key(generation, 0),
                 server_key.service_id(),
-                SessionConfig::default(),
+                config,
                 now,
                 ScriptedRng::seeded(9),
             )
@@ -168,7 +193,11 @@ impl Harness {
 
     /// Server harness: introduction and version.
     fn introduced(generation: Generation) -> Self {
-        let mut h = Self::server(generation);
+        Self::introduced_with(generation, SessionConfig::default())
+    }
+
+    fn introduced_with(generation: Generation, config: SessionConfig) -> Self {
+        let mut h = Self::server_with(generation, config);
         let outcome = h.send(&[0x49, 0x4D, 1, generation.protocol_version()]);
         assert_eq!(outcome.raw, [generation.protocol_version()]);
         h
@@ -177,10 +206,22 @@ impl Harness {
     /// Server harness: the scripted client authenticates; our caller says
     /// whether it is a known contact.
     fn authenticated(generation: Generation, known: bool) -> Self {
-        let mut h = Self::introduced(generation);
+        Self::authenticated_with(generation, known, SessionConfig::default(), None)
+    }
+
+    /// `authenticated`, with our `config`, and the scripted client
+    /// advertising `private_endpoint` in field 7300 of its auth channel.
+    fn authenticated_with(
+        generation: Generation,
+        known: bool,
+        config: SessionConfig,
+        private_endpoint: Option<u32>,
+    ) -> Self {
+        let mut h = Self::introduced_with(generation, config);
         let client_cookie = [5; 16];
         let mut open = OpenChannel::new(ChannelId::new(1), ChannelType::AuthHiddenService);
         open.client_cookie = Some(Bytes::copy_from_slice(&client_cookie));
+        open.private_endpoint = private_endpoint;
         let outcome = h.control(ControlMessage::OpenChannel(open));
         let [ControlMessage::ChannelResult(result)] = &outcome.control()[..] else {
             panic!("no ChannelResult: {outcome:?}")
@@ -208,7 +249,7 @@ impl Harness {
         h
     }
 
-    fn session_identity(&self) -> ricochet_identity::ServiceId {
+    fn session_identity(&self) -> ServiceId {
         // The session under test is the server, with key index 1.
         key(self.generation, 1).service_id()
     }
@@ -218,6 +259,16 @@ impl Harness {
         let mut h = Self::authenticated(Generation::V3, true);
         let outcome = h.open(3, ChannelType::Chat);
         assert!(matches!(&outcome.control()[..], [ControlMessage::ChannelResult(r)] if r.opened));
+        h
+    }
+
+    /// Server harness with the private-endpoint extension on, known contact
+    /// that advertised it, with the client's private-endpoint channel 3 open.
+    fn with_inbound_private_endpoint() -> Self {
+        let mut h =
+            Self::authenticated_with(Generation::V3, true, private_endpoint_config(), Some(1));
+        let o = h.open(3, ChannelType::PrivateEndpoint);
+        assert!(result_of(&o).opened, "{o:?}");
         h
     }
 
@@ -1202,16 +1253,452 @@ const CASES: &[Case] = &[
         let mut h = Harness::with_inbound_files();
         let r = result_of(&h.open(7, ChannelType::FileTransfer));
         assert!(!r.opened);
-    }),
+    }), // ---- the private-endpoint extension (docs/private-mode.md) ----
+    (
+        "private-endpoint: our server advertises on its auth ChannelResult (on, protocol 3)",
+        || {
+            for (generation, config, expected) in [
+                (Generation::V3, private_endpoint_config(), Some(1)),
+                (Generation::V3, SessionConfig::default(), None),
+                (Generation::V2, private_endpoint_config(), None),
+            ] {
+                let mut h = Harness::introduced_with(generation, config);
+                let mut open = OpenChannel::new(ChannelId::new(1), ChannelType::AuthHiddenService);
+                open.client_cookie = Some(Bytes::from_static(&[5; 16]));
+                open.private_endpoint = Some(1);
+                let r = result_of(&h.control(ControlMessage::OpenChannel(open)));
+                assert!(r.opened, "{generation:?}");
+                assert_eq!(r.private_endpoint, expected, "{generation:?}");
+            }
+        },
+    ),
+    (
+        "private-endpoint: our client advertises on its auth OpenChannel (on, protocol 3)",
+        || {
+            for (generation, config, expected) in [
+                (Generation::V3, private_endpoint_config(), Some(1)),
+                (Generation::V3, SessionConfig::default(), None),
+                (Generation::V2, private_endpoint_config(), None),
+            ] {
+                let mut h = Harness::client_with(generation, config);
+                let _ = h.drain();
+                let o = h.send(&[generation.protocol_version()]);
+                let [ControlMessage::OpenChannel(open)] = &o.control()[..] else {
+                    panic!("no OpenChannel: {o:?}")
+                };
+                assert_eq!(open.channel_type, ChannelType::AuthHiddenService);
+                assert_eq!(open.private_endpoint, expected, "{generation:?}");
+            }
+        },
+    ),
+    (
+        "private-endpoint: the peer supports it if it advertised version >= 1 on its auth channel",
+        || {
+            for (advertised, expected) in [
+                (Some(1), true),
+                (Some(7), true),
+                (Some(0), false),
+                (None, false),
+            ] {
+                let h = Harness::authenticated_with(
+                    Generation::V3,
+                    true,
+                    private_endpoint_config(),
+                    advertised,
+                );
+                assert_eq!(h.session.peer_supports_private_endpoint(), expected);
+                let h = client_with_private_endpoint(advertised);
+                assert_eq!(h.session.peer_supports_private_endpoint(), expected);
+            }
+            // With ours off, the peer's advertisement does not count.
+            let h = Harness::authenticated_with(
+                Generation::V3,
+                true,
+                SessionConfig::default(),
+                Some(1),
+            );
+            assert!(!h.session.peer_supports_private_endpoint());
+        },
+    ),
+    (
+        "private-endpoint: extension off: UnknownTypeError, as for any unknown type",
+        || {
+            let mut h = Harness::authenticated_with(
+                Generation::V3,
+                true,
+                SessionConfig::default(),
+                Some(1),
+            );
+            let o = h.open(3, ChannelType::PrivateEndpoint);
+            let r = result_of(&o);
+            assert!(!r.opened);
+            assert_eq!(r.common_error, Some(CommonError::UnknownType));
+            assert_eq!(
+                o.violation(),
+                ProtocolError::UnknownChannelType("im.ricochet-rs.private-endpoint".into())
+            );
+            assert_eq!(o.reaction(), Some(Reaction::RejectChannel));
+            assert!(!o.closed);
+        },
+    ),
+    (
+        "private-endpoint: protocol 1: UnknownTypeError even with the extension on",
+        || {
+            let mut h = Harness::authenticated_with(
+                Generation::V2,
+                true,
+                private_endpoint_config(),
+                Some(1),
+            );
+            let r = result_of(&h.open(3, ChannelType::PrivateEndpoint));
+            assert!(!r.opened);
+            assert_eq!(r.common_error, Some(CommonError::UnknownType));
+        },
+    ),
+    (
+        "private-endpoint: not a known contact: Unauthorized",
+        || {
+            let mut h = Harness::authenticated_with(
+                Generation::V3,
+                false,
+                private_endpoint_config(),
+                Some(1),
+            );
+            let o = h.open(3, ChannelType::PrivateEndpoint);
+            let r = result_of(&o);
+            assert!(!r.opened);
+            assert_eq!(r.common_error, Some(CommonError::Unauthorized));
+            assert!(matches!(
+                o.violation(),
+                ProtocolError::ChannelRefused { .. }
+            ));
+            assert_eq!(o.reaction(), Some(Reaction::RejectChannel));
+            // Before authentication too.
+            let mut h = Harness::introduced_with(Generation::V3, private_endpoint_config());
+            let r = result_of(&h.open(1, ChannelType::PrivateEndpoint));
+            assert_eq!(r.common_error, Some(CommonError::Unauthorized));
+        },
+    ),
+    (
+        "private-endpoint: a second inbound channel while one is open: refused",
+        || {
+            let mut h = Harness::with_inbound_private_endpoint();
+            let r = result_of(&h.open(5, ChannelType::PrivateEndpoint));
+            assert!(!r.opened);
+        },
+    ),
+    (
+        "private-endpoint: a valid endpoint is reported, then we close the channel",
+        || {
+            let mut h = Harness::with_inbound_private_endpoint();
+            let o = h.frame(3, endpoint(60).encode());
+            assert_eq!(o.events, [Event::PrivateEndpointReceived(endpoint(60))]);
+            assert_eq!(o.closes(), [ChannelId::new(3)]);
+            assert!(o.on(3).is_empty() && !o.closed);
+            // The opener's close crosses ours and finds nothing (§4.2).
+            let o = h.frame(3, Bytes::new());
+            assert!(o.frames.is_empty() && o.events.is_empty());
+            // Data on it now is data for an unknown channel (§4.2).
+            let o = h.frame(3, endpoint(60).encode());
+            assert_eq!(o.closes(), [ChannelId::new(3)]);
+            assert!(o.events.is_empty());
+            // One at a time, not once: a new channel is accepted.
+            assert!(result_of(&h.open(5, ChannelType::PrivateEndpoint)).opened);
+        },
+    ),
+    (
+        "private-endpoint: a later version with fields we do not know is accepted",
+        || {
+            let mut h = Harness::with_inbound_private_endpoint();
+            let e = endpoint(61);
+            let address = e.private_address.to_string();
+            let mut payload = endpoint_payload(
+                Some(2),
+                Some(address.as_bytes()),
+                Some(e.client_auth_key.as_bytes()),
+            );
+            payload.extend_from_slice(&[0x22, 0x05]); // field 4, 5 bytes
+            payload.extend_from_slice(b"later");
+            let o = h.frame(3, Bytes::from(payload));
+            assert_eq!(o.events, [Event::PrivateEndpointReceived(e)]);
+        },
+    ),
+    (
+        "private-endpoint: malformed packets close the channel (§5.1), not the connection",
+        || {
+            let e = endpoint(62);
+            let address = e.private_address.to_string();
+            let key = e.client_auth_key.as_bytes();
+            let v2 = ServiceId::V2(V2ServiceId::from_bytes([0x5a; 10])).to_string();
+            let upper = address.to_uppercase();
+            let onion = format!("{address}.onion");
+            let message = "PrivateEndpoint";
+            let bad_address = |source| DecodeError::BadServiceId {
+                message,
+                field: "private_address",
+                source,
+            };
+            let bad_key = |len| DecodeError::BadLength {
+                message,
+                field: "client_auth_key",
+                expected: 32,
+                len,
+            };
+            let cases = [
+                (
+                    endpoint_payload(Some(1), Some(address.as_bytes()), Some(&key[..31])),
+                    bad_key(31),
+                ),
+                (
+                    endpoint_payload(Some(1), Some(address.as_bytes()), Some(&[7; 33])),
+                    bad_key(33),
+                ),
+                (
+                    endpoint_payload(Some(1), Some(v2.as_bytes()), Some(key)),
+                    bad_address(ricochet_identity::ServiceIdError::WrongGeneration {
+                        expected: Generation::V3,
+                        found: Generation::V2,
+                    }),
+                ),
+                (
+                    endpoint_payload(Some(1), Some(upper.as_bytes()), Some(key)),
+                    bad_address(ricochet_identity::ServiceIdError::NotCanonical),
+                ),
+                (
+                    endpoint_payload(Some(1), Some(onion.as_bytes()), Some(key)),
+                    bad_address(ricochet_identity::ServiceIdError::NotCanonical),
+                ),
+                (
+                    endpoint_payload(None, Some(address.as_bytes()), Some(key)),
+                    DecodeError::MissingField {
+                        message,
+                        field: "version",
+                    },
+                ),
+                (
+                    endpoint_payload(Some(0), Some(address.as_bytes()), Some(key)),
+                    DecodeError::UnsupportedVersion {
+                        message,
+                        version: 0,
+                        min: 1,
+                    },
+                ),
+                (
+                    endpoint_payload(Some(1), None, Some(key)),
+                    DecodeError::MissingField {
+                        message,
+                        field: "private_address",
+                    },
+                ),
+                (
+                    endpoint_payload(Some(1), Some(address.as_bytes()), None),
+                    DecodeError::MissingField {
+                        message,
+                        field: "client_auth_key",
+                    },
+                ),
+            ];
+            for (payload, source) in cases {
+                let mut h = Harness::with_inbound_private_endpoint();
+                let o = h.frame(3, Bytes::from(payload));
+                assert_eq!(
+                    o.violation(),
+                    ProtocolError::MalformedPacket {
+                        channel: ChannelId::new(3),
+                        channel_type: ChannelType::PrivateEndpoint,
+                        source,
+                    }
+                );
+                assert_eq!(o.reaction(), Some(Reaction::CloseChannel));
+                assert_eq!(o.closes(), [ChannelId::new(3)]);
+                assert!(!o.closed);
+                // The connection stays up: the next channel delivers.
+                assert!(result_of(&h.open(5, ChannelType::PrivateEndpoint)).opened);
+                let o = h.frame(5, e.encode());
+                assert_eq!(o.events, [Event::PrivateEndpointReceived(e.clone())]);
+            }
+            let mut h = Harness::with_inbound_private_endpoint();
+            let o = h.frame(3, Bytes::from_static(&[0xFF, 0xFF, 0xFF]));
+            assert!(matches!(
+                o.violation(),
+                ProtocolError::MalformedPacket {
+                    source: DecodeError::Protobuf { .. },
+                    ..
+                }
+            ));
+            assert_eq!(o.closes(), [ChannelId::new(3)]);
+            assert!(!o.closed);
+        },
+    ),
+    (
+        "private-endpoint: the peer's own public id as its private address: the channel is closed",
+        || {
+            let mut h = Harness::with_inbound_private_endpoint();
+            let mut e = endpoint(63);
+            e.private_address = h.peer_key.service_id();
+            let o = h.frame(3, e.encode());
+            assert_eq!(
+                o.violation(),
+                ProtocolError::PrivateAddressIsPublic {
+                    channel: ChannelId::new(3)
+                }
+            );
+            assert_eq!(o.reaction(), Some(Reaction::CloseChannel));
+            assert_eq!(o.closes(), [ChannelId::new(3)]);
+            assert!(!o.closed);
+            assert!(result_of(&h.open(5, ChannelType::PrivateEndpoint)).opened);
+        },
+    ),
+    (
+        "private-endpoint: ours sends one packet once the peer accepts, then closes",
+        || {
+            let mut h = client_with_private_endpoint(Some(1));
+            h.session
+                .known_contact()
+                .unwrap()
+                .send_private_endpoint(endpoint(70))
+                .unwrap();
+            let o = h.drain();
+            let [ControlMessage::OpenChannel(open)] = &o.control()[..] else {
+                panic!("no OpenChannel: {o:?}")
+            };
+            assert_eq!(
+                (open.channel_id, &open.channel_type),
+                (ChannelId::new(3), &ChannelType::PrivateEndpoint)
+            );
+            assert!(
+                o.on(3).is_empty(),
+                "nothing before the ChannelResult (§12.1 item 5)"
+            );
+            let o = h.control(ControlMessage::ChannelResult(ChannelResult::opened(
+                ChannelId::new(3),
+            )));
+            assert_eq!(o.on(3), [endpoint(70).encode()]);
+            assert_eq!(o.closes(), [ChannelId::new(3)]);
+            assert!(o.events.is_empty());
+            // The peer's echo finds nothing (§4.2).
+            let o = h.frame(3, Bytes::new());
+            assert!(o.frames.is_empty() && o.events.is_empty());
+        },
+    ),
+    (
+        "private-endpoint: ours refused: forgotten silently, and the next call opens a new channel",
+        || {
+            let mut h = client_with_private_endpoint(Some(1));
+            let mut contact = h.session.known_contact().unwrap();
+            contact.send_private_endpoint(endpoint(71)).unwrap();
+            let _ = h.drain();
+            let o = h.control(ControlMessage::ChannelResult(ChannelResult::rejected(
+                ChannelId::new(3),
+                CommonError::UnknownType,
+            )));
+            assert!(o.frames.is_empty() && o.events.is_empty() && !o.closed);
+            h.session
+                .known_contact()
+                .unwrap()
+                .send_private_endpoint(endpoint(72))
+                .unwrap();
+            let o = h.drain();
+            assert!(matches!(
+                &o.control()[..],
+                [ControlMessage::OpenChannel(open)] if open.channel_id == ChannelId::new(5)
+            ));
+        },
+    ),
+    (
+        "private-endpoint: a second call while ours awaits its result replaces the endpoint",
+        || {
+            let mut h = client_with_private_endpoint(Some(1));
+            let mut contact = h.session.known_contact().unwrap();
+            contact.send_private_endpoint(endpoint(73)).unwrap();
+            contact.send_private_endpoint(endpoint(74)).unwrap();
+            assert_eq!(h.drain().control().len(), 1, "one OpenChannel");
+            let o = h.control(ControlMessage::ChannelResult(ChannelResult::opened(
+                ChannelId::new(3),
+            )));
+            assert_eq!(o.on(3), [endpoint(74).encode()]);
+        },
+    ),
+    (
+        "private-endpoint: the peer did not advertise: ours is not sent",
+        || {
+            let mut h = client_with_private_endpoint(None);
+            assert_eq!(
+                h.session
+                    .known_contact()
+                    .unwrap()
+                    .send_private_endpoint(endpoint(75)),
+                Err(ApiMisuse::PrivateEndpointUnsupported)
+            );
+            assert!(h.drain().frames.is_empty());
+        },
+    ),
+    (
+        "private-endpoint: a client session accepts the server's channel the same way",
+        || {
+            let mut h = client_with_private_endpoint(Some(1));
+            assert!(result_of(&h.open(2, ChannelType::PrivateEndpoint)).opened);
+            let o = h.frame(2, endpoint(76).encode());
+            assert_eq!(o.events, [Event::PrivateEndpointReceived(endpoint(76))]);
+            assert_eq!(o.closes(), [ChannelId::new(2)]);
+            // The server's own id as its private address is refused here too.
+            assert!(result_of(&h.open(4, ChannelType::PrivateEndpoint)).opened);
+            let mut e = endpoint(77);
+            e.private_address = h.peer_key.service_id();
+            let o = h.frame(4, e.encode());
+            assert!(matches!(
+                o.violation(),
+                ProtocolError::PrivateAddressIsPublic { .. }
+            ));
+        },
+    ),
 ];
+
+/// A `PrivateEndpoint` payload with any field left out or wrong, encoded by
+/// hand (the crate only encodes valid ones). Fields up to 127 bytes.
+fn endpoint_payload(version: Option<u32>, address: Option<&[u8]>, key: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(mut version) = version {
+        out.push(0x08);
+        while version >= 0x80 {
+            out.push((version as u8) | 0x80);
+            version >>= 7;
+        }
+        out.push(version as u8);
+    }
+    for (tag, field) in [(0x12, address), (0x1a, key)] {
+        if let Some(field) = field {
+            out.push(tag);
+            out.push(u8::try_from(field.len()).unwrap());
+            out.extend_from_slice(field);
+        }
+    }
+    out
+}
+
+/// Client harness with the private-endpoint extension on, authenticated
+/// as a known contact by a scripted server that advertised `advertised`.
+fn client_with_private_endpoint(advertised: Option<u32>) -> Harness {
+    let mut h = Harness::client_with(Generation::V3, private_endpoint_config());
+    client_authenticated_with(&mut h, true, advertised);
+    let _ = h.drain();
+    h
+}
 
 /// Client harness: version 3 chosen, auth channel opened, proof sent, result
 /// received with `known`.
 fn client_authenticated(h: &mut Harness, known: bool) {
+    client_authenticated_with(h, known, None);
+}
+
+/// `client_authenticated`, the scripted server advertising
+/// `private_endpoint` in field 7300 of its auth `ChannelResult`.
+fn client_authenticated_with(h: &mut Harness, known: bool, private_endpoint: Option<u32>) {
     let _ = h.drain();
     let _ = h.send(&[h.generation.protocol_version()]);
     let mut result = ChannelResult::opened(ChannelId::new(1));
     result.server_cookie = Some(Bytes::from_static(&[1; 16]));
+    result.private_endpoint = private_endpoint;
     let _ = h.control(ControlMessage::ChannelResult(result));
     let o = h.frame(
         1,

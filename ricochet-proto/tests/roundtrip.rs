@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::{ScriptedRng, v3_key};
 use proptest::prelude::*;
-use ricochet_identity::{AuthProof, Generation};
+use ricochet_identity::{AuthProof, ClientAuthPublicKey, Generation, IdentityKey, V3IdentityKey};
 use ricochet_proto::message::auth::{AuthMessage, AuthResult};
 use ricochet_proto::message::chat::{ChatAcknowledge, ChatMessage, ChatPacket};
 use ricochet_proto::message::contact_request::{ContactRequest, ResponseStatus};
@@ -19,6 +19,7 @@ use ricochet_proto::message::control::{ChannelResult, ControlMessage, OpenChanne
 use ricochet_proto::message::file::{
     FileHeader, FileMessage, FileResponse, MAX_CHUNK_LEN, TransferResult,
 };
+use ricochet_proto::message::private_endpoint::PrivateEndpoint;
 use ricochet_proto::{
     ChannelId, ChannelType, CommonError, Frame, FrameDecoder, Session, SessionConfig,
 };
@@ -33,6 +34,7 @@ fn channel_type() -> impl Strategy<Value = ChannelType> {
         Just(ChannelType::ContactRequest),
         Just(ChannelType::Chat),
         Just(ChannelType::FileTransfer),
+        Just(ChannelType::PrivateEndpoint),
         "[a-z.]{0,20}".prop_map(|s| ChannelType::from_name(&s)),
     ]
 }
@@ -65,15 +67,17 @@ fn control() -> impl Strategy<Value = ControlMessage> {
             any::<u16>(),
             channel_type(),
             proptest::option::of((".{0,40}", ".{0,40}")),
-            proptest::option::of(bytes(40))
+            proptest::option::of(bytes(40)),
+            proptest::option::of(any::<u32>())
         )
-            .prop_map(|(id, channel_type, request, cookie)| {
+            .prop_map(|(id, channel_type, request, cookie, private_endpoint)| {
                 let mut open = OpenChannel::new(ChannelId::new(id), channel_type);
                 open.contact_request = request.map(|(nickname, message_text)| ContactRequest {
                     nickname,
                     message_text,
                 });
                 open.client_cookie = cookie;
+                open.private_endpoint = private_endpoint;
                 ControlMessage::OpenChannel(open)
             }),
         (
@@ -81,17 +85,21 @@ fn control() -> impl Strategy<Value = ControlMessage> {
             any::<bool>(),
             proptest::option::of(common_error()),
             proptest::option::of(status()),
-            proptest::option::of(bytes(40))
+            proptest::option::of(bytes(40)),
+            proptest::option::of(any::<u32>())
         )
-            .prop_map(|(id, opened, common_error, response, server_cookie)| {
-                ControlMessage::ChannelResult(ChannelResult {
-                    channel_id: ChannelId::new(id),
-                    opened,
-                    common_error,
-                    response,
-                    server_cookie,
-                })
-            }),
+            .prop_map(
+                |(id, opened, common_error, response, server_cookie, private_endpoint)| {
+                    ControlMessage::ChannelResult(ChannelResult {
+                        channel_id: ChannelId::new(id),
+                        opened,
+                        common_error,
+                        response,
+                        server_cookie,
+                        private_endpoint,
+                    })
+                }
+            ),
         any::<bool>()
             .prop_map(|response_requested| ControlMessage::KeepAlive { response_requested }),
         proptest::collection::vec(".{0,10}", 0..4).prop_map(ControlMessage::EnableFeatures),
@@ -183,6 +191,15 @@ proptest! {
     }
 
     #[test]
+    fn private_endpoint_round_trips(seed in any::<[u8; 32]>(), key in any::<[u8; 32]>()) {
+        let endpoint = PrivateEndpoint {
+            private_address: IdentityKey::V3(V3IdentityKey::from_seed(&seed)).service_id(),
+            client_auth_key: ClientAuthPublicKey::from_bytes(key),
+        };
+        prop_assert_eq!(PrivateEndpoint::decode(endpoint.encode()).unwrap(), endpoint);
+    }
+
+    #[test]
     fn a_stream_cut_anywhere_gives_the_same_frames(frames in frames(), cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..10)) {
         let mut stream = BytesMut::new();
         for frame in &frames {
@@ -218,6 +235,7 @@ proptest! {
         let _ = AuthMessage::decode(payload.clone(), Generation::V3);
         let _ = ChatPacket::decode(payload.clone());
         let _ = ResponseStatus::decode(payload.clone());
+        let _ = PrivateEndpoint::decode(payload.clone());
         if let Ok(FileMessage::Chunk { data, .. }) = FileMessage::decode(payload) {
             prop_assert!(data.len() <= MAX_CHUNK_LEN);
         }
@@ -225,14 +243,16 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_input_never_panics_a_session(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8), frames in frames(), server in any::<bool>()) {
+    fn arbitrary_input_never_panics_a_session(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8), frames in frames(), server in any::<bool>(), private_endpoint in any::<bool>()) {
         let now = Instant::now();
+        let mut config = SessionConfig::default();
+        config.private_endpoint = private_endpoint;
         let mut session = if server {
-            let mut s = Session::server_with_rng(v3_key(2), SessionConfig::default(), now, ScriptedRng::seeded(1));
+            let mut s = Session::server_with_rng(v3_key(2), config, now, ScriptedRng::seeded(1));
             s.handle_input(now, &[0x49, 0x4D, 1, 3]);
             s
         } else {
-            let mut s = Session::client_with_rng(v3_key(1), v3_key(2).service_id(), SessionConfig::default(), now, ScriptedRng::seeded(1)).unwrap();
+            let mut s = Session::client_with_rng(v3_key(1), v3_key(2).service_id(), config, now, ScriptedRng::seeded(1)).unwrap();
             s.handle_input(now, &[3]);
             s
         };

@@ -9,12 +9,20 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Pair, ScriptedRng, Side, key, rows, v3_key};
-use ricochet_identity::Generation;
+use bytes::BytesMut;
+use common::{
+    Pair, ScriptedRng, Side, endpoint, hex_of, key, private_endpoint_config, rows, v3_key,
+    vector_endpoint,
+};
+use ricochet_identity::{Generation, ServiceId, V2ServiceId};
 use ricochet_proto::message::chat::{ChatAcknowledge, ChatPacket, ChatText};
 use ricochet_proto::message::contact_request::{ContactRequest, ResponseStatus};
+use ricochet_proto::message::control::ControlMessage;
 use ricochet_proto::message::file::{FileResponse, TransferResult};
-use ricochet_proto::{CloseReason, Event, FileDirection, ProtocolError, Purpose};
+use ricochet_proto::{
+    ApiMisuse, ChannelId, ChannelType, CloseReason, Event, FileDirection, Frame, FrameDecoder,
+    ProtocolError, Purpose, SessionConfig,
+};
 
 /// §14.5: with the cookies and message ids of the transcript, our two
 /// sessions write exactly its bytes.
@@ -77,8 +85,8 @@ fn v3_transcript_byte_for_byte() {
                 accepted: true,
             });
             expected_server.extend(
-                ricochet_proto::Frame {
-                    channel: ricochet_proto::ChannelId::new(3),
+                Frame {
+                    channel: ChannelId::new(3),
                     payload: ack.encode(),
                 }
                 .to_bytes()
@@ -228,7 +236,7 @@ fn whole_session(generation: Generation) {
                 .known_contact()
                 .unwrap()
                 .offer_file("notes.txt", 5, [9; 64]),
-            Err(ricochet_proto::ApiMisuse::FileTransferUnsupported)
+            Err(ApiMisuse::FileTransferUnsupported)
         ),
     }
 
@@ -389,7 +397,7 @@ fn file_transfer_protocol_3() {
 fn protocol_1_listener_accepts_ricochet_1_1_intro() {
     let mut server = ricochet_proto::Session::server_with_rng(
         key(Generation::V2, 0),
-        ricochet_proto::SessionConfig::default(),
+        SessionConfig::default(),
         std::time::Instant::now(),
         ScriptedRng::seeded(3),
     );
@@ -468,4 +476,326 @@ fn os_rng_constructors_draw_fresh_randomness() {
         Session::client(v3_key(1), v2_server, SessionConfig::default(), now),
         Err(NewSessionError::Misuse(ApiMisuse::GenerationMismatch))
     ));
+}
+
+/// The frames of what one side wrote, after its unframed handshake bytes
+/// (the client's 4-byte introduction, the server's version byte).
+fn frames_written(bytes: &[u8], handshake: usize) -> Vec<Frame> {
+    let mut buf = BytesMut::from(&bytes[handshake..]);
+    let mut decoder = FrameDecoder::new();
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+        frames.push(frame);
+    }
+    assert!(buf.is_empty());
+    frames
+}
+
+fn client_frames(pair: &Pair) -> Vec<Frame> {
+    frames_written(&pair.client_sent, 4)
+}
+
+fn server_frames(pair: &Pair) -> Vec<Frame> {
+    frames_written(&pair.server_sent, 1)
+}
+
+/// The control messages among `frames`.
+fn control_messages(frames: &[Frame]) -> Vec<ControlMessage> {
+    frames
+        .iter()
+        .filter(|f| f.channel == ChannelId::CONTROL)
+        .map(|f| ControlMessage::decode(f.payload.clone()).unwrap())
+        .collect()
+}
+
+/// The ids of the private-endpoint channels opened in `frames`.
+fn private_endpoint_channels(frames: &[Frame]) -> Vec<ChannelId> {
+    control_messages(frames)
+        .into_iter()
+        .filter_map(|m| match m {
+            ControlMessage::OpenChannel(open)
+                if open.channel_type == ChannelType::PrivateEndpoint =>
+            {
+                Some(open.channel_id)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn received_endpoints(
+    events: &[Event],
+) -> Vec<ricochet_proto::message::private_endpoint::PrivateEndpoint> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PrivateEndpointReceived(endpoint) => Some(endpoint.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn no_violations(events: &[Event]) -> bool {
+    !events.iter().any(|e| {
+        matches!(
+            e,
+            Event::ProtocolViolation { .. } | Event::InternalError { .. }
+        )
+    })
+}
+
+/// The private-endpoint extension (docs/private-mode.md): with it on at both
+/// ends of a contact connection, each side sends its endpoint and the other
+/// receives exactly that; each channel is closed by both sides, so the next
+/// exchange opens new ones.
+#[test]
+fn private_endpoints_are_exchanged_both_ways() {
+    let mut pair = Pair::with_configs(
+        v3_key(1),
+        v3_key(2),
+        ScriptedRng::seeded(1),
+        ScriptedRng::seeded(2),
+        private_endpoint_config(),
+        private_endpoint_config(),
+    );
+    pair.drive();
+    assert!(pair.client.peer_supports_private_endpoint());
+    assert!(pair.server.peer_supports_private_endpoint());
+    assert_eq!(pair.client.purpose(), Purpose::KnownContact);
+
+    for round in 0..2u8 {
+        let (ours, theirs) = (endpoint(10 + round), endpoint(20 + round));
+        pair.client
+            .known_contact()
+            .unwrap()
+            .send_private_endpoint(ours.clone())
+            .unwrap();
+        pair.server
+            .known_contact()
+            .unwrap()
+            .send_private_endpoint(theirs.clone())
+            .unwrap();
+        pair.drive();
+        assert_eq!(
+            received_endpoints(&pair.take_events(Side::Server)),
+            [ours],
+            "round {round}"
+        );
+        assert_eq!(
+            received_endpoints(&pair.take_events(Side::Client)),
+            [theirs],
+            "round {round}"
+        );
+    }
+
+    // Every private-endpoint channel was closed by both sides (§4.2), and
+    // nothing was refused or reported along the way.
+    let (client, server) = (client_frames(&pair), server_frames(&pair));
+    let opened: Vec<ChannelId> = private_endpoint_channels(&client)
+        .into_iter()
+        .chain(private_endpoint_channels(&server))
+        .collect();
+    assert_eq!(opened.len(), 4, "one channel per side and round");
+    for id in opened {
+        assert!(
+            client.iter().any(|f| f.channel == id && f.is_close()),
+            "{id}"
+        );
+        assert!(
+            server.iter().any(|f| f.channel == id && f.is_close()),
+            "{id}"
+        );
+    }
+    let all_opened = control_messages(&client)
+        .into_iter()
+        .chain(control_messages(&server))
+        .filter_map(|m| match m {
+            ControlMessage::ChannelResult(result) => Some(result.opened),
+            _ => None,
+        })
+        .all(|opened| opened);
+    assert!(all_opened, "no channel was refused");
+    assert!(no_violations(&pair.client_events) && no_violations(&pair.server_events));
+    assert!(!pair.client.is_closed() && !pair.server.is_closed());
+}
+
+/// A second call before the peer answers replaces the endpoint our one
+/// channel will carry.
+#[test]
+fn a_private_endpoint_sent_twice_before_the_answer_sends_the_newer() {
+    let mut pair = Pair::with_configs(
+        v3_key(1),
+        v3_key(2),
+        ScriptedRng::seeded(1),
+        ScriptedRng::seeded(2),
+        private_endpoint_config(),
+        private_endpoint_config(),
+    );
+    pair.drive();
+    let mut contact = pair.client.known_contact().unwrap();
+    contact.send_private_endpoint(endpoint(30)).unwrap();
+    contact.send_private_endpoint(endpoint(31)).unwrap();
+    pair.drive();
+    assert_eq!(received_endpoints(&pair.server_events), [endpoint(31)]);
+    assert_eq!(private_endpoint_channels(&client_frames(&pair)).len(), 1);
+    assert!(no_violations(&pair.server_events));
+}
+
+/// Endpoints the peer would refuse are our caller's mistake.
+#[test]
+fn a_bad_private_endpoint_is_not_sent() {
+    let mut pair = Pair::with_configs(
+        v3_key(1),
+        v3_key(2),
+        ScriptedRng::seeded(1),
+        ScriptedRng::seeded(2),
+        private_endpoint_config(),
+        private_endpoint_config(),
+    );
+    pair.drive();
+    let sent = pair.client_sent.len();
+    let mut own = endpoint(40);
+    own.private_address = v3_key(1).service_id();
+    let mut v2 = endpoint(40);
+    v2.private_address = ServiceId::V2(V2ServiceId::from_bytes([0x5a; 10]));
+    let mut contact = pair.client.known_contact().unwrap();
+    assert_eq!(
+        contact.send_private_endpoint(own),
+        Err(ApiMisuse::BadPrivateEndpoint)
+    );
+    assert_eq!(
+        contact.send_private_endpoint(v2),
+        Err(ApiMisuse::BadPrivateEndpoint)
+    );
+    pair.drive();
+    assert_eq!(pair.client_sent.len(), sent, "nothing was sent");
+}
+
+/// With the extension off at one end, or on protocol 1, neither side may
+/// use it, and the side that has it off advertises nothing.
+#[test]
+fn private_endpoints_need_the_extension_at_both_ends() {
+    for (generation, client_on, server_on) in [
+        (Generation::V3, true, false),
+        (Generation::V3, false, true),
+        (Generation::V3, false, false),
+        (Generation::V2, true, true),
+    ] {
+        let config = |on| {
+            if on {
+                private_endpoint_config()
+            } else {
+                SessionConfig::default()
+            }
+        };
+        let mut pair = Pair::with_configs(
+            key(generation, 0),
+            key(generation, 1),
+            ScriptedRng::seeded(1),
+            ScriptedRng::seeded(2),
+            config(client_on),
+            config(server_on),
+        );
+        pair.drive();
+        let case = format!("{generation:?}, client {client_on}, server {server_on}");
+        assert_eq!(pair.client.purpose(), Purpose::KnownContact, "{case}");
+        assert!(!pair.client.peer_supports_private_endpoint(), "{case}");
+        assert!(!pair.server.peer_supports_private_endpoint(), "{case}");
+        for session in [&mut pair.client, &mut pair.server] {
+            assert_eq!(
+                session
+                    .known_contact()
+                    .unwrap()
+                    .send_private_endpoint(endpoint(50)),
+                Err(ApiMisuse::PrivateEndpointUnsupported),
+                "{case}"
+            );
+        }
+
+        // Field 7300 only from a side that has the extension, on protocol 3.
+        let advertised = |on: bool| (on && generation == Generation::V3).then_some(1);
+        let client_auth = control_messages(&client_frames(&pair))
+            .into_iter()
+            .find_map(|m| match m {
+                ControlMessage::OpenChannel(open)
+                    if open.channel_type == ChannelType::AuthHiddenService =>
+                {
+                    Some(open)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            client_auth.private_endpoint,
+            advertised(client_on),
+            "{case}"
+        );
+        let server_auth = control_messages(&server_frames(&pair))
+            .into_iter()
+            .find_map(|m| match m {
+                ControlMessage::ChannelResult(result)
+                    if result.channel_id == client_auth.channel_id =>
+                {
+                    Some(result)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            server_auth.private_endpoint,
+            advertised(server_on),
+            "{case}"
+        );
+        assert!(no_violations(&pair.client_events) && no_violations(&pair.server_events));
+    }
+}
+
+/// The vectors of `private_endpoint.txt` are what two sessions write: the
+/// advertisements next to the §14.5 cookies, the client's channel 3, its
+/// endpoint and its close.
+#[test]
+fn private_endpoint_transcript_byte_for_byte() {
+    let mut client_script = vec![0; 8]; // first chat and file ids
+    client_script.extend(0u8..16); // client cookie
+    let mut server_script = vec![0; 8];
+    server_script.extend(16u8..32); // server cookie
+    let seed = |hex_seed: &str| {
+        ricochet_identity::V3IdentityKey::from_seed(
+            &hex::decode(hex_seed).unwrap().try_into().unwrap(),
+        )
+    };
+    // key1 and key2 of §14.3.
+    let key1 = seed("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+    let key2 = seed("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+    let mut pair = Pair::with_configs(
+        std::sync::Arc::new(key1.into()),
+        std::sync::Arc::new(key2.into()),
+        ScriptedRng::new(&client_script, 1),
+        ScriptedRng::new(&server_script, 2),
+        private_endpoint_config(),
+        private_endpoint_config(),
+    );
+    pair.drive();
+    pair.client
+        .known_contact()
+        .unwrap()
+        .send_private_endpoint(vector_endpoint())
+        .unwrap();
+    pair.drive();
+    let contains = |haystack: &[u8], name: &str| {
+        let needle = hex_of("private_endpoint.txt", name);
+        haystack.windows(needle.len()).any(|w| w == needle)
+    };
+    assert!(contains(&pair.client_sent, "open-auth-advertising"));
+    assert!(contains(&pair.server_sent, "auth-opened-advertising"));
+    assert!(contains(&pair.client_sent, "open-private-endpoint"));
+    assert!(contains(&pair.server_sent, "private-endpoint-opened"));
+    let mut endpoint_then_close = hex_of("private_endpoint.txt", "endpoint-frame");
+    endpoint_then_close.extend(Frame::close(ChannelId::new(3)).to_bytes().unwrap());
+    assert!(
+        pair.client_sent
+            .windows(endpoint_then_close.len())
+            .any(|w| w == endpoint_then_close)
+    );
+    assert_eq!(received_endpoints(&pair.server_events), [vector_endpoint()]);
 }

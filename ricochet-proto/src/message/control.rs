@@ -37,6 +37,10 @@ pub struct OpenChannel {
     pub contact_request: Option<ContactRequest>,
     /// Extension 7200, for `im.ricochet.auth.hidden-service` (16 bytes when valid).
     pub client_cookie: Option<Bytes>,
+    /// Extension 7300, for `im.ricochet.auth.hidden-service`: the version of
+    /// the private-endpoint extension the client supports (docs/private-mode.md
+    /// "Advertising support"); absent when it does not.
+    pub private_endpoint: Option<u32>,
 }
 
 impl OpenChannel {
@@ -47,6 +51,7 @@ impl OpenChannel {
             channel_type,
             contact_request: None,
             client_cookie: None,
+            private_endpoint: None,
         }
     }
 }
@@ -64,6 +69,10 @@ pub struct ChannelResult {
     pub response: Option<ResponseStatus>,
     /// Extension 7200, for `im.ricochet.auth.hidden-service` (16 bytes when valid).
     pub server_cookie: Option<Bytes>,
+    /// Extension 7300, for `im.ricochet.auth.hidden-service`: the version of
+    /// the private-endpoint extension the server supports (docs/private-mode.md
+    /// "Advertising support"); absent when it does not.
+    pub private_endpoint: Option<u32>,
 }
 
 impl ChannelResult {
@@ -75,6 +84,7 @@ impl ChannelResult {
             common_error: None,
             response: None,
             server_cookie: None,
+            private_endpoint: None,
         }
     }
 
@@ -86,6 +96,7 @@ impl ChannelResult {
             common_error: Some(error),
             response: None,
             server_cookie: None,
+            private_endpoint: None,
         }
     }
 }
@@ -112,6 +123,7 @@ impl ControlMessage {
                 channel_type: ChannelType::from_name(&channel_type),
                 contact_request: open.contact_request.map(ContactRequest::from_pb),
                 client_cookie: open.client_cookie,
+                private_endpoint: open.private_endpoint,
             }));
         }
         if let Some(result) = packet.channel_result {
@@ -131,6 +143,7 @@ impl ControlMessage {
                     })
                     .transpose()?,
                 server_cookie: result.server_cookie,
+                private_endpoint: result.private_endpoint,
             }));
         }
         if let Some(keep_alive) = packet.keep_alive {
@@ -164,6 +177,7 @@ impl ControlMessage {
                     channel_type: Some(open.channel_type.as_str().to_owned()),
                     contact_request: open.contact_request.as_ref().map(ContactRequest::to_pb),
                     client_cookie: open.client_cookie.clone(),
+                    private_endpoint: open.private_endpoint,
                 });
             }
             Self::ChannelResult(result) => {
@@ -175,6 +189,7 @@ impl ControlMessage {
                         status: Some(status.to_wire()),
                     }),
                     server_cookie: result.server_cookie.clone(),
+                    private_endpoint: result.private_endpoint,
                 });
             }
             Self::KeepAlive { response_requested } => {

@@ -13,6 +13,7 @@ pub mod chat;
 pub mod contact_request;
 pub mod control;
 pub mod file;
+pub mod private_endpoint;
 mod text;
 
 use std::fmt;
@@ -74,6 +75,12 @@ pub enum ChannelType {
     Chat,
     /// `im.ricochet.file-transfer` (§10, protocol 3 only).
     FileTransfer,
+    /// `im.ricochet-rs.private-endpoint`: the private-endpoint extension of
+    /// this implementation (docs/private-mode.md), protocol 3 only. Other
+    /// clients do not know it; a session opens it only to a peer that
+    /// advertised it, and refuses it as an unknown type when the extension
+    /// is off.
+    PrivateEndpoint,
     /// Any other type string.
     Unknown(String),
 }
@@ -86,6 +93,7 @@ impl ChannelType {
             Self::ContactRequest => "im.ricochet.contact.request",
             Self::Chat => "im.ricochet.chat",
             Self::FileTransfer => "im.ricochet.file-transfer",
+            Self::PrivateEndpoint => "im.ricochet-rs.private-endpoint",
             Self::Unknown(name) => name,
         }
     }
@@ -97,6 +105,7 @@ impl ChannelType {
             "im.ricochet.contact.request" => Self::ContactRequest,
             "im.ricochet.chat" => Self::Chat,
             "im.ricochet.file-transfer" => Self::FileTransfer,
+            "im.ricochet-rs.private-endpoint" => Self::PrivateEndpoint,
             other => Self::Unknown(other.to_owned()),
         }
     }

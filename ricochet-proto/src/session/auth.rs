@@ -43,6 +43,9 @@ impl Session {
         self.auth_channel_used = true;
         let mut open = OpenChannel::new(id, ChannelType::AuthHiddenService);
         open.client_cookie = Some(Bytes::copy_from_slice(&client_cookie));
+        // Field 7300, next to the cookie: the private-endpoint extension's
+        // advertisement (docs/private-mode.md "Advertising support").
+        open.private_endpoint = self.private_endpoint_advertisement();
         self.open_channel(open, Kind::Auth(AuthChannel::Client { client_cookie }));
         Ok(())
     }
@@ -70,9 +73,13 @@ impl Session {
             );
         };
         self.auth_channel_used = true;
+        // What the client advertised on the one auth channel of this
+        // connection (docs/private-mode.md "Advertising support").
+        self.peer_private_endpoint = open.private_endpoint;
         let server = self.random_bytes::<AUTH_COOKIE_LEN>();
         let mut result = ChannelResult::opened(open.channel_id);
         result.server_cookie = Some(Bytes::copy_from_slice(&server));
+        result.private_endpoint = self.private_endpoint_advertisement();
         self.accept_channel(
             result,
             Kind::Auth(AuthChannel::Server {
@@ -96,6 +103,9 @@ impl Session {
             Ok(server) => server,
             Err(error) => return self.channel_violation(id, error),
         };
+        // The server's advertisement (docs/private-mode.md "Advertising
+        // support"), from the auth channel we are about to prove ourselves on.
+        self.peer_private_endpoint = result.private_endpoint;
         let Some(peer) = self.peer else {
             return;
         };

@@ -6,6 +6,7 @@ use super::auth::AuthChannel;
 use super::chat::ChatChannel;
 use super::contact::RequestChannel;
 use super::file::FileChannel;
+use super::private_endpoint::PrivateEndpointChannel;
 use super::{Direction, Role};
 use crate::ApiMisuse;
 use crate::message::{ChannelId, ChannelType};
@@ -26,6 +27,7 @@ pub(super) enum Kind {
     ContactRequest(RequestChannel),
     Chat(ChatChannel),
     File(FileChannel),
+    PrivateEndpoint(PrivateEndpointChannel),
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             Self::ContactRequest(_) => ChannelType::ContactRequest,
             Self::Chat(_) => ChannelType::Chat,
             Self::File(_) => ChannelType::FileTransfer,
+            Self::PrivateEndpoint(_) => ChannelType::PrivateEndpoint,
         }
     }
 }

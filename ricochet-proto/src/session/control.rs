@@ -65,6 +65,11 @@ impl Session {
             ChannelType::FileTransfer if self.generation == ricochet_identity::Generation::V3 => {
                 self.open_inbound_file(&open)
             }
+            // The private-endpoint extension (docs/private-mode.md): with it
+            // off, the type is as unknown to us as to any other client.
+            ChannelType::PrivateEndpoint if self.private_endpoint_enabled() => {
+                self.open_inbound_private_endpoint(&open)
+            }
             other => {
                 self.send_control(&ControlMessage::ChannelResult(ChannelResult::rejected(
                     open.channel_id,
@@ -99,8 +104,9 @@ impl Session {
         });
     }
 
-    /// §9, §10, §12.2: chat and file channels are accepted from a known
-    /// contact, one per type in each direction; anything else is refused.
+    /// §9, §10, §12.2: chat, file and private-endpoint channels are
+    /// accepted from a known contact, one per type in each direction;
+    /// anything else is refused.
     pub(super) fn open_inbound_contact_channel(&mut self, open: &OpenChannel, kind: Kind) {
         if self.purpose != super::Purpose::KnownContact {
             return self.refuse_channel(open, CommonError::Unauthorized, "not a known contact");
@@ -195,6 +201,7 @@ impl Session {
             Kind::ContactRequest(_) => self.request_channel_result(id, result),
             Kind::Chat(_) => self.chat_channel_opened(id),
             Kind::File(_) => self.file_channel_opened(id),
+            Kind::PrivateEndpoint(_) => self.private_endpoint_channel_opened(id),
         }
     }
 
@@ -204,6 +211,9 @@ impl Session {
                 ProtocolError::AuthenticationRefused,
             )),
             Kind::ContactRequest(_) => self.request_channel_refused(result),
+            // A refused private-endpoint channel is forgotten silently:
+            // refusing is the peer's right (docs/private-mode.md), and the
+            // next connection sends it again.
             other => self.channel_gone(other),
         }
     }
@@ -225,6 +235,9 @@ impl Session {
             Kind::ContactRequest(_) => {}
             Kind::Chat(chat) => self.chat_channel_gone(chat),
             Kind::File(file) => self.file_channel_gone(file),
+            // Nothing to report: an endpoint not delivered is sent again on
+            // the next contact connection.
+            Kind::PrivateEndpoint(_) => {}
         }
     }
 
@@ -241,6 +254,7 @@ impl Session {
             Kind::ContactRequest(_) => self.handle_request_packet(id, payload),
             Kind::Chat(_) => self.handle_chat_packet(id, payload),
             Kind::File(_) => self.handle_file_packet(id, payload),
+            Kind::PrivateEndpoint(_) => self.handle_private_endpoint_packet(id, payload),
         }
         Ok(())
     }

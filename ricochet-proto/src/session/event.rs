@@ -7,6 +7,7 @@ use super::file::{FileDirection, FileOffer};
 use crate::message::chat::MessageId;
 use crate::message::contact_request::ResponseStatus;
 use crate::message::file::{FileId, FileResponse, TransferResult};
+use crate::message::private_endpoint::PrivateEndpoint;
 use crate::{ProtocolError, Reaction};
 
 /// Something the caller should know or act on.
@@ -128,6 +129,13 @@ pub enum Event {
         /// How it ended.
         result: TransferResult,
     },
+    /// The peer told us where its private service is and which key it uses
+    /// to reach ours (the private-endpoint extension, docs/private-mode.md
+    /// "The channel"). Already checked: a v3 address that is not the peer's
+    /// public id, and a 32-byte key. Store both, replacing what the peer
+    /// sent before, and authorise the key on our private service if it
+    /// changed. Only with [`crate::SessionConfig::private_endpoint`] on.
+    PrivateEndpointReceived(PrivateEndpoint),
     /// The peer broke a rule; `reaction` says what the session did about it.
     /// (Errors that close the connection arrive as [`Event::Closed`].)
     ProtocolViolation {

@@ -35,6 +35,7 @@ mod contact;
 mod control;
 mod event;
 mod file;
+mod private_endpoint;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ use crate::message::ChannelId;
 use crate::message::chat::{ChatMessage, ChatText, MessageId};
 use crate::message::control::ControlMessage;
 use crate::message::file::{FILE_HASH_LEN, FileHeader, FileId, FileResponse};
+use crate::message::private_endpoint::{PRIVATE_ENDPOINT_VERSION, PrivateEndpoint};
 use crate::{ApiMisuse, NewSessionError, ProtocolError, Reaction};
 
 /// How long a connection may stay without a purpose: not authenticated as a
@@ -110,6 +112,17 @@ pub struct SessionConfig {
     /// more offers are refused with `FileHeaderAck{accepted=false}`, so a
     /// peer cannot make us hold unbounded transfer state. Default: 32.
     pub max_incoming_transfers: usize,
+    /// Whether this session speaks the private-endpoint extension
+    /// (docs/private-mode.md), on protocol 3 connections only. When true,
+    /// the session advertises version [`PRIVATE_ENDPOINT_VERSION`] in field
+    /// 7300 of its auth channel's `OpenChannel` (client) or `ChannelResult`
+    /// (server), accepts a known contact's `im.ricochet-rs.private-endpoint`
+    /// channel (reporting [`Event::PrivateEndpointReceived`]), and lets
+    /// [`KnownContact::send_private_endpoint`] send ours to a peer that
+    /// advertised it. When false, or on protocol 1, nothing is advertised
+    /// and the channel is refused as an unknown type, as other clients do.
+    /// Default: false.
+    pub private_endpoint: bool,
 }
 
 impl Default for SessionConfig {
@@ -118,6 +131,7 @@ impl Default for SessionConfig {
             unknown_purpose_timeout: UNKNOWN_PURPOSE_TIMEOUT,
             keepalive_reply_interval: Duration::from_secs(1),
             max_incoming_transfers: 32,
+            private_endpoint: false,
         }
     }
 }
@@ -172,6 +186,10 @@ pub struct Session {
     next_message_id: MessageId,
     /// Next file id of ours; starts at a random value.
     next_file_id: FileId,
+    /// The private-endpoint version the peer advertised in field 7300 of
+    /// this connection's auth channel (server: its `OpenChannel`; client:
+    /// the server's `ChannelResult`).
+    peer_private_endpoint: Option<u32>,
 }
 
 impl std::fmt::Debug for Session {
@@ -285,6 +303,7 @@ impl Session {
         let next_file_id = rng.next_u32();
         Self {
             auth_channel_used: false,
+            peer_private_endpoint: None,
             next_message_id,
             next_file_id,
             role,
@@ -340,6 +359,19 @@ impl Session {
         self.phase == Phase::Closed
     }
 
+    /// Whether the peer advertised the private-endpoint extension
+    /// (docs/private-mode.md), version 1 or later, on this connection's
+    /// auth channel: the server in its `ChannelResult`, the client in its
+    /// `OpenChannel`. Always false while our own
+    /// [`SessionConfig::private_endpoint`] is off or the connection is
+    /// protocol 1, since then we neither advertised nor may use it.
+    pub fn peer_supports_private_endpoint(&self) -> bool {
+        self.private_endpoint_enabled()
+            && self
+                .peer_private_endpoint
+                .is_some_and(|version| version >= PRIVATE_ENDPOINT_VERSION)
+    }
+
     // ---- outputs ----
 
     /// Bytes to write to the peer, if any: everything queued so far, in one
@@ -352,7 +384,8 @@ impl Session {
     /// [`Session::send_contact_request`],
     /// [`Session::accept_contact_request`],
     /// [`Session::reject_contact_request`], [`Session::send_keepalive`],
-    /// [`Session::close`], and the chat and file calls of [`KnownContact`]).
+    /// [`Session::close`], and the chat, file and private-endpoint calls of
+    /// [`KnownContact`]).
     /// A driver therefore calls `poll_transmit` after each of them, whatever
     /// it returned, until it returns `None`, and writes the bytes in order.
     /// Bytes left here are never sent: the peer may then wait for them
@@ -610,17 +643,19 @@ fn seeded_from_os() -> Result<StdRng, NewSessionError> {
     })
 }
 
-/// The operations of a connection that belongs to a known contact: chat and
-/// file transfer. Only [`Session::known_contact`] hands one out, so these
-/// cannot be called before authentication (§11.3: chat and file channels
-/// need KnownContact).
+/// The operations of a connection that belongs to a known contact: chat,
+/// file transfer, and the private-endpoint extension. Only
+/// [`Session::known_contact`] hands one out, so these cannot be called
+/// before authentication (§11.3: chat and file channels need KnownContact;
+/// docs/private-mode.md: so does the private-endpoint channel).
 #[derive(Debug)]
 pub struct KnownContact<'a> {
     session: &'a mut Session,
 }
 
 impl Session {
-    /// Chat and file operations, if the peer is a known contact.
+    /// Chat, file and private-endpoint operations, if the peer is a known
+    /// contact.
     pub fn known_contact(&mut self) -> Option<KnownContact<'_>> {
         (self.purpose == Purpose::KnownContact && !self.is_closed())
             .then_some(KnownContact { session: self })
@@ -710,5 +745,29 @@ impl KnownContact<'_> {
         file_id: FileId,
     ) -> Result<(), ApiMisuse> {
         self.session.cancel_file_inner(direction, file_id)
+    }
+
+    /// Tells the peer where our private service is, and which key we use to
+    /// reach its own (the private-endpoint extension, docs/private-mode.md
+    /// "The channel"): opens an `im.ricochet-rs.private-endpoint` channel,
+    /// and once the peer accepts it, sends `endpoint` and closes it. Send it
+    /// on every contact connection: the receiver takes it as the current
+    /// value, so a lost one is made good by the next.
+    ///
+    /// While our channel still waits for its `ChannelResult`, a second call
+    /// replaces the endpoint it will carry rather than opening another. A
+    /// peer may refuse the channel; that is not an error, and nothing is
+    /// reported.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiMisuse::PrivateEndpointUnsupported`] if our
+    /// [`SessionConfig::private_endpoint`] is off, the connection is
+    /// protocol 1, or the peer did not advertise the extension
+    /// ([`Session::peer_supports_private_endpoint`]);
+    /// [`ApiMisuse::BadPrivateEndpoint`] if the private address is not a v3
+    /// id or is our own public id (the peer would refuse it).
+    pub fn send_private_endpoint(&mut self, endpoint: PrivateEndpoint) -> Result<(), ApiMisuse> {
+        self.session.send_private_endpoint_inner(endpoint)
     }
 }

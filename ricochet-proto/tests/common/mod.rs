@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand::rand_core::{TryCryptoRng, TryRng};
-use ricochet_identity::{Generation, IdentityKey, V2IdentityKey, V3IdentityKey};
+use ricochet_identity::{
+    ClientAuthSecretKey, Generation, IdentityKey, V2IdentityKey, V3IdentityKey,
+};
+use ricochet_proto::message::private_endpoint::PrivateEndpoint;
 use ricochet_proto::{Event, Session, SessionConfig};
 
 pub fn data(name: &str) -> String {
@@ -120,6 +123,45 @@ pub fn key(generation: Generation, index: u8) -> Arc<IdentityKey> {
     }
 }
 
+/// A config with the private-endpoint extension on.
+pub fn private_endpoint_config() -> SessionConfig {
+    let mut config = SessionConfig::default();
+    config.private_endpoint = true;
+    config
+}
+
+/// A deterministic private endpoint: the v3 id of `[seed; 32]` and the
+/// client-authorization key of `[seed ^ 0xFF; 32]`.
+pub fn endpoint(seed: u8) -> PrivateEndpoint {
+    PrivateEndpoint {
+        private_address: IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32])).service_id(),
+        client_auth_key: ClientAuthSecretKey::from_bytes([seed ^ 0xFF; 32]).public_key(),
+    }
+}
+
+/// The values of `private_endpoint.txt`, from the RFC keys its header names.
+pub fn vector_endpoint() -> PrivateEndpoint {
+    let seed3: [u8; 32] =
+        hex::decode("c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let private_address = IdentityKey::V3(V3IdentityKey::from_seed(&seed3)).service_id();
+    assert_eq!(
+        private_address.to_string(),
+        "7ri43dtcdcq2hdnep3iaemhqlaebn3itxizqhlc55oirkseqqasxldad"
+    );
+    let alice: [u8; 32] =
+        hex::decode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    PrivateEndpoint {
+        private_address,
+        client_auth_key: ClientAuthSecretKey::from_bytes(alice).public_key(),
+    }
+}
+
 /// Which side of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -158,18 +200,30 @@ impl Pair {
         client_rng: ScriptedRng,
         server_rng: ScriptedRng,
     ) -> Self {
+        Self::with_configs(
+            client_key,
+            server_key,
+            client_rng,
+            server_rng,
+            SessionConfig::default(),
+            SessionConfig::default(),
+        )
+    }
+
+    pub fn with_configs(
+        client_key: Arc<IdentityKey>,
+        server_key: Arc<IdentityKey>,
+        client_rng: ScriptedRng,
+        server_rng: ScriptedRng,
+        client_config: SessionConfig,
+        server_config: SessionConfig,
+    ) -> Self {
         let now = Instant::now();
         let server_id = server_key.service_id();
         Self {
-            client: Session::client_with_rng(
-                client_key,
-                server_id,
-                SessionConfig::default(),
-                now,
-                client_rng,
-            )
-            .unwrap(),
-            server: Session::server_with_rng(server_key, SessionConfig::default(), now, server_rng),
+            client: Session::client_with_rng(client_key, server_id, client_config, now, client_rng)
+                .unwrap(),
+            server: Session::server_with_rng(server_key, server_config, now, server_rng),
             now,
             client_sent: Vec::new(),
             server_sent: Vec::new(),
