@@ -1,4 +1,5 @@
-//! The session state machine (§3–§11) in both roles and generations, driven
+//! The session state machine (§3–§11) in both roles and generations, with
+//! and without the private-endpoint extension (docs/private-mode.md), driven
 //! by peer bytes, well-formed peer messages, time and API calls. Checks: no
 //! panic; no `Event::InternalError`; what the session sends is well-formed;
 //! `is_closed()` matches `Event::Closed` (once) and never reverts; a closed
@@ -14,14 +15,15 @@ use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use ricochet_identity::{
-    AuthCookies, AuthProof, Generation, IdentityKey, ServiceId, V2IdentityKey, V2ServiceId,
-    V3IdentityKey,
+    AuthCookies, AuthProof, ClientAuthPublicKey, Generation, IdentityKey, ServiceId, V2IdentityKey,
+    V2ServiceId, V3IdentityKey,
 };
 use ricochet_proto::message::auth::{AuthMessage, AuthResult};
 use ricochet_proto::message::chat::{ChatAcknowledge, ChatMessage, ChatPacket, ChatText};
 use ricochet_proto::message::contact_request::{ContactRequest, ResponseStatus};
 use ricochet_proto::message::control::{ChannelResult, ControlMessage, OpenChannel};
 use ricochet_proto::message::file::{FileHeader, FileMessage, FileResponse, TransferResult};
+use ricochet_proto::message::private_endpoint::{PRIVATE_ENDPOINT_VERSION, PrivateEndpoint};
 use ricochet_proto::{
     ChannelId, ChannelType, CommonError, Event, FileDirection, Frame, FrameDecoder, Introduction,
     Session, SessionConfig,
@@ -89,6 +91,13 @@ enum Op {
     },
     SendKeepalive,
     Close,
+    // New variants go last, so that the committed corpus keeps its meaning.
+    /// `address` picks a valid private address, our own id or a v2 id
+    /// (the last two are refused as misuse).
+    SendPrivateEndpoint {
+        address: u8,
+        key: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -129,6 +138,12 @@ enum PeerMessage {
         accepted: bool,
     },
     File(PeerFile),
+    /// `address` picks a third party's v3 id, the peer's own public id, our
+    /// id or a v2 id.
+    PrivateEndpoint {
+        address: u8,
+        key: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -138,6 +153,7 @@ enum PeerChannel {
     Chat,
     File,
     Unknown,
+    PrivateEndpoint,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -180,11 +196,12 @@ fn v2_alice() -> Arc<IdentityKey> {
     .clone()
 }
 
-/// Our v3 identity (index 0) and the peer's (index 1), made once.
+/// Our v3 identity (index 0), the peer's (index 1), and a private
+/// service's (index 2), made once.
 fn v3_key(index: usize) -> Arc<IdentityKey> {
-    static KEYS: OnceLock<[Arc<IdentityKey>; 2]> = OnceLock::new();
+    static KEYS: OnceLock<[Arc<IdentityKey>; 3]> = OnceLock::new();
     let keys = KEYS.get_or_init(|| {
-        [1, 2].map(|seed| Arc::new(IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32]))))
+        [1, 2, 3].map(|seed| Arc::new(IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32]))))
     });
     keys[index].clone()
 }
@@ -205,6 +222,12 @@ fn proof(peer: &IdentityKey, cookies: AuthCookies, server: &ServiceId) -> AuthPr
             proof
         }
     }
+}
+
+/// A v2 id, for a server of that generation and as a private address
+/// that must be refused.
+fn v2_id() -> ServiceId {
+    ServiceId::V2(V2ServiceId::from_bytes([0x5a; 10]))
 }
 
 fn pick(seen: &[u32], index: u8) -> u32 {
@@ -285,6 +308,10 @@ struct Harness {
     now: Instant,
     our_id: ServiceId,
     peer_key: Arc<IdentityKey>,
+    /// Whether the peer advertises the private-endpoint extension (field
+    /// 7300) on the auth `OpenChannel` or `ChannelResult` it sends with a
+    /// cookie.
+    peer_advertises: bool,
     wire: Wire,
     message_ids: Vec<u32>,
     file_ids: Vec<u32>,
@@ -295,14 +322,18 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(server: bool, generation: Generation) -> Self {
+    fn new(
+        server: bool,
+        generation: Generation,
+        config: SessionConfig,
+        peer_advertises: bool,
+    ) -> Self {
         let now = Instant::now();
         let (ours, peer_key) = match generation {
             Generation::V3 => (v3_key(0), v3_key(1)),
             // One RSA key only: a v2 peer proving itself is alice too.
             Generation::V2 => (v2_alice(), v2_alice()),
         };
-        let config = SessionConfig::default();
         let rng = StdRng::seed_from_u64(0);
         let version = generation.protocol_version();
         let (session, preamble) = if server {
@@ -311,7 +342,7 @@ impl Harness {
         } else {
             let server_id = match generation {
                 Generation::V3 => peer_key.service_id(),
-                Generation::V2 => ServiceId::V2(V2ServiceId::from_bytes([0x5a; 10])),
+                Generation::V2 => v2_id(),
             };
             let session = Session::client_with_rng(ours.clone(), server_id, config, now, rng)
                 .expect("the generations match");
@@ -322,6 +353,7 @@ impl Harness {
             now,
             our_id: ours.service_id(),
             peer_key,
+            peer_advertises,
             wire: Wire {
                 preamble,
                 buf: BytesMut::new(),
@@ -421,9 +453,12 @@ impl Harness {
                     PeerChannel::Chat => ChannelType::Chat,
                     PeerChannel::File => ChannelType::FileTransfer,
                     PeerChannel::Unknown => ChannelType::Unknown("im.ricochet.fuzz".into()),
+                    PeerChannel::PrivateEndpoint => ChannelType::PrivateEndpoint,
                 };
                 let mut open = OpenChannel::new(channel_id, channel_type);
                 open.client_cookie = cookie.then(|| Bytes::from_static(&PEER_CLIENT_COOKIE));
+                open.private_endpoint =
+                    (cookie && self.peer_advertises).then_some(PRIVATE_ENDPOINT_VERSION);
                 open.contact_request = request.map(|(nickname, message_text)| ContactRequest {
                     nickname,
                     message_text,
@@ -441,6 +476,8 @@ impl Harness {
                 result.common_error = error.map(common_error);
                 result.response = status.map(response_status);
                 result.server_cookie = cookie.then(|| Bytes::from_static(&PEER_SERVER_COOKIE));
+                result.private_endpoint =
+                    (cookie && self.peer_advertises).then_some(PRIVATE_ENDPOINT_VERSION);
                 ControlMessage::ChannelResult(result).encode()
             }
             PeerMessage::KeepAlive { response_requested } => {
@@ -480,6 +517,19 @@ impl Harness {
                 .encode()
             }
             PeerMessage::File(file) => self.peer_file(file).encode(),
+            PeerMessage::PrivateEndpoint { address, key } => {
+                let private_address = match address % 4 {
+                    0 => v3_key(2).service_id(),
+                    1 => self.peer_key.service_id(),
+                    2 => self.our_id,
+                    _ => v2_id(),
+                };
+                PrivateEndpoint {
+                    private_address,
+                    client_auth_key: ClientAuthPublicKey::from_bytes([key; 32]),
+                }
+                .encode()
+            }
         };
         self.send_frame(on, payload);
     }
@@ -561,8 +611,24 @@ impl Harness {
                 let _ = self.session.send_keepalive();
             }
             Op::Close => self.session.close(),
+            Op::SendPrivateEndpoint { address, key } => self.send_private_endpoint(address, key),
             op => self.contact_op(op),
         }
+    }
+
+    fn send_private_endpoint(&mut self, address: u8, key: u8) {
+        let private_address = match address % 3 {
+            0 => v3_key(2).service_id(),
+            1 => self.our_id,
+            _ => v2_id(),
+        };
+        let Some(mut contact) = self.session.known_contact() else {
+            return;
+        };
+        let _ = contact.send_private_endpoint(PrivateEndpoint {
+            private_address,
+            client_auth_key: ClientAuthPublicKey::from_bytes([key; 32]),
+        });
     }
 
     fn contact_op(&mut self, op: Op) {
@@ -614,7 +680,8 @@ impl Harness {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // First byte: bit 0 = server role, bit 1 = v3; the rest are the ops.
+    // First byte: bit 0 = server role, bit 1 = v3, bit 2 = our private-endpoint
+    // extension on, bit 3 = the peer advertises it; the rest are the ops.
     let Some((&setup, rest)) = data.split_first() else {
         return;
     };
@@ -626,7 +693,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(ops) = Vec::<Op>::arbitrary_take_rest(Unstructured::new(rest)) else {
         return;
     };
-    let mut harness = Harness::new(setup & 1 == 1, generation);
+    let mut config = SessionConfig::default();
+    config.private_endpoint = setup & 4 != 0;
+    let mut harness = Harness::new(setup & 1 == 1, generation, config, setup & 8 != 0);
     for op in ops {
         harness.apply(op);
         harness.drain();
