@@ -527,6 +527,7 @@ impl Harness {
                 PrivateEndpoint {
                     private_address,
                     client_auth_key: ClientAuthPublicKey::from_bytes([key; 32]),
+                    accepts_contact_requests: key.is_multiple_of(2),
                 }
                 .encode()
             }
@@ -628,6 +629,7 @@ impl Harness {
         let _ = contact.send_private_endpoint(PrivateEndpoint {
             private_address,
             client_auth_key: ClientAuthPublicKey::from_bytes([key; 32]),
+            accepts_contact_requests: key.is_multiple_of(2),
         });
     }
 

@@ -8,12 +8,14 @@ use ricochet_identity::RicochetId;
 use ricochet_proto::message::file::FILE_HASH_LEN;
 use ricochet_transport::ServiceStatus;
 use sha3::{Digest as _, Sha3_512};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::core::io::{Answer, ApiCall, Response, Upload};
 use crate::driver::{Call, Reply, Services, Watched};
 use crate::error::ClientError;
-use crate::model::{Contact, ContactRequest, Message, MessageId, MessageStatus, Stats, TransferId};
+use crate::model::{
+    Contact, ContactRequest, Message, MessageId, MessageStatus, PrivateModeState, Stats, TransferId,
+};
 
 /// A running Ricochet client. Cheap to clone; every clone talks to the same
 /// background tasks. Call [`Client::shutdown`] to stop it (dropping every
@@ -110,6 +112,12 @@ impl Client {
     /// the onion service of each of our ids is; otherwise the state of the
     /// one that is furthest from it. Changes come as
     /// [`crate::Event::ServiceStatusChanged`].
+    ///
+    /// While we do not accept contact requests (see
+    /// [`Client::set_accepting_contact_requests`]) the public services are
+    /// [`ServiceStatus::Stopped`], and this is the state of our private
+    /// service, through which contacts reach us
+    /// ([`Client::private_service_status`]).
     pub fn service_status(&self) -> ServiceStatus {
         let rank = |status: &ServiceStatus| match status {
             ServiceStatus::Published => 0,
@@ -119,10 +127,21 @@ impl Client {
         };
         self.inner
             .services
+            .public
             .iter()
             .map(|(_, status)| status.borrow().clone())
+            .filter(|status| *status != ServiceStatus::Stopped)
             .max_by_key(rank)
-            .unwrap_or(ServiceStatus::Published)
+            .unwrap_or_else(|| self.private_service_status())
+    }
+
+    /// The state of our private service (docs/private-mode.md): the
+    /// contacts-only onion service that contacts running this library
+    /// reach us through. [`ServiceStatus::Stopped`] while no contact holds
+    /// a key to it. Changes come as
+    /// [`crate::Event::PrivateServiceStatusChanged`].
+    pub fn private_service_status(&self) -> ServiceStatus {
+        self.inner.services.private.borrow().clone()
     }
 
     /// Waits until peers can reach us: Tor has uploaded the descriptor of
@@ -133,8 +152,20 @@ impl Client {
     ///
     /// Fails with [`ClientError::ServiceFailed`] if a service went down for
     /// good (Tor exited), and [`ClientError::Shutdown`] after shutdown.
+    ///
+    /// While we do not accept contact requests it waits for our private
+    /// service instead, if one runs.
     pub async fn published(&self) -> Result<(), ClientError> {
-        for (id, status) in &self.inner.services {
+        let services = &self.inner.services;
+        let private = (self.inner.ids[0], &services.private);
+        let running: Vec<(RicochetId, &watch::Receiver<ServiceStatus>)> = services
+            .public
+            .iter()
+            .map(|(id, status)| (*id, status))
+            .chain(std::iter::once(private))
+            .filter(|(_, status)| *status.borrow() != ServiceStatus::Stopped)
+            .collect();
+        for (id, status) in running {
             let mut status = status.clone();
             let reached = status
                 .wait_for(|s| matches!(s, ServiceStatus::Published | ServiceStatus::Failed { .. }))
@@ -143,7 +174,7 @@ impl Client {
                 .clone();
             if let ServiceStatus::Failed { reason } = reached {
                 return Err(ClientError::ServiceFailed {
-                    id: Box::new(*id),
+                    id: Box::new(id),
                     reason,
                 });
             }
@@ -159,6 +190,35 @@ impl Client {
     /// protocol errors ([`crate::ReconnectPolicy::max_protocol_errors`]).
     pub async fn connect_now(&self, contact: RicochetId) -> Result<(), ClientError> {
         self.done(ApiCall::ConnectNow(*contact.service_id())).await
+    }
+
+    /// Whether we accept contact requests, and which contacts reach us
+    /// through our private service and which only through the public one
+    /// (docs/private-mode.md). Ask this before turning requests off: the
+    /// contacts of [`PrivateModeState::public_only`] would be cut off.
+    pub async fn private_mode(&self) -> Result<PrivateModeState, ClientError> {
+        match self.request(ApiCall::PrivateMode).await? {
+            Reply::Core(Response::PrivateMode(state)) => Ok(state),
+            other => Err(mismatch(&other)),
+        }
+    }
+
+    /// Publishes our public onion service (`true`, the default) or takes
+    /// it down (`false`: "not accepting contact requests"). The setting is
+    /// kept in the profile.
+    ///
+    /// With requests off, a stranger who knows our id cannot send us a
+    /// contact request, and cannot tell whether we are online: dialling us
+    /// fails exactly as when we are offline. Contacts that run this library
+    /// still reach us, through our private service; contacts on other
+    /// clients (Ricochet Refresh, Ricochet 1.x) know only the public
+    /// service and cannot reach us until requests are on again (see
+    /// [`Client::private_mode`] for who they are). We still reach them
+    /// while their own service is up. It returns once the setting is
+    /// stored; the services follow in the background
+    /// ([`crate::Event::ServiceStatusChanged`]).
+    pub async fn set_accepting_contact_requests(&self, accepting: bool) -> Result<(), ClientError> {
+        self.done(ApiCall::SetAcceptingRequests(accepting)).await
     }
 
     /// The contact list, including outgoing requests and blocked contacts.

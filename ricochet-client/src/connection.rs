@@ -20,13 +20,13 @@ use ricochet_proto::message::file::{
     FILE_HASH_LEN, FileId, FileResponse, MAX_CHUNK_LEN, TransferResult,
 };
 use ricochet_proto::{Event as SessionEvent, FileDirection, Session, SessionConfig};
-use ricochet_transport::ErrorChain;
+use ricochet_transport::{ErrorChain, TransportError};
 use sha3::{Digest as _, Sha3_512};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::core::io::{Closure, Command, ConnId, Report, Upload};
+use crate::core::io::{Closure, Command, ConnId, Report, Route, Upload};
 use crate::erased::{BoxStream, DynTransport};
 use crate::link::{ChatBatch, LinkState, Meaning};
 use crate::model::{TransferFailure, TransferId, TransferOutcome};
@@ -49,12 +49,15 @@ const MIN_READ: usize = 512;
 /// The largest read buffer: one full frame.
 const MAX_READ: usize = 64 * 1024;
 
-/// Where the stream comes from.
+/// Where the stream comes from. Made once per connection and moved into
+/// its task, so the size of the dial variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Origin {
-    /// We dial `peer`.
+    /// We dial `peer`, the way `route` says.
     Dial {
         transport: Arc<dyn DynTransport>,
         peer: ServiceId,
+        route: Route,
     },
     /// The peer dialled us.
     Accepted(BoxStream),
@@ -103,9 +106,13 @@ pub(crate) async fn run(
             stream,
             Session::server(identity, connection.context.config.clone(), now),
         ),
-        Origin::Dial { transport, peer } => {
+        Origin::Dial {
+            transport,
+            peer,
+            route,
+        } => {
             let dialled = tokio::select! {
-                dialled = transport.connect(&peer) => dialled,
+                dialled = dial(&*transport, &peer, &route) => dialled,
                 () = wait_for_close(&mut commands) => {
                     let _ = reports.send(Upcall { conn: id, report: Report::Closed(Closure::Shutdown), stored: None }).await;
                     return;
@@ -157,6 +164,30 @@ pub(crate) async fn run(
             stored: None,
         })
         .await;
+}
+
+/// Opens a stream to `peer`: its private service first, with our key for
+/// it, then its public one if the route allows (docs/private-mode.md). The
+/// error is the last attempt's.
+async fn dial(
+    transport: &dyn DynTransport,
+    peer: &ServiceId,
+    route: &Route,
+) -> Result<BoxStream, TransportError> {
+    if let Some((address, key)) = &route.private {
+        let dialled = match transport.set_client_auth(address, Some(key)).await {
+            Ok(()) => transport.connect(address).await,
+            Err(error) => Err(error),
+        };
+        match dialled {
+            Ok(stream) => return Ok(stream),
+            Err(error) if !route.public => return Err(error),
+            Err(error) => {
+                debug!(%peer, error = %ErrorChain(&error), "the contact's private service failed; trying its public one");
+            }
+        }
+    }
+    transport.connect(peer).await
 }
 
 /// Resolves when the core says `Close` or the driver drops the sender.
@@ -353,7 +384,7 @@ impl Connection {
         event: SessionEvent,
         chats: &mut ChatBatch,
     ) -> Result<(), DriverGone> {
-        let event = match self.link.interpret(event) {
+        let event = match self.link.interpret(session, event) {
             Meaning::Report(report) => return self.report(report).await,
             Meaning::Chat(chat) => {
                 chats.received.push(chat);

@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime};
 
-use ricochet_identity::{Generation, IdentityKey, RicochetId};
+use ricochet_identity::{ClientAuthPublicKey, Generation, IdentityKey, RicochetId};
 use ricochet_proto::SessionConfig;
 use ricochet_transport::ErrorChain;
 use ricochet_transport::ServiceStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Limits, PROFILE_DATABASE, ReconnectPolicy};
 use crate::connection::{self, ConnectionContext, Origin, Upcall};
@@ -32,8 +32,9 @@ use crate::core::io::{
     ApiCall, CallId, Closure, Command, ConnId, Notice, Now, Output, Report, Response, StoreDone,
     StoreJob,
 };
+use crate::core::private::PrivateConfig;
 use crate::core::{Core, CoreConfig};
-use crate::erased::{BoxStream, DynTransport};
+use crate::erased::{BoxStream, DynListener, DynTransport};
 use crate::error::ClientError;
 use crate::model::{MessageId, MessageStatus};
 use crate::store::{self, StoreHandle};
@@ -86,13 +87,22 @@ pub(crate) struct Started {
     pub(crate) notices: mpsc::UnboundedReceiver<Notice>,
     /// Our ids, v3 first.
     pub(crate) ids: Vec<RicochetId>,
-    /// The state of our onion service of each id.
+    /// The state of our onion services.
     pub(crate) services: Services,
     pub(crate) transfer_ids: Arc<AtomicU64>,
 }
 
-/// Our ids and the state of their onion services.
-pub(crate) type Services = Vec<(RicochetId, watch::Receiver<ServiceStatus>)>;
+/// The state of our onion services.
+#[derive(Debug, Clone)]
+pub(crate) struct Services {
+    /// The public service of each id, v3 first.
+    pub(crate) public: Vec<(RicochetId, watch::Receiver<ServiceStatus>)>,
+    /// The private service ([`ServiceStatus::Stopped`] while none runs).
+    pub(crate) private: watch::Receiver<ServiceStatus>,
+}
+
+/// New streams from our services, with the identity they reached.
+type Incoming = mpsc::Sender<(Arc<IdentityKey>, BoxStream)>;
 
 fn now() -> Now {
     Now {
@@ -126,34 +136,59 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     info!("connected to the Tor network");
     let (notices_tx, notices_rx) = mpsc::unbounded_channel();
     let (incoming_tx, incoming_rx) = mpsc::channel(16);
-    let mut listeners = Vec::new();
+    let accepting_requests = opened.private.as_ref().is_none_or(|p| p.accepting_requests);
+    // The public services come up here, so that a transport that cannot
+    // publish fails the start; later changes run in the background.
+    let mut public = Vec::new();
     let mut services = Vec::new();
     for identity in &identities {
-        let mut listener = config.transport.listen(identity).await?;
         let id = RicochetId::from(identity.service_id());
-        let status = listener.status();
-        services.push((id, status.clone()));
-        listeners.push(tokio::spawn(follow_service(id, status, notices_tx.clone())));
-        let identity = identity.clone();
-        let incoming = incoming_tx.clone();
-        listeners.push(tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok(stream) => {
-                        if incoming.send((identity.clone(), stream)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        warn!(error = %ErrorChain(&error), "accepting a connection failed");
-                        // A listener that fails at once would spin.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
+        let (status_tx, status_rx) = watch::channel(ServiceStatus::Stopped);
+        services.push((id, status_rx));
+        let hosted = if accepting_requests {
+            let listener = config.transport.listen(identity).await?;
+            let host = Host {
+                label: ServiceLabel::Public(id),
+                identity: identity.clone(),
+                incoming: incoming_tx.clone(),
+                status: status_tx.clone(),
+                notices: notices_tx.clone(),
+            };
+            status_tx.send_replace(ServiceStatus::Publishing);
+            Some(host.spawn(Launch::Running(listener)))
+        } else {
+            None
+        };
+        public.push(PublicService {
+            id,
+            identity: identity.clone(),
+            status: status_tx,
+            hosted,
+        });
     }
-    drop(incoming_tx);
+    let (private_status_tx, private_status_rx) = watch::channel(ServiceStatus::Stopped);
+    let v3_identity = identities
+        .iter()
+        .find(|k| k.generation() == Generation::V3)
+        .cloned();
+    let (private, private_config) = match (opened.private, v3_identity) {
+        (Some(mode), Some(identity)) => {
+            let config = PrivateConfig {
+                address: mode.service_key.service_id(),
+                client_auth_seed: mode.client_auth_seed,
+                accepting_requests: mode.accepting_requests,
+            };
+            let service = PrivateService {
+                key: Arc::new(mode.service_key),
+                identity,
+                status: private_status_tx,
+                hosted: None,
+                authorized: Vec::new(),
+            };
+            (Some(service), Some(config))
+        }
+        _ => (None, None),
+    };
 
     let (calls_tx, calls_rx) = mpsc::unbounded_channel();
     let (reports_tx, reports_rx) = mpsc::channel(REPORT_QUEUE);
@@ -161,6 +196,9 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
     let mut session_config = SessionConfig::default();
     session_config.unknown_purpose_timeout = config.limits.authentication_timeout;
     session_config.max_incoming_transfers = config.limits.max_incoming_transfers;
+    // Tell contacts of our private service (docs/private-mode.md); a
+    // profile without one does not offer it.
+    session_config.private_endpoint = private.is_some();
     let ours = identities
         .iter()
         .map(|k| k.service_id())
@@ -171,11 +209,12 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
             limits: config.limits.clone(),
             reconnect: config.reconnect,
             own_nickname: config.own_nickname,
+            private: private_config,
         },
         opened.snapshot,
         now(),
     );
-    let driver = Driver {
+    let mut driver = Driver {
         core,
         store: Some(opened.store),
         jobs: Vec::new(),
@@ -193,37 +232,197 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
         next_call: 1,
         watches: HashMap::new(),
         notices: notices_tx,
-        listeners,
+        incoming: incoming_tx,
+        public,
+        private,
     };
+    // The core's first outputs (which services run) are carried out
+    // before the application can ask about them.
+    driver.flush();
     tokio::spawn(driver.run(calls_rx, reports_rx, incoming_rx, opened.done));
     Ok(Started {
         calls: calls_tx,
         notices: notices_rx,
         ids: ours.into_iter().map(Into::into).collect(),
-        services,
+        services: Services {
+            public: services,
+            private: private_status_rx,
+        },
         transfer_ids,
     })
 }
 
-/// Tells the application and the log how our onion service `id` fares.
-async fn follow_service(
-    id: RicochetId,
-    mut status: watch::Receiver<ServiceStatus>,
+/// Which of our services a hosted one is, for logs and notices.
+#[derive(Debug, Clone, Copy)]
+enum ServiceLabel {
+    Public(RicochetId),
+    Private,
+}
+
+/// How a hosted service starts.
+enum Launch {
+    /// Published already.
+    Running(Box<dyn DynListener>),
+    /// To publish: the public service of the host's identity.
+    Public { transport: Arc<dyn DynTransport> },
+    /// To publish: the private service of `key`, for these authorised
+    /// clients.
+    Private {
+        transport: Arc<dyn DynTransport>,
+        key: Arc<IdentityKey>,
+        authorized: Vec<ClientAuthPublicKey>,
+    },
+}
+
+/// What a hosted service needs.
+struct Host {
+    label: ServiceLabel,
+    /// The identity peers authenticate with when they reach the service
+    /// (our public one, also for the private service: spec §7's proofs
+    /// name the public id).
+    identity: Arc<IdentityKey>,
+    incoming: Incoming,
+    status: watch::Sender<ServiceStatus>,
     notices: mpsc::UnboundedSender<Notice>,
-) {
-    loop {
-        let now = status.borrow_and_update().clone();
-        match &now {
-            ServiceStatus::Publishing => info!(%id, "publishing our onion service"),
-            ServiceStatus::Published => {
-                info!(%id, "our onion service is published: contacts can reach us");
+}
+
+/// One of our services running in a task of its own: dropping it (its
+/// command sender) takes the service down.
+struct Hosted {
+    /// New authorised sets, for a private service.
+    authorized: mpsc::UnboundedSender<Vec<ClientAuthPublicKey>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Hosted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Our public service of one id.
+struct PublicService {
+    id: RicochetId,
+    identity: Arc<IdentityKey>,
+    status: watch::Sender<ServiceStatus>,
+    hosted: Option<Hosted>,
+}
+
+/// Our private service (docs/private-mode.md).
+struct PrivateService {
+    /// The service's own key (its address).
+    key: Arc<IdentityKey>,
+    /// Our v3 identity, which its connections authenticate.
+    identity: Arc<IdentityKey>,
+    status: watch::Sender<ServiceStatus>,
+    hosted: Option<Hosted>,
+    /// The set the hosted service was last given.
+    authorized: Vec<ClientAuthPublicKey>,
+}
+
+impl Host {
+    fn spawn(self, launch: Launch) -> Hosted {
+        let (authorized, commands) = mpsc::unbounded_channel();
+        let task = tokio::spawn(self.run(launch, commands));
+        Hosted { authorized, task }
+    }
+
+    /// Publishes (if not yet), then hands over incoming streams, applies
+    /// new authorised sets and tells how the service fares, until the
+    /// [`Hosted`] is dropped.
+    async fn run(
+        self,
+        launch: Launch,
+        mut commands: mpsc::UnboundedReceiver<Vec<ClientAuthPublicKey>>,
+    ) {
+        let launched = match launch {
+            Launch::Running(listener) => Ok(listener),
+            Launch::Public { transport } => transport.listen(&self.identity).await,
+            Launch::Private {
+                transport,
+                key,
+                authorized,
+            } => transport.listen_private(&key, &authorized).await,
+        };
+        let mut listener = match launched {
+            Ok(listener) => listener,
+            Err(error) => {
+                warn!(error = %ErrorChain(&error), "cannot publish our service");
+                self.show(ServiceStatus::Failed {
+                    reason: ErrorChain(&error).to_string(),
+                });
+                return;
             }
-            other => warn!(%id, status = %other, "our onion service is not reachable"),
+        };
+        let mut status = listener.status();
+        status.mark_changed();
+        let mut status_open = true;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(stream) => {
+                        if self.incoming.send((self.identity.clone(), stream)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        warn!(error = %ErrorChain(&error), "accepting a connection failed");
+                        // A listener that fails at once would spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                command = commands.recv() => {
+                    let Some(authorized) = command else {
+                        return;
+                    };
+                    if let Err(error) = listener.set_authorized(&authorized).await {
+                        warn!(error = %ErrorChain(&error), "cannot change who may reach our private service");
+                    }
+                }
+                changed = status.changed(), if status_open => {
+                    if changed.is_err() {
+                        // The transport dropped its side: nothing more to hear.
+                        status_open = false;
+                        continue;
+                    }
+                    let now = status.borrow_and_update().clone();
+                    self.show(now);
+                }
+            }
         }
-        let notice = Notice::ServiceStatusChanged { id, status: now };
-        if notices.send(notice).is_err() || status.changed().await.is_err() {
-            return;
-        }
+    }
+
+    /// Tells the application and the log how the service fares.
+    fn show(&self, now: ServiceStatus) {
+        let notice = match self.label {
+            ServiceLabel::Public(id) => {
+                match &now {
+                    ServiceStatus::Publishing => info!(%id, "publishing our onion service"),
+                    ServiceStatus::Published => {
+                        info!(%id, "our onion service is published: contacts can reach us");
+                    }
+                    other => warn!(%id, status = %other, "our onion service is not reachable"),
+                }
+                Notice::ServiceStatusChanged {
+                    id,
+                    status: now.clone(),
+                }
+            }
+            ServiceLabel::Private => {
+                match &now {
+                    ServiceStatus::Publishing => info!("publishing our private service"),
+                    ServiceStatus::Published => {
+                        info!("our private service is published: contacts can reach us through it");
+                    }
+                    other => warn!(status = %other, "our private service is not reachable"),
+                }
+                Notice::PrivateServiceStatusChanged {
+                    status: now.clone(),
+                }
+            }
+        };
+        self.status.send_replace(now);
+        let _ = self.notices.send(notice);
     }
 }
 
@@ -252,7 +451,11 @@ struct Driver {
     /// Status watchers of messages sent in this run, until final.
     watches: HashMap<MessageId, watch::Sender<MessageStatus>>,
     notices: mpsc::UnboundedSender<Notice>,
-    listeners: Vec<JoinHandle<()>>,
+    incoming: Incoming,
+    /// Our public services, one per identity.
+    public: Vec<PublicService>,
+    /// Our private service, for a profile with a v3 identity.
+    private: Option<PrivateService>,
 }
 
 impl Driver {
@@ -337,9 +540,7 @@ impl Driver {
         reports: &mut mpsc::Receiver<Upcall>,
         store_done: &mut mpsc::UnboundedReceiver<Vec<StoreDone>>,
     ) {
-        for listener in &self.listeners {
-            listener.abort();
-        }
+        self.stop_services();
         self.core.shutdown();
         self.flush();
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -441,7 +642,8 @@ impl Driver {
 
     fn output(&mut self, output: Output) {
         match output {
-            Output::Dial { conn, peer } => {
+            Output::Services { public, authorized } => self.services(public, authorized),
+            Output::Dial { conn, peer, route } => {
                 let identity = self
                     .identities
                     .iter()
@@ -452,6 +654,7 @@ impl Driver {
                         let origin = Origin::Dial {
                             transport: self.transport.clone(),
                             peer,
+                            route,
                         };
                         self.spawn(conn, identity, origin);
                     }
@@ -478,6 +681,88 @@ impl Driver {
             Output::Store(job) => self.jobs.push(job),
             Output::Notice(notice) => self.notice(notice),
             Output::Reply { call, response } => self.reply(call, response),
+        }
+    }
+
+    /// Runs the services the core wants: the public ones or not, and the
+    /// private one for `authorized` (not at all if it is empty).
+    fn services(&mut self, public: bool, authorized: Vec<ClientAuthPublicKey>) {
+        for service in &mut self.public {
+            match (public, service.hosted.is_some()) {
+                (true, false) => {
+                    let host = Host {
+                        label: ServiceLabel::Public(service.id),
+                        identity: service.identity.clone(),
+                        incoming: self.incoming.clone(),
+                        status: service.status.clone(),
+                        notices: self.notices.clone(),
+                    };
+                    host.show(ServiceStatus::Publishing);
+                    service.hosted = Some(host.spawn(Launch::Public {
+                        transport: self.transport.clone(),
+                    }));
+                }
+                (false, true) => {
+                    service.hosted = None;
+                    info!(id = %service.id, "our public service is down: not accepting contact requests");
+                    service.status.send_replace(ServiceStatus::Stopped);
+                    let _ = self.notices.send(Notice::ServiceStatusChanged {
+                        id: service.id,
+                        status: ServiceStatus::Stopped,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let Some(private) = &mut self.private else {
+            return;
+        };
+        if authorized.is_empty() {
+            if private.hosted.take().is_some() {
+                info!("our private service is down: no contact holds a key to it");
+                private.status.send_replace(ServiceStatus::Stopped);
+                let _ = self.notices.send(Notice::PrivateServiceStatusChanged {
+                    status: ServiceStatus::Stopped,
+                });
+            }
+            private.authorized = authorized;
+            return;
+        }
+        match &private.hosted {
+            Some(hosted) if private.authorized != authorized => {
+                debug!(
+                    clients = authorized.len(),
+                    "new authorised set for our private service"
+                );
+                let _ = hosted.authorized.send(authorized.clone());
+            }
+            Some(_) => {}
+            None => {
+                let host = Host {
+                    label: ServiceLabel::Private,
+                    identity: private.identity.clone(),
+                    incoming: self.incoming.clone(),
+                    status: private.status.clone(),
+                    notices: self.notices.clone(),
+                };
+                host.show(ServiceStatus::Publishing);
+                private.hosted = Some(host.spawn(Launch::Private {
+                    transport: self.transport.clone(),
+                    key: private.key.clone(),
+                    authorized: authorized.clone(),
+                }));
+            }
+        }
+        private.authorized = authorized;
+    }
+
+    /// Takes every service of ours down.
+    fn stop_services(&mut self) {
+        for service in &mut self.public {
+            service.hosted = None;
+        }
+        if let Some(private) = &mut self.private {
+            private.hosted = None;
         }
     }
 
@@ -524,8 +809,6 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        for listener in &self.listeners {
-            listener.abort();
-        }
+        self.stop_services();
     }
 }

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use ricochet_identity::{IdentityKey, ServiceId};
+use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, IdentityKey, ServiceId};
 use ricochet_transport::{
     BootstrapStatus, Listener, RICOCHET_PORT, ServiceStatus, Transport, TransportError,
 };
@@ -32,12 +32,26 @@ pub(crate) trait DynTransport: Send + Sync {
         &'a self,
         key: &'a IdentityKey,
     ) -> BoxFuture<'a, Result<Box<dyn DynListener>, TransportError>>;
+    fn listen_private<'a>(
+        &'a self,
+        key: &'a IdentityKey,
+        authorized: &'a [ClientAuthPublicKey],
+    ) -> BoxFuture<'a, Result<Box<dyn DynListener>, TransportError>>;
+    fn set_client_auth<'a>(
+        &'a self,
+        id: &'a ServiceId,
+        key: Option<&'a ClientAuthSecretKey>,
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
 }
 
 /// The object-safe face of a [`Listener`].
 pub(crate) trait DynListener: Send {
     fn accept(&mut self) -> BoxFuture<'_, Result<BoxStream, TransportError>>;
     fn status(&self) -> watch::Receiver<ServiceStatus>;
+    fn set_authorized<'a>(
+        &'a mut self,
+        authorized: &'a [ClientAuthPublicKey],
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
 }
 
 impl<T: Transport> DynTransport for T {
@@ -68,6 +82,25 @@ impl<T: Transport> DynTransport for T {
             Ok(Box::new(listener) as Box<dyn DynListener>)
         })
     }
+
+    fn listen_private<'a>(
+        &'a self,
+        key: &'a IdentityKey,
+        authorized: &'a [ClientAuthPublicKey],
+    ) -> BoxFuture<'a, Result<Box<dyn DynListener>, TransportError>> {
+        Box::pin(async move {
+            let listener = Transport::listen_private(self, key, RICOCHET_PORT, authorized).await?;
+            Ok(Box::new(listener) as Box<dyn DynListener>)
+        })
+    }
+
+    fn set_client_auth<'a>(
+        &'a self,
+        id: &'a ServiceId,
+        key: Option<&'a ClientAuthSecretKey>,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(Transport::set_client_auth(self, id, key))
+    }
 }
 
 impl<L: Listener> DynListener for L {
@@ -80,5 +113,12 @@ impl<L: Listener> DynListener for L {
 
     fn status(&self) -> watch::Receiver<ServiceStatus> {
         Listener::status(self)
+    }
+
+    fn set_authorized<'a>(
+        &'a mut self,
+        authorized: &'a [ClientAuthPublicKey],
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(Listener::set_authorized(self, authorized))
     }
 }

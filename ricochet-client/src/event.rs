@@ -127,6 +127,15 @@ pub enum Event {
         /// Its new state.
         status: ServiceStatus,
     },
+    /// Our private service (docs/private-mode.md) changed state: contacts
+    /// that hold a key to it reach us through it once it is
+    /// [`ServiceStatus::Published`]. It is [`ServiceStatus::Stopped`]
+    /// while no contact holds a key (none has told us its own private
+    /// service yet). See [`crate::Client::private_service_status`].
+    PrivateServiceStatusChanged {
+        /// Its new state.
+        status: ServiceStatus,
+    },
     /// Something failed in the background that the user should hear about
     /// (the profile database, publishing our onion service, …).
     Error {
@@ -248,6 +257,9 @@ impl Events {
             },
             Notice::ServiceStatusChanged { id, status } => {
                 Event::ServiceStatusChanged { id, status }
+            }
+            Notice::PrivateServiceStatusChanged { status } => {
+                Event::PrivateServiceStatusChanged { status }
             }
             Notice::Error { contact, error } => Event::Error {
                 contact,

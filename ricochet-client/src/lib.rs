@@ -26,8 +26,8 @@ pub use event::{Event, Events, IncomingContactRequest, IncomingFile};
 pub use import::ImportError;
 pub use model::{
     Contact, ContactRequest, ContactStatus, FailureReason, MAX_MESSAGE_UTF16, Message,
-    MessageDirection, MessageId, MessageStatus, RequestAnswer, RequestFailure, Stats,
-    TransferFailure, TransferId, TransferOutcome, message_len, split_message,
+    MessageDirection, MessageId, MessageStatus, PrivateModeState, RequestAnswer, RequestFailure,
+    Stats, TransferFailure, TransferId, TransferOutcome, message_len, split_message,
 };
 pub use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
 pub use ricochet_proto::FileDirection;

@@ -68,8 +68,8 @@ impl LinkState {
         }
     }
 
-    /// What `event` means.
-    pub(crate) fn interpret(&mut self, event: SessionEvent) -> Meaning {
+    /// What `event` of `session` means.
+    pub(crate) fn interpret(&mut self, session: &Session, event: SessionEvent) -> Meaning {
         let report = match event {
             SessionEvent::VersionNegotiated { .. } => Report::Negotiated,
             SessionEvent::PeerProved { peer } => Report::PeerProved { peer },
@@ -87,7 +87,10 @@ impl LinkState {
                 status,
                 malformed: self.malformed_request_answer,
             },
-            SessionEvent::BecameContact => Report::BecameContact,
+            SessionEvent::BecameContact => Report::BecameContact {
+                private_endpoint: session.peer_supports_private_endpoint(),
+            },
+            SessionEvent::PrivateEndpointReceived(endpoint) => Report::PrivateEndpoint(endpoint),
             SessionEvent::ChatReceived {
                 message_id,
                 text,
@@ -169,6 +172,10 @@ impl LinkState {
                 }
                 Ok(())
             }
+            Command::SendPrivateEndpoint(endpoint) => match session.known_contact() {
+                Some(mut contact) => contact.send_private_endpoint(endpoint),
+                None => return None,
+            },
             Command::Close => {
                 session.close();
                 self.ending(Closure::Shutdown);

@@ -267,6 +267,30 @@ pub struct Stats {
     pub contact_connections: usize,
 }
 
+/// Private mode as it stands: whether we accept contact requests, and who
+/// reaches us how (see [`crate::Client::private_mode`] and
+/// docs/private-mode.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrivateModeState {
+    /// Whether our public service is published: strangers who know our id
+    /// can send contact requests, and can tell whether we are online.
+    pub accepting_contact_requests: bool,
+    /// The address of our private service (`None` for a profile without a
+    /// v3 identity). It is no secret, since only contacts that hold a key
+    /// can find the service, but there is no reason to hand it out either:
+    /// contacts learn it by themselves. For diagnostics and tests.
+    pub private_service: Option<crate::ServiceId>,
+    /// Contacts that told us of their private service and hold a key to
+    /// ours: they reach us, and we them, whatever this setting.
+    pub reachable_privately: Vec<Contact>,
+    /// Contacts that know only our public service (Ricochet Refresh,
+    /// Ricochet 1.x, or not yet met since they were added): with contact
+    /// requests off they cannot reach us, and we reach them only while
+    /// their own public service is up.
+    pub public_only: Vec<Contact>,
+}
+
 /// The longest text one chat message carries: 2000 UTF-16 code units
 /// (spec §9.2), counted by [`message_len`]. [`crate::Client::send_message`]
 /// sends a longer text as several messages, cut by [`split_message`].

@@ -290,3 +290,112 @@ async fn arti_across_a_time_period_boundary() {
     )
     .await;
 }
+
+/// Private mode on the private Tor network (docs/private-mode.md): Alice
+/// and Bob become contacts over their public services and tell each other
+/// of their private ones; with contact requests off on both, a stranger (a
+/// fresh arti client) who knows Alice's public id, or even her private
+/// address, fails as on someone offline; Bob restarts (requests still off,
+/// endpoints kept) and reaches Alice through her private service, where
+/// they chat and send a file.
+#[cfg(feature = "arti")]
+async fn private_mode<A: Transport, B: Transport, B2: Transport>(
+    backend: &str,
+    dir: &Path,
+    net: &ricochet_testnet::TorNet,
+    alice: A,
+    bob: B,
+    bob_again: impl FnOnce() -> B2,
+) {
+    use common::private::{chat_and_file, exchange_endpoints, requests_off, state, strangers_dial};
+    use ricochet_client::ServiceId;
+
+    let started = Instant::now();
+    let (alice_dir, bob_dir) = (dir.join("alice"), dir.join("bob"));
+    let (mut alice, mut bob) = tokio::join!(start_on(&alice_dir, alice), start_on(&bob_dir, bob));
+    let alice_id = alice.id();
+    common::befriend(&mut alice, &mut bob).await;
+    let (alice_private, bob_private) = exchange_endpoints(&mut alice, &mut bob).await;
+    eprintln!(
+        "{backend}: contacts, endpoints exchanged and private services published after {:?}",
+        started.elapsed()
+    );
+
+    let stranger = arti(dir, "stranger", net);
+    stranger.bootstrap().await.unwrap();
+    let absent: ServiceId = ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3)
+        .unwrap()
+        .service_id();
+    let offline = strangers_dial(&stranger, &absent).await;
+
+    requests_off(&mut alice).await;
+    requests_off(&mut bob).await;
+    let off = Instant::now();
+    let public = strangers_dial(&stranger, alice_id.service_id()).await;
+    let private = strangers_dial(&stranger, &alice_private).await;
+    eprintln!(
+        "{backend}: a stranger's dials: never published {offline:?}, public id with requests off {public:?}, private address {private:?} ({:?})",
+        off.elapsed()
+    );
+    assert_eq!(offline, ricochet_client::transport::ErrorKind::Unreachable);
+    assert_eq!(public, offline);
+    assert_eq!(private, offline);
+
+    bob.client.shutdown().await;
+    drop(bob);
+    let restarted = Instant::now();
+    let mut bob = start_on(&bob_dir, bob_again()).await;
+    let kept = state(&bob).await;
+    assert!(!kept.accepting_contact_requests);
+    assert_eq!(kept.private_service, Some(bob_private));
+    assert_eq!(
+        kept.reachable_privately
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        [alice_id]
+    );
+    chat_and_file(&mut bob, &mut alice, dir).await;
+    eprintln!(
+        "{backend}: after Bob's restart, chat and a file through the private services in {:?}",
+        restarted.elapsed()
+    );
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_mode_over_system_tor() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    private_mode(
+        "system tor",
+        dir.path(),
+        net,
+        system_tor(net.hs_control),
+        system_tor(net.cl_control),
+        || system_tor(net.cl_control),
+    )
+    .await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_mode_over_arti() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    private_mode(
+        "arti",
+        dir.path(),
+        net,
+        arti(dir.path(), "alice", net),
+        arti(dir.path(), "bob", net),
+        || arti(dir.path(), "bob-again", net),
+    )
+    .await;
+}

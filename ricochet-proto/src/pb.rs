@@ -241,6 +241,8 @@ pub(crate) struct PrivateEndpoint {
     pub private_address: Option<String>,
     #[prost(bytes = "bytes", optional, tag = "3")]
     pub client_auth_key: Option<bytes::Bytes>,
+    #[prost(bool, optional, tag = "4")]
+    pub accepts_contact_requests: Option<bool>,
 }
 
 /// Counts the `Some` fields of a `Packet` wrapper (§5.1: exactly one).

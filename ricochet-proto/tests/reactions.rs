@@ -1417,9 +1417,14 @@ const CASES: &[Case] = &[
                 Some(address.as_bytes()),
                 Some(e.client_auth_key.as_bytes()),
             );
-            payload.extend_from_slice(&[0x22, 0x05]); // field 4, 5 bytes
+            payload.extend_from_slice(&[0x7a, 0x05]); // field 15, 5 bytes
             payload.extend_from_slice(b"later");
             let o = h.frame(3, Bytes::from(payload));
+            // No field 4: the sender accepts contact requests.
+            let e = ricochet_proto::message::private_endpoint::PrivateEndpoint {
+                accepts_contact_requests: true,
+                ..e
+            };
             assert_eq!(o.events, [Event::PrivateEndpointReceived(e)]);
         },
     ),

@@ -191,10 +191,15 @@ proptest! {
     }
 
     #[test]
-    fn private_endpoint_round_trips(seed in any::<[u8; 32]>(), key in any::<[u8; 32]>()) {
+    fn private_endpoint_round_trips(
+        seed in any::<[u8; 32]>(),
+        key in any::<[u8; 32]>(),
+        accepts_contact_requests in any::<bool>(),
+    ) {
         let endpoint = PrivateEndpoint {
             private_address: IdentityKey::V3(V3IdentityKey::from_seed(&seed)).service_id(),
             client_auth_key: ClientAuthPublicKey::from_bytes(key),
+            accepts_contact_requests,
         };
         prop_assert_eq!(PrivateEndpoint::decode(endpoint.encode()).unwrap(), endpoint);
     }

@@ -308,7 +308,7 @@ fn every_vector_decodes_when_fed_one_byte_at_a_time() {
 #[test]
 fn private_endpoint_vectors_round_trip() {
     let rows = rows("private_endpoint.txt");
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     for row in &rows {
         let [channel_type, name, hex] = &row[..] else {
             panic!("bad row {row:?}")
@@ -369,5 +369,12 @@ fn private_endpoint_vectors_round_trip() {
     // in version 1 without the field we do not know.
     let newer = Bytes::from(hex_of("private_endpoint.txt", "endpoint-version-2"));
     assert_eq!(PrivateEndpoint::decode(newer).unwrap(), expected);
+    let off = Bytes::from(hex_of("private_endpoint.txt", "endpoint-requests-off"));
+    let requests_off = PrivateEndpoint {
+        accepts_contact_requests: false,
+        ..expected.clone()
+    };
+    assert_eq!(PrivateEndpoint::decode(off.clone()).unwrap(), requests_off);
+    assert_eq!(requests_off.encode(), off);
     assert!(matches!(expected.private_address, ServiceId::V3(_)));
 }

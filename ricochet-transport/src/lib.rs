@@ -82,6 +82,11 @@ pub enum ServiceStatus {
         /// Why, for people.
         reason: String,
     },
+    /// The service is not running because its owner took it down or has
+    /// not started it: a listener never reports this, but a client that
+    /// chooses which services run does (a public service while contact
+    /// requests are off, a private one without authorised clients).
+    Stopped,
 }
 
 impl ServiceStatus {
@@ -98,6 +103,7 @@ impl std::fmt::Display for ServiceStatus {
             Self::Published => f.write_str("published"),
             Self::Degraded { reason } => write!(f, "degraded ({reason})"),
             Self::Failed { reason } => write!(f, "failed ({reason})"),
+            Self::Stopped => f.write_str("stopped"),
         }
     }
 }

@@ -114,6 +114,13 @@ pub struct App {
     pub scroll: usize,
     /// Whether contacts can reach us (our onion service's state).
     pub service: ServiceStatus,
+    /// Our private service's state (contacts on this client reach us there).
+    pub private_service: ServiceStatus,
+    /// Whether we accept contact requests (our public service runs).
+    pub accepting_requests: bool,
+    /// `/requests off` was answered with the contacts it would cut off;
+    /// the next `/requests off` goes ahead.
+    pub confirm_requests_off: bool,
 }
 
 impl Default for App {
@@ -135,6 +142,9 @@ impl Default for App {
             unread: HashMap::new(),
             scroll: 0,
             service: ServiceStatus::Publishing,
+            private_service: ServiceStatus::Stopped,
+            accepting_requests: true,
+            confirm_requests_off: false,
         }
     }
 }
@@ -147,6 +157,20 @@ pub struct Refresh {
 }
 
 impl App {
+    /// How contacts reach us, for the top line: the public service's
+    /// state, or "requests off" and the private service's.
+    pub fn reach(&self) -> String {
+        if self.accepting_requests {
+            if self.service.is_published() {
+                "published".to_owned()
+            } else {
+                "publishing…".to_owned()
+            }
+        } else {
+            format!("requests off, private {}", self.private_service)
+        }
+    }
+
     /// The side bar: contacts, then requests.
     pub fn items(&self) -> Vec<Item> {
         self.contacts
@@ -398,8 +422,27 @@ impl App {
                 };
                 self.notice(Some(*contact), text);
             }
+            Event::ServiceStatusChanged {
+                status: ServiceStatus::Stopped,
+                ..
+            } => {
+                self.service = ServiceStatus::Stopped;
+                self.accepting_requests = false;
+                self.notice = "Not accepting contact requests: strangers see you as offline; \
+                               contacts on this client reach you privately."
+                    .to_owned();
+            }
+            Event::PrivateServiceStatusChanged { status } => {
+                self.private_service = status.clone();
+                if *status == ServiceStatus::Published {
+                    self.notice =
+                        "Your private service is published: contacts can reach you there."
+                            .to_owned();
+                }
+            }
             Event::ServiceStatusChanged { status, .. } => {
                 self.service = status.clone();
+                self.accepting_requests = true;
                 self.notice = match status {
                     ServiceStatus::Published => {
                         "Published: your contacts can reach you.".to_owned()

@@ -27,6 +27,10 @@ Commands (a <contact> is a nickname, a ricochet: id, or the start of one):
   /file [<contact>] <path>  send a file (protocol 3 contacts, online)
   /cancel <n>               cancel file transfer #n
   /contacts, /requests      list contacts, requests
+  /requests off             stop accepting contact requests: strangers who know your
+                            id see you as offline; contacts on this client still reach
+                            you privately (you are told who would be cut off first)
+  /requests on              accept contact requests again
   /history [<contact>]      show the conversation
   /help                     this help
   /quit                     leave
@@ -84,6 +88,8 @@ pub enum Command {
     Contacts,
     /// `/requests`
     Requests,
+    /// `/requests on|off`
+    AcceptRequests(bool),
     /// `/history [<contact>]`
     History { contact: Option<String> },
 }
@@ -202,7 +208,12 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .map_err(|_| "usage: /cancel <n>".to_owned())?,
         },
         "contacts" => Command::Contacts,
-        "requests" => Command::Requests,
+        "requests" => match args {
+            "" => Command::Requests,
+            "on" => Command::AcceptRequests(true),
+            "off" => Command::AcceptRequests(false),
+            _ => return Err("usage: /requests [on|off]".to_owned()),
+        },
         "history" => Command::History {
             contact: optional(args),
         },
@@ -498,6 +509,45 @@ pub async fn run(
                 data: json!({ "contacts": list }),
             })
         }
+        Command::AcceptRequests(accepting) => {
+            if !accepting && !app.confirm_requests_off {
+                let state = client.private_mode().await.map_err(error)?;
+                if !state.public_only.is_empty() {
+                    app.confirm_requests_off = true;
+                    let names: Vec<String> = state
+                        .public_only
+                        .iter()
+                        .map(|c| c.nickname.clone())
+                        .collect();
+                    return Ok(Reply::Data {
+                        summary: format!(
+                            "{} would be cut off (their client knows only your public service); \
+                             /requests off again to go ahead",
+                            names.join(", ")
+                        ),
+                        data: json!({
+                            "would_be_cut_off": state
+                                .public_only
+                                .iter()
+                                .map(|c| c.id.to_string())
+                                .collect::<Vec<_>>(),
+                            "confirm": "/requests off",
+                        }),
+                    });
+                }
+            }
+            app.confirm_requests_off = false;
+            client
+                .set_accepting_contact_requests(accepting)
+                .await
+                .map_err(error)?;
+            app.accepting_requests = accepting;
+            Ok(Reply::Done(if accepting {
+                "accepting contact requests".to_owned()
+            } else {
+                "not accepting contact requests: strangers see you as offline".to_owned()
+            }))
+        }
         Command::Requests => {
             let requests = client.contact_requests().await.map_err(error)?;
             let list: Vec<Value> = requests
@@ -597,6 +647,16 @@ mod tests {
             parse("/cancel #2").unwrap(),
             Command::Cancel { transfer: 2 }
         );
+        assert_eq!(parse("/requests").unwrap(), Command::Requests);
+        assert_eq!(
+            parse("/requests off").unwrap(),
+            Command::AcceptRequests(false)
+        );
+        assert_eq!(
+            parse("/requests on").unwrap(),
+            Command::AcceptRequests(true)
+        );
+        assert!(parse("/requests maybe").is_err());
         assert!(parse("/frobnicate").is_err());
         assert!(parse("   ").is_err());
         assert!(parse("/msg bob").is_err());

@@ -66,6 +66,11 @@ pub fn event(event: &Event) -> Option<Value> {
             "status": status.to_string(),
             "published": status.is_published(),
         }),
+        Event::PrivateServiceStatusChanged { status } => json!({
+            "event": "private_service_status",
+            "status": status.to_string(),
+            "published": status.is_published(),
+        }),
         Event::ContactRequestAnswered { contact, answer } => json!({
             "event": "request_answered",
             "contact": contact.to_string(),

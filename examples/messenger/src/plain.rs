@@ -110,4 +110,7 @@ pub async fn refresh(client: &Client, app: &mut App) {
     let contacts = client.contacts().await.unwrap_or_default();
     let requests = client.contact_requests().await.unwrap_or_default();
     app.set_lists(contacts, requests);
+    if let Ok(state) = client.private_mode().await {
+        app.accepting_requests = state.accepting_contact_requests;
+    }
 }

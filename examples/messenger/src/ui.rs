@@ -109,11 +109,7 @@ fn centered(area: Rect, width: u16) -> Rect {
 
 fn draw_top(frame: &mut Frame<'_>, app: &App, transport: &str, area: Rect) {
     let id = app.my_id.map(|id| id.to_string()).unwrap_or_default();
-    let reach = if app.service.is_published() {
-        "published"
-    } else {
-        "publishing…"
-    };
+    let reach = app.reach();
     let full = format!("  {transport}, {reach} · F1 help · F2 QR");
     // The id must stay whole (people copy it); the hints go first.
     let room = usize::from(area.width).saturating_sub(20 + id.chars().count());

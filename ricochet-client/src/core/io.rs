@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ricochet_identity::{RicochetId, ServiceId};
+use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, RicochetId, ServiceId};
 use ricochet_proto::CloseReason;
 use ricochet_proto::FileDirection;
 use ricochet_proto::message::chat::{ChatText, MessageId as WireId};
@@ -15,6 +15,7 @@ use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
 use ricochet_proto::message::file::FILE_HASH_LEN;
+use ricochet_proto::message::private_endpoint::PrivateEndpoint;
 use ricochet_transport::{ErrorChain, ServiceStatus, TransportError};
 
 use crate::error::{ClientError, StorageError};
@@ -104,6 +105,10 @@ pub(crate) enum ApiCall {
     CancelFile(TransferId),
     Stats,
     ConnectNow(ServiceId),
+    /// Publish the public service (accept contact requests) or not.
+    SetAcceptingRequests(bool),
+    /// Private mode's state: answered with [`Response::PrivateMode`].
+    PrivateMode,
 }
 
 /// The answer to an [`ApiCall`].
@@ -118,6 +123,7 @@ pub(crate) enum Response {
     History(Result<Vec<Message>, ClientError>),
     Message(Result<Option<Message>, ClientError>),
     Stats(Stats),
+    PrivateMode(crate::model::PrivateModeState),
 }
 
 // ----- connections ---------------------------------------------------------
@@ -146,6 +152,9 @@ pub(crate) enum Command {
     },
     /// Cancel a transfer.
     CancelFile { transfer: TransferId },
+    /// Tell the contact our private service and the key we reach its own
+    /// with (docs/private-mode.md).
+    SendPrivateEndpoint(PrivateEndpoint),
     /// Close the connection.
     Close,
 }
@@ -180,8 +189,11 @@ pub(crate) enum Report {
         /// The peer's answer was not a valid one; `status` is `Error`.
         malformed: bool,
     },
-    /// The connection now carries chat.
-    BecameContact,
+    /// The connection now carries chat; `private_endpoint`: the peer
+    /// takes our private endpoint (it advertised the extension).
+    BecameContact { private_endpoint: bool },
+    /// The contact told us of its private service.
+    PrivateEndpoint(PrivateEndpoint),
     /// Chat messages that arrived together. The connection writes their
     /// acknowledgements only after [`Output::ChatsStored`] says they are
     /// stored; until then it sends nothing more of this connection's
@@ -252,6 +264,36 @@ impl std::fmt::Display for Closure {
     }
 }
 
+/// Where a dial goes: the contact's private service first, if we know it,
+/// then its public one, if it may be published (docs/private-mode.md).
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub(crate) private: Option<(ServiceId, ClientAuthSecretKey)>,
+    pub(crate) public: bool,
+}
+
+impl Route {
+    /// The public service only.
+    pub(crate) fn public() -> Self {
+        Self {
+            private: None,
+            public: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field(
+                "private",
+                &self.private.as_ref().map(|(address, _)| address),
+            )
+            .field("public", &self.public)
+            .finish()
+    }
+}
+
 // ----- the application -----------------------------------------------------
 
 /// Something the application should know about: the public
@@ -315,6 +357,10 @@ pub(crate) enum Notice {
     /// Made by the driver, from the transport's listeners.
     ServiceStatusChanged {
         id: RicochetId,
+        status: ServiceStatus,
+    },
+    /// Made by the driver: our private service's state.
+    PrivateServiceStatusChanged {
         status: ServiceStatus,
     },
 }
@@ -383,6 +429,8 @@ pub(crate) struct Snapshot {
     pub(crate) blocked: Vec<ServiceId>,
     /// Contact requests waiting for the user, oldest first.
     pub(crate) requests: Vec<ContactRequest>,
+    /// What contacts told us of their private services.
+    pub(crate) endpoints: Vec<(ServiceId, PrivateEndpoint)>,
 }
 
 /// Work for the store. The store runs jobs in the order the core made
@@ -431,6 +479,16 @@ pub(crate) enum StoreJob {
     },
     UpsertRequest(ContactRequest),
     RemoveRequest(ServiceId),
+    /// Keep what a contact told us of its private service.
+    SetEndpoint {
+        contact: ServiceId,
+        endpoint: PrivateEndpoint,
+    },
+    /// Keep whether we accept contact requests.
+    SetAcceptingRequests {
+        accepting: bool,
+        call: CallId,
+    },
     /// Queue the texts of one send call (its parts, flattened).
     Queue {
         contact: ServiceId,
@@ -502,8 +560,19 @@ pub(crate) struct StoreDone {
 /// What the core wants done, in order.
 #[derive(Debug)]
 pub(crate) enum Output {
-    /// Open connection `conn` to `peer`.
-    Dial { conn: ConnId, peer: ServiceId },
+    /// Open connection `conn` to `peer`, the way `route` says.
+    Dial {
+        conn: ConnId,
+        peer: ServiceId,
+        route: Route,
+    },
+    /// Which of our onion services should run: the public one (of every
+    /// id) or not, and the private one for these authorised clients (none:
+    /// not at all). Said at start and whenever it changes.
+    Services {
+        public: bool,
+        authorized: Vec<ClientAuthPublicKey>,
+    },
     /// Give a connection a command.
     Command { conn: ConnId, command: Command },
     /// The messages of `conn`'s [`Report::ChatsReceived`] are stored

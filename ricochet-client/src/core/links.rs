@@ -43,6 +43,8 @@ pub(crate) struct Link {
     pub(crate) request_answered: bool,
     /// How often the peer closed (or refused) our chat channel on it.
     pub(crate) chat_channel_closures: u32,
+    /// The peer takes our private endpoint (docs/private-mode.md).
+    pub(crate) private_endpoint: bool,
 }
 
 /// The connections of one peer, and its dial schedule.
@@ -181,6 +183,7 @@ impl Links {
                 request_pending: false,
                 request_answered: false,
                 chat_channel_closures: 0,
+                private_endpoint: false,
             },
         );
         id

@@ -17,6 +17,7 @@
 //! | [`links`] | the connection table, which connection a contact keeps (§11.4), when to dial (§11.6) |
 //! | [`delivery`] | what goes on the wire from the queue, what waits for an ack, resends (§9.2) |
 //! | [`transfers`] | which connection carries each file transfer |
+//! | [`private`] | private mode: who is authorised on our contacts-only service, where a dial goes, which services run |
 //!
 //! This file joins them: it turns each input into questions to the rooms
 //! and their answers into outputs.
@@ -25,6 +26,7 @@ pub(crate) mod book;
 pub(crate) mod delivery;
 pub(crate) mod io;
 pub(crate) mod links;
+pub(crate) mod private;
 pub(crate) mod transfers;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +37,7 @@ use ricochet_identity::{Generation, ServiceId};
 use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
+use ricochet_proto::message::private_endpoint::PrivateEndpoint;
 use ricochet_transport::{ErrorChain, TransportError};
 use tracing::{debug, info, warn};
 
@@ -46,12 +49,14 @@ use self::io::{
     Upload,
 };
 use self::links::{Choice, Links, Stage};
+use self::private::{Private, PrivateConfig};
 use self::transfers::Transfers;
 use crate::config::{Limits, ReconnectPolicy};
 use crate::error::ClientError;
 use crate::model::{
     ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
-    MessageStatus, RequestAnswer, RequestFailure, Stats, TransferId, split_message,
+    MessageStatus, PrivateModeState, RequestAnswer, RequestFailure, Stats, TransferId,
+    split_message,
 };
 
 /// How long the store write of acknowledgements may wait for company (see
@@ -71,6 +76,8 @@ pub(crate) struct CoreConfig {
     pub(crate) reconnect: ReconnectPolicy,
     /// The nickname our requests suggest for us (§8.1).
     pub(crate) own_nickname: String,
+    /// Private mode, for a profile with a v3 identity.
+    pub(crate) private: Option<PrivateConfig>,
 }
 
 /// The client's brain. See the module docs.
@@ -83,6 +90,7 @@ pub(crate) struct Core {
     links: Links,
     delivery: Delivery,
     transfers: Transfers,
+    private: Private,
     out: VecDeque<Output>,
     /// Acknowledgement writes waiting for company, and until when.
     held_acks: Vec<StoreJob>,
@@ -97,8 +105,10 @@ pub(crate) struct Core {
 impl Core {
     /// A core for a profile that holds `snapshot`; it dials every contact
     /// (and every id whose request is pending) at once.
-    pub(crate) fn new(config: CoreConfig, snapshot: Snapshot, now: Now) -> Self {
+    pub(crate) fn new(config: CoreConfig, mut snapshot: Snapshot, now: Now) -> Self {
+        let endpoints = std::mem::take(&mut snapshot.endpoints);
         let mut core = Self {
+            private: Private::new(config.private, endpoints),
             delivery: Delivery::new(config.limits.max_unacknowledged_messages),
             limits: config.limits,
             reconnect: config.reconnect,
@@ -119,6 +129,7 @@ impl Core {
             }
             core.schedule(&id, now.instant);
         }
+        core.announce_services();
         core
     }
 
@@ -213,6 +224,13 @@ impl Core {
         self.command(conn, Command::Close);
     }
 
+    /// Tells the driver which of our services should run, if that changed.
+    fn announce_services(&mut self) {
+        if let Some(services) = self.private.services(&self.book) {
+            self.out.push_back(services);
+        }
+    }
+
     fn reply(&mut self, call: CallId, response: Response) {
         self.out.push_back(Output::Reply { call, response });
     }
@@ -283,6 +301,8 @@ impl Core {
             fail_unfinished,
         });
         self.emit_status(id);
+        // A contact that removed us keeps no key to our private service.
+        self.announce_services();
     }
 
     /// Our outgoing request to `peer` counts as accepted.
@@ -347,8 +367,9 @@ impl Core {
             return;
         }
         if let Some(conn) = self.links.dial(now.instant, peer) {
-            debug!(%peer, conn, "dialling");
-            self.out.push_back(Output::Dial { conn, peer });
+            let route = self.private.route(&peer);
+            debug!(%peer, conn, ?route, "dialling");
+            self.out.push_back(Output::Dial { conn, peer, route });
         }
     }
 
@@ -403,7 +424,13 @@ impl Core {
             Report::ContactRequestAnswered { status, malformed } => {
                 self.request_answered(conn, status, malformed);
             }
-            Report::BecameContact => self.became_contact(now, conn),
+            Report::BecameContact { private_endpoint } => {
+                if let Some(c) = self.links.get_mut(conn) {
+                    c.private_endpoint = private_endpoint;
+                }
+                self.became_contact(now, conn);
+            }
+            Report::PrivateEndpoint(endpoint) => self.endpoint_received(conn, endpoint),
             Report::ChatsReceived(messages) => self.chats_received(now, conn, messages),
             Report::ChatsAcknowledged(acks) => self.chats_acknowledged(now, conn, &acks),
             Report::ChatChannelClosed => self.chat_channel_closed(now, conn),
@@ -525,6 +552,14 @@ impl Core {
             self.command(conn, Command::RejectContactRequest);
             return;
         }
+        // Not accepting requests: a request that reaches us anyway (through
+        // our private service, from a removed contact whose key still
+        // works) goes unanswered, as if we were offline.
+        if !self.private.accepting_requests() {
+            debug!(%peer, "not accepting contact requests; closing");
+            self.close(conn);
+            return;
+        }
         let repeat = self.book.request_from(&peer).is_some();
         if !repeat && self.book.requests_waiting() >= self.limits.max_pending_requests {
             debug!(%peer, "too many pending contact requests; dropping one");
@@ -636,8 +671,45 @@ impl Core {
                     self.close(old);
                 }
                 self.emit_status(&peer);
+                self.send_endpoint(conn, &peer);
                 self.pump(now, &peer);
             }
+        }
+    }
+
+    /// Tells the contact on `conn` our private endpoint, if it takes it
+    /// (docs/private-mode.md: on every contact connection, so a lost one
+    /// goes again and a change arrives).
+    fn send_endpoint(&mut self, conn: ConnId, peer: &ServiceId) {
+        if !self.links.get(conn).is_some_and(|c| c.private_endpoint) {
+            return;
+        }
+        if let Some(endpoint) = self.private.endpoint_for(peer) {
+            self.command(conn, Command::SendPrivateEndpoint(endpoint));
+        }
+    }
+
+    /// A contact told us of its private service.
+    fn endpoint_received(&mut self, conn: ConnId, endpoint: PrivateEndpoint) {
+        let Some(peer) = self.links.peer_of(conn) else {
+            return;
+        };
+        if !self.book.is_contact(&peer) || self.book.is_blocked(&peer) {
+            return;
+        }
+        if self.private.is_ours(&endpoint.private_address)
+            || self.book.is_own(&endpoint.private_address)
+        {
+            debug!(%peer, "a private endpoint that is ours; ignored");
+            return;
+        }
+        if self.private.learn(peer, &endpoint) {
+            info!(%peer, accepts_requests = endpoint.accepts_contact_requests, "the contact told us of its private service");
+            self.store(StoreJob::SetEndpoint {
+                contact: peer,
+                endpoint,
+            });
+            self.announce_services();
         }
     }
 
@@ -1030,6 +1102,14 @@ impl Core {
                 self.done(*request.from.service_id(), None, outcome);
             }
             StoreJob::RemoveRequest(id) => self.done(id, None, outcome),
+            StoreJob::SetEndpoint { contact, .. } => self.done(contact, None, outcome),
+            StoreJob::SetAcceptingRequests { accepting, call } => {
+                let result = outcome.map(|_| ()).map_err(ClientError::from);
+                if result.is_ok() {
+                    self.requests_setting_stored(accepting);
+                }
+                self.reply(call, Response::Done(result));
+            }
         }
     }
 
@@ -1134,6 +1214,51 @@ impl Core {
                 let result = self.connect_now(now, id);
                 self.reply(call, Response::Done(result));
             }
+            ApiCall::SetAcceptingRequests(accepting) => {
+                if self.book.own_id(Generation::V3).is_none() {
+                    let error = ClientError::NoIdentityFor {
+                        generation: Generation::V3,
+                    };
+                    return self.reply(call, Response::Done(Err(error)));
+                }
+                self.store(StoreJob::SetAcceptingRequests { accepting, call });
+            }
+            ApiCall::PrivateMode => {
+                let state = self.private_mode_state();
+                self.reply(call, Response::PrivateMode(state));
+            }
+        }
+    }
+
+    /// The setting is stored: the services follow, and contacts on a
+    /// connection hear whether our public service runs.
+    fn requests_setting_stored(&mut self, accepting: bool) {
+        info!(accepting, "accepting contact requests");
+        self.private.set_accepting_requests(accepting);
+        self.announce_services();
+        let ids: Vec<ServiceId> = self.book.ids().collect();
+        for id in ids {
+            if let Some(conn) = self.links.active(&id) {
+                self.send_endpoint(conn, &id);
+            }
+        }
+    }
+
+    fn private_mode_state(&self) -> PrivateModeState {
+        let (reachable_privately, public_only) = self
+            .book
+            .list(|id| self.links.active(id).is_some())
+            .into_iter()
+            .filter(|contact| {
+                let id = contact.id.service_id();
+                self.book.is_contact(id) && !self.book.is_blocked(id)
+            })
+            .partition(|contact| self.private.knows(contact.id.service_id()));
+        PrivateModeState {
+            accepting_contact_requests: self.private.accepting_requests(),
+            private_service: self.private.address(),
+            reachable_privately,
+            public_only,
         }
     }
 
@@ -1220,6 +1345,7 @@ impl Core {
         let state = row.state;
         self.book.remove_request(&id);
         self.book.insert(row);
+        self.announce_services();
         let links = self.links.peer_mut(&id);
         links.failures = 0;
         links.protocol_errors = 0;
@@ -1245,6 +1371,8 @@ impl Core {
     /// rejected (§8.2).
     fn blocked(&mut self, id: ServiceId) {
         self.book.block(id);
+        self.private.forget(&id);
+        self.announce_services();
         self.delivery.forget(&id);
         for conn in self.links.connections_of(&id) {
             if self.links.get(conn).is_some_and(|c| c.carries_request) {
@@ -1275,6 +1403,8 @@ impl Core {
         }
         self.links.forget_peer(&id);
         self.delivery.forget(&id);
+        self.private.forget(&id);
+        self.announce_services();
     }
 
     fn rename(&mut self, call: CallId, id: ServiceId, nickname: &str) {

@@ -24,6 +24,7 @@ use self::app::App;
 use self::net::{Net, WireEnd};
 use crate::config::{Limits, ReconnectPolicy};
 use crate::core::io::{Closure, Command, ConnId, Notice, Now, Output, Report, StoreJob};
+use crate::core::private::PrivateConfig;
 use crate::core::{Core, CoreConfig};
 use crate::link::{ChatBatch, LinkState, Meaning};
 use crate::store::Store;
@@ -240,11 +241,20 @@ impl Sim {
             Ok(snapshot) => snapshot,
             Err(error) => panic!("node {index}: cannot read its store: {error}"),
         };
+        let private = match store.private_mode() {
+            Ok(mode) => PrivateConfig {
+                address: mode.service_key.service_id(),
+                client_auth_seed: mode.client_auth_seed,
+                accepting_requests: mode.accepting_requests,
+            },
+            Err(error) => panic!("node {index}: cannot read its private mode: {error}"),
+        };
         let config = CoreConfig {
             ours: vec![node.id],
             limits: limits(),
             reconnect: ReconnectPolicy::default(),
             own_nickname: format!("node{index}"),
+            private: Some(private),
         };
         node.up = Some(Up {
             core: Core::new(config, snapshot, now),
@@ -671,9 +681,12 @@ impl Sim {
                 let mut problem = None;
                 while let Some(output) = up.core.poll_output() {
                     match output {
-                        Output::Dial { conn, peer } => {
+                        // The simulated network reaches a node by its id,
+                        // whichever of its services the route names.
+                        Output::Dial { conn, peer, .. } => {
                             up.dialling.insert(conn, peer);
                         }
+                        Output::Services { .. } => {}
                         Output::Command { conn, command } => {
                             if let Some(c) = up.conns.get_mut(&conn) {
                                 c.deferred.push_back(command);
@@ -761,7 +774,7 @@ impl Sim {
             let mut any = false;
             while let Some(event) = conn.session.poll_event() {
                 any = true;
-                match conn.link.interpret(event) {
+                match conn.link.interpret(&conn.session, event) {
                     Meaning::Report(report) => core.handle_report(now, conn_id, report),
                     Meaning::Chat(chat) => chats.received.push(chat),
                     Meaning::Ack(wire_id, accepted) => chats.acknowledged.push((wire_id, accepted)),
@@ -958,6 +971,7 @@ fn session_config() -> ricochet_proto::SessionConfig {
     let mut config = ricochet_proto::SessionConfig::default();
     config.unknown_purpose_timeout = limits.authentication_timeout;
     config.max_incoming_transfers = limits.max_incoming_transfers;
+    config.private_endpoint = true;
     config
 }
 

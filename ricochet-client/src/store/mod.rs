@@ -24,6 +24,8 @@ mod thread;
 
 pub(crate) use thread::{Import, StoreHandle, gone, open};
 
+use ricochet_proto::message::private_endpoint::PrivateEndpoint;
+
 use crate::core::io::{
     ContactRow, ContactState, OutgoingRow, Snapshot, StoreDone, StoreJob, Stored,
 };
@@ -80,6 +82,24 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX messages_by_wire_id ON messages (contact, direction, wire_id);
     CREATE INDEX messages_unfinished ON messages (contact, direction, id)
         WHERE status IN ('queued', 'sent');",
+    // 3: private mode (docs/private-mode.md). `private_mode` has one row:
+    // the key of our contacts-only onion service, the secret our per-contact
+    // client-authorization keys are made from, and whether we accept
+    // contact requests (whether the public service is published).
+    // `contact_endpoints`: what each contact told us of its own private
+    // service.
+    "CREATE TABLE private_mode (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        service_key TEXT NOT NULL,
+        client_auth_seed TEXT NOT NULL,
+        accepting_requests INTEGER NOT NULL DEFAULT 1 CHECK (accepting_requests IN (0, 1))
+    );
+    CREATE TABLE contact_endpoints (
+        contact TEXT PRIMARY KEY,
+        private_address TEXT NOT NULL,
+        client_auth_key TEXT NOT NULL,
+        accepts_requests INTEGER NOT NULL CHECK (accepts_requests IN (0, 1))
+    );",
 ];
 
 /// `messages.direction` of a message we sent.
@@ -105,6 +125,27 @@ fn parse_state(text: &str) -> Result<ContactState, StorageError> {
         other => Err(corrupt(format!("unknown contact state {other:?}"))),
     }
 }
+
+/// Our private-mode secrets and setting (docs/private-mode.md).
+pub(crate) struct PrivateMode {
+    /// The key of our contacts-only onion service.
+    pub(crate) service_key: IdentityKey,
+    /// What our client-authorization key for each contact is made from.
+    pub(crate) client_auth_seed: Zeroizing<[u8; 32]>,
+    /// Whether our public service is published.
+    pub(crate) accepting_requests: bool,
+}
+
+impl fmt::Debug for PrivateMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateMode")
+            .field("address", &self.service_key.service_id())
+            .field("accepting_requests", &self.accepting_requests)
+            .finish_non_exhaustive()
+    }
+}
+
+const BASE32: base32::Alphabet = base32::Alphabet::Rfc4648Lower { padding: false };
 
 fn corrupt(what: impl Into<String>) -> StorageError {
     StorageError::Corrupt { what: what.into() }
@@ -370,6 +411,143 @@ impl Store {
         tx.commit()
     }
 
+    // ----- private mode -------------------------------------------------
+
+    /// Our private-mode secrets, made (from the operating system's RNG) on
+    /// first use.
+    pub(crate) fn private_mode(&self) -> Result<PrivateMode, StorageError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT service_key, client_auth_seed, accepting_requests
+                 FROM private_mode WHERE only_row = 1",
+                [],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0).map(Zeroizing::new)?,
+                        row.get::<_, String>(1).map(Zeroizing::new)?,
+                        row.get::<_, bool>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((key, seed, accepting_requests)) = row {
+            let service_key = IdentityKey::from_tor_key_blob(&key)
+                .ok()
+                .filter(|key| key.generation() == Generation::V3)
+                .ok_or_else(|| corrupt("the stored private service key is invalid"))?;
+            let mut client_auth_seed = Zeroizing::new([0; 32]);
+            let decoded = base32::decode(BASE32, &seed).map(Zeroizing::new);
+            match decoded {
+                Some(bytes) if bytes.len() == 32 => client_auth_seed.copy_from_slice(&bytes),
+                _ => return Err(corrupt("the stored client-authorization seed is invalid")),
+            }
+            return Ok(PrivateMode {
+                service_key,
+                client_auth_seed,
+                accepting_requests,
+            });
+        }
+        let service_key = IdentityKey::generate(Generation::V3)
+            .map_err(|error| corrupt(format!("cannot make a private service key: {error}")))?;
+        let seed = ricochet_identity::ClientAuthSecretKey::generate()
+            .map_err(|error| corrupt(format!("cannot make a seed: {error}")))?;
+        let mut client_auth_seed = Zeroizing::new([0; 32]);
+        client_auth_seed.copy_from_slice(seed.as_bytes());
+        let blob = service_key.to_tor_key_blob().map_err(|error| {
+            corrupt(format!(
+                "the private service key cannot be encoded: {error}"
+            ))
+        })?;
+        let seed_text = Zeroizing::new(base32::encode(BASE32, client_auth_seed.as_ref()));
+        self.conn().execute(
+            "INSERT INTO private_mode (only_row, service_key, client_auth_seed) VALUES (1, ?1, ?2)",
+            params![blob.as_str(), seed_text.as_str()],
+        )?;
+        Ok(PrivateMode {
+            service_key,
+            client_auth_seed,
+            accepting_requests: true,
+        })
+    }
+
+    /// Whether we accept contact requests (publish the public service).
+    pub(crate) fn set_accepting_requests(&self, accepting: bool) -> Result<(), StorageError> {
+        let changed = self.conn().execute(
+            "UPDATE private_mode SET accepting_requests = ?1 WHERE only_row = 1",
+            [accepting],
+        )?;
+        if changed == 0 {
+            return Err(corrupt("the profile has no private mode row"));
+        }
+        Ok(())
+    }
+
+    /// What each contact told us of its private service.
+    pub(crate) fn endpoints(&self) -> Result<Vec<(ServiceId, PrivateEndpoint)>, StorageError> {
+        let mut statement = self.conn().prepare(
+            "SELECT contact, private_address, client_auth_key, accepts_requests
+             FROM contact_endpoints ORDER BY contact",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
+            ))
+        })?;
+        let mut endpoints = Vec::new();
+        for row in rows {
+            let (contact, address, key, accepts_contact_requests) = row?;
+            let client_auth_key = key.parse().map_err(|error| {
+                corrupt(format!("stored client-authorization key {key:?}: {error}"))
+            })?;
+            endpoints.push((
+                parse_id(&contact)?,
+                PrivateEndpoint {
+                    private_address: parse_id(&address)?,
+                    client_auth_key,
+                    accepts_contact_requests,
+                },
+            ));
+        }
+        Ok(endpoints)
+    }
+
+    /// Keeps what `contact` told us of its private service.
+    pub(crate) fn set_endpoint(
+        &self,
+        contact: &ServiceId,
+        endpoint: &PrivateEndpoint,
+    ) -> Result<(), StorageError> {
+        self.conn().execute(
+            "INSERT INTO contact_endpoints
+                 (contact, private_address, client_auth_key, accepts_requests)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (contact) DO UPDATE SET
+                 private_address = excluded.private_address,
+                 client_auth_key = excluded.client_auth_key,
+                 accepts_requests = excluded.accepts_requests",
+            params![
+                contact.to_string(),
+                endpoint.private_address.to_string(),
+                endpoint.client_auth_key.to_string(),
+                endpoint.accepts_contact_requests,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets `contact`'s private service (it was removed or blocked).
+    fn remove_endpoint(&self, contact: &ServiceId) -> Result<(), StorageError> {
+        self.conn().execute(
+            "DELETE FROM contact_endpoints WHERE contact = ?1",
+            [contact.to_string()],
+        )?;
+        Ok(())
+    }
+
     // ----- contacts -----------------------------------------------------
 
     /// The contact list, in the order the contacts were added.
@@ -461,6 +639,7 @@ impl Store {
     pub(crate) fn remove_contact(&self, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
         let tx = self.atomic()?;
         tx.execute("DELETE FROM contacts WHERE id = ?1", [id.to_string()])?;
+        self.remove_endpoint(id)?;
         let failed = fail_unfinished_in(&tx, id)?;
         tx.commit()?;
         Ok(failed)
@@ -969,6 +1148,7 @@ impl Store {
             contacts: self.contacts()?,
             blocked: self.blocked()?,
             requests: self.incoming_requests()?,
+            endpoints: self.endpoints()?,
         })
     }
 
@@ -1059,6 +1239,7 @@ impl Store {
             }
             StoreJob::Block { id, .. } => {
                 self.block(id)?;
+                self.remove_endpoint(id)?;
                 self.remove_incoming_request(id)?;
                 Stored::Failed(self.fail_unfinished(id)?)
             }
@@ -1072,6 +1253,14 @@ impl Store {
             }
             StoreJob::RemoveRequest(id) => {
                 self.remove_incoming_request(id)?;
+                Stored::Done
+            }
+            StoreJob::SetEndpoint { contact, endpoint } => {
+                self.set_endpoint(contact, endpoint)?;
+                Stored::Done
+            }
+            StoreJob::SetAcceptingRequests { accepting, .. } => {
+                self.set_accepting_requests(*accepting)?;
                 Stored::Done
             }
             StoreJob::Queue {

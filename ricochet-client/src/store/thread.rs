@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ricochet_identity::{Generation, IdentityKey};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Store;
+use super::{PrivateMode, Store};
 use crate::core::io::{Snapshot, StoreDone, StoreJob};
 use crate::error::{ClientError, StorageError};
 use crate::import::{ImportError, RefreshProfile};
@@ -60,6 +60,8 @@ pub(crate) struct Opened {
     pub(crate) done: mpsc::UnboundedReceiver<Vec<StoreDone>>,
     /// Our identities, in the order of the generations asked for.
     pub(crate) identities: Vec<IdentityKey>,
+    /// Private mode, for a profile with a v3 identity.
+    pub(crate) private: Option<PrivateMode>,
     pub(crate) snapshot: Snapshot,
 }
 
@@ -81,8 +83,8 @@ pub(crate) async fn open(
         .name("ricochet-store".to_owned())
         .spawn(move || {
             let store = match prepare(&profile_dir, &path, &generations, keys, import) {
-                Ok((store, identities, snapshot)) => {
-                    if ready_tx.send(Ok((identities, snapshot))).is_err() {
+                Ok((store, prepared)) => {
+                    if ready_tx.send(Ok(prepared)).is_err() {
                         return;
                     }
                     store
@@ -100,11 +102,12 @@ pub(crate) async fn open(
             source,
         }));
     }
-    let (identities, snapshot) = ready_rx.await.map_err(|_| ClientError::Shutdown)??;
+    let (identities, private, snapshot) = ready_rx.await.map_err(|_| ClientError::Shutdown)??;
     Ok(Opened {
         store: StoreHandle { jobs: jobs_tx },
         done: done_rx,
         identities,
+        private,
         snapshot,
     })
 }
@@ -116,7 +119,7 @@ fn prepare(
     generations: &[Generation],
     mut keys: Vec<IdentityKey>,
     import: Option<Import>,
-) -> Result<(Store, Vec<IdentityKey>, Snapshot), ClientError> {
+) -> Result<(Store, Prepared), ClientError> {
     create_profile_dir(profile_dir)?;
     let store = Store::open(path)?;
     if let Some(import) = import {
@@ -148,9 +151,17 @@ fn prepare(
         };
         identities.push(key);
     }
+    let private = if generations.contains(&Generation::V3) {
+        Some(store.private_mode()?)
+    } else {
+        None
+    };
     let snapshot = store.snapshot()?;
-    Ok((store, identities, snapshot))
+    Ok((store, (identities, private, snapshot)))
 }
+
+/// What the store thread hands over once the profile is open.
+type Prepared = (Vec<IdentityKey>, Option<PrivateMode>, Snapshot);
 
 /// A Ricochet Refresh profile to import into a new profile.
 #[derive(Debug)]

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+pub mod private;
 pub mod raw;
 
 use std::future::Future;

@@ -13,6 +13,7 @@
 //!   uint32 version = 1;          // 1
 //!   string private_address = 2;  // 56 lowercase base32 characters, no ".onion"
 //!   bytes client_auth_key = 3;   // 32 bytes, x25519
+//!   bool accepts_contact_requests = 4;  // absent: true
 //! }
 //! ```
 
@@ -39,6 +40,12 @@ pub struct PrivateEndpoint {
     /// The public half of the client-authorization key the sender uses to
     /// reach the receiver's private service: the receiver authorises it.
     pub client_auth_key: ClientAuthPublicKey,
+    /// Whether the sender's public service is published (it accepts
+    /// contact requests). While it is not, the receiver dials only the
+    /// private address. Absent on the wire means `true`, and `true` is not
+    /// written, so the packet of a sender that accepts requests is the
+    /// same as without the field.
+    pub accepts_contact_requests: bool,
 }
 
 impl PrivateEndpoint {
@@ -81,6 +88,7 @@ impl PrivateEndpoint {
         Ok(Self {
             private_address,
             client_auth_key: ClientAuthPublicKey::from_bytes(key),
+            accepts_contact_requests: message.accepts_contact_requests.unwrap_or(true),
         })
     }
 
@@ -90,6 +98,7 @@ impl PrivateEndpoint {
             version: Some(PRIVATE_ENDPOINT_VERSION),
             private_address: Some(self.private_address.to_string()),
             client_auth_key: Some(Bytes::copy_from_slice(self.client_auth_key.as_bytes())),
+            accepts_contact_requests: (!self.accepts_contact_requests).then_some(false),
         })
     }
 }

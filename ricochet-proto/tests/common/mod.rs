@@ -136,6 +136,7 @@ pub fn endpoint(seed: u8) -> PrivateEndpoint {
     PrivateEndpoint {
         private_address: IdentityKey::V3(V3IdentityKey::from_seed(&[seed; 32])).service_id(),
         client_auth_key: ClientAuthSecretKey::from_bytes([seed ^ 0xFF; 32]).public_key(),
+        accepts_contact_requests: seed.is_multiple_of(2),
     }
 }
 
@@ -159,6 +160,7 @@ pub fn vector_endpoint() -> PrivateEndpoint {
     PrivateEndpoint {
         private_address,
         client_auth_key: ClientAuthSecretKey::from_bytes(alice).public_key(),
+        accepts_contact_requests: true,
     }
 }
 
