@@ -101,8 +101,9 @@ pub(crate) struct Services {
     pub(crate) private: watch::Receiver<ServiceStatus>,
 }
 
-/// New streams from our services, with the identity they reached.
-type Incoming = mpsc::Sender<(Arc<IdentityKey>, BoxStream)>;
+/// New streams from our services: the identity they reached, whether
+/// through the public service, and the stream.
+type Incoming = mpsc::Sender<(Arc<IdentityKey>, bool, BoxStream)>;
 
 fn now() -> Now {
     Now {
@@ -361,7 +362,8 @@ impl Host {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(stream) => {
-                        if self.incoming.send((self.identity.clone(), stream)).await.is_err() {
+                        let via_public = matches!(self.label, ServiceLabel::Public(_));
+                        if self.incoming.send((self.identity.clone(), via_public, stream)).await.is_err() {
                             return;
                         }
                     }
@@ -463,7 +465,7 @@ impl Driver {
         mut self,
         mut calls: mpsc::UnboundedReceiver<Call>,
         mut reports: mpsc::Receiver<Upcall>,
-        mut incoming: mpsc::Receiver<(Arc<IdentityKey>, BoxStream)>,
+        mut incoming: mpsc::Receiver<(Arc<IdentityKey>, bool, BoxStream)>,
         mut store_done: mpsc::UnboundedReceiver<Vec<StoreDone>>,
     ) {
         let mut shutdown_reply = None;
@@ -510,7 +512,9 @@ impl Driver {
                         }
                     }
                 }
-                Some((identity, stream)) = incoming.recv() => self.accept(identity, stream),
+                Some((identity, via_public, stream)) = incoming.recv() => {
+                    self.accept(identity, via_public, stream);
+                }
                 done = store_done.recv() => match done {
                     Some(done) => self.store_done(done),
                     None => {
@@ -587,8 +591,8 @@ impl Driver {
         }
     }
 
-    fn accept(&mut self, identity: Arc<IdentityKey>, stream: BoxStream) {
-        if let Some(conn) = self.core.handle_incoming(now()) {
+    fn accept(&mut self, identity: Arc<IdentityKey>, via_public: bool, stream: BoxStream) {
+        if let Some(conn) = self.core.handle_incoming(now(), via_public) {
             self.spawn(conn, identity, Origin::Accepted(stream));
         }
     }

@@ -323,6 +323,43 @@ async fn private_mode<A: Transport, B: Transport, B2: Transport>(
 
     let stranger = arti(dir, "stranger", net);
     stranger.bootstrap().await.unwrap();
+
+    // Carol runs a client without the extension (a scripted session with
+    // the default configuration): she becomes Alice's contact over the
+    // public service and chats, and Alice reports her as cut off by
+    // private mode.
+    let carol_key = std::sync::Arc::new(
+        ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3).unwrap(),
+    );
+    let carol_id = ricochet_client::RicochetId::from(carol_key.service_id());
+    let stream = stranger
+        .connect(
+            alice_id.service_id(),
+            ricochet_client::transport::RICOCHET_PORT,
+        )
+        .await
+        .unwrap();
+    let mut carol =
+        common::session_peer::SessionPeer::client(stream, carol_key, *alice_id.service_id());
+    let patience = alice.patience;
+    let accept = async {
+        let request = alice.expect_request().await;
+        assert_eq!(request.sender(), carol_id);
+        request.accept("carol").await.unwrap();
+    };
+    tokio::join!(
+        carol.become_contact("hello from an old client", patience),
+        accept
+    );
+    carol.chat("still on Refresh", patience).await;
+    assert_eq!(alice.expect_message(carol_id).await, "still on Refresh");
+    let cut_off = state(&alice).await.public_only;
+    assert_eq!(
+        cut_off.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [carol_id],
+        "the peer without the extension would be cut off"
+    );
+    assert!(!carol.offered_unknown_channels(), "{:?}", carol.seen);
     let absent: ServiceId = ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3)
         .unwrap()
         .service_id();
@@ -331,6 +368,12 @@ async fn private_mode<A: Transport, B: Transport, B2: Transport>(
     requests_off(&mut alice).await;
     requests_off(&mut bob).await;
     let off = Instant::now();
+    // The stranger's Tor still holds the rendezvous circuit of Carol's
+    // connection to Alice's public service: withdrawing the service closes
+    // it (the system tor backend closes it by hand; arti with the
+    // service), as a client going offline does. Give the close a moment
+    // to reach the stranger.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let public = strangers_dial(&stranger, alice_id.service_id()).await;
     let private = strangers_dial(&stranger, &alice_private).await;
     eprintln!(
@@ -359,6 +402,27 @@ async fn private_mode<A: Transport, B: Transport, B2: Transport>(
     eprintln!(
         "{backend}: after Bob's restart, chat and a file through the private services in {:?}",
         restarted.elapsed()
+    );
+
+    // Alice removes Bob: his key leaves her authorised set, which is then
+    // empty, so her private service goes down and Bob's dials fail.
+    alice.client.remove_contact(bob.id()).await.unwrap();
+    let removed = Instant::now();
+    bob.expect("Bob's dial of Alice failing", |event| match event {
+        Event::DialFailed { contact, error, .. } if contact == alice_id => {
+            eprintln!("{backend}: Bob's dial after the removal: {error}");
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        alice.client.private_service_status(),
+        ServiceStatus::Stopped
+    );
+    eprintln!(
+        "{backend}: Bob's first failed dial {:?} after the removal",
+        removed.elapsed()
     );
     alice.client.shutdown().await;
     bob.client.shutdown().await;

@@ -45,6 +45,8 @@ pub(crate) struct Link {
     pub(crate) chat_channel_closures: u32,
     /// The peer takes our private endpoint (docs/private-mode.md).
     pub(crate) private_endpoint: bool,
+    /// Inbound through our public service (not the private one).
+    pub(crate) via_public: bool,
 }
 
 /// The connections of one peer, and its dial schedule.
@@ -184,6 +186,7 @@ impl Links {
                 request_answered: false,
                 chat_channel_closures: 0,
                 private_endpoint: false,
+                via_public: false,
             },
         );
         id

@@ -375,15 +375,16 @@ impl Core {
 
     /// A peer connected to us: the number of its connection, or `None` to
     /// drop it (too many without a purpose yet, §11.3, or shutting down).
-    pub(crate) fn handle_incoming(&mut self, now: Now) -> Option<ConnId> {
+    pub(crate) fn handle_incoming(&mut self, now: Now, via_public: bool) -> Option<ConnId> {
         if self.closing {
             return None;
         }
         let conn = self
             .links
             .accept(now.instant, self.limits.max_unauthenticated_connections);
-        if conn.is_none() {
-            debug!("too many unauthenticated connections; dropping a new one");
+        match conn.and_then(|conn| self.links.get_mut(conn)) {
+            Some(link) => link.via_public = via_public,
+            None => debug!("too many unauthenticated connections; dropping a new one"),
         }
         conn
     }
@@ -1236,6 +1237,17 @@ impl Core {
         info!(accepting, "accepting contact requests");
         self.private.set_accepting_requests(accepting);
         self.announce_services();
+        if !accepting {
+            // Whoever is connected through the public service could tell
+            // that we are still online, and its Tor keeps the circuit: those
+            // connections end with the service (contacts that can reconnect
+            // through the private one do so).
+            for conn in self.links.ids() {
+                if self.links.get(conn).is_some_and(|c| c.via_public) {
+                    self.close(conn);
+                }
+            }
+        }
         let ids: Vec<ServiceId> = self.book.ids().collect();
         for id in ids {
             if let Some(conn) = self.links.active(&id) {

@@ -568,7 +568,7 @@ impl Sim {
         let accepted = self.nodes[target]
             .up
             .as_mut()
-            .and_then(|up| up.core.handle_incoming(now));
+            .and_then(|up| up.core.handle_incoming(now, true));
         let Some(server_conn) = accepted else {
             self.note(format!(
                 "node{index} conn {conn}: node{target} drops the connection"

@@ -11,6 +11,7 @@
 
 pub mod private;
 pub mod raw;
+pub mod session_peer;
 
 use std::future::Future;
 use std::path::Path;

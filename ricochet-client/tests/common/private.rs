@@ -76,7 +76,10 @@ pub async fn strangers_dial<T: Transport>(stranger: &T, id: &ServiceId) -> Error
     let Err(error) = stranger.connect(id, RICOCHET_PORT).await else {
         panic!("a stranger reached {id}")
     };
-    eprintln!("a stranger's dial of {id}: {error}");
+    eprintln!(
+        "a stranger's dial of {id}: {}",
+        ricochet_client::ErrorChain(&error)
+    );
     error.kind()
 }
 

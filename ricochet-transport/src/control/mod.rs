@@ -29,7 +29,7 @@ pub use process::TorLaunch;
 
 use self::connection::ControlConnection;
 use self::process::TorProcess;
-use self::reply::{bootstrap_phase, hs_desc_event};
+use self::reply::{bootstrap_phase, hs_desc_event, service_rendezvous_circuits};
 use crate::{BootstrapStatus, ErrorChain, Listener, ServiceStatus, Transport, TransportError};
 
 /// Where tor's control port is.
@@ -513,7 +513,10 @@ async fn follow_descriptor(
     let address = id.to_string();
     loop {
         let event = tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => {
+                withdraw(&mut control, &address).await;
+                return;
+            }
             Some((authorized, done)) = changes.recv() => {
                 let result = async {
                     control
@@ -566,6 +569,40 @@ async fn follow_descriptor(
         }
     }
 }
+
+/// Takes the service down now: `DEL_ONION`, then closes its rendezvous
+/// circuits. Tor keeps those after `DEL_ONION` "for existing connections
+/// to finish", and a client that holds one gets a stream refused on it (an
+/// `END` cell) instead of the failure of a service that is not there: it
+/// could tell a withdrawn service (a client that stopped accepting contact
+/// requests) from one whose owner is offline. Best effort, bounded: the
+/// connection closes right after, which removes the service anyway.
+async fn withdraw(control: &mut ControlConnection, address: &str) {
+    let work = async {
+        control
+            .command_ok("DEL_ONION", &format!("DEL_ONION {address}"))
+            .await?;
+        let reply = control
+            .command_ok("GETINFO circuit-status", "GETINFO circuit-status")
+            .await?;
+        let status = reply.value("circuit-status").unwrap_or_default();
+        for circuit in service_rendezvous_circuits(&status, address) {
+            // A circuit that closed meanwhile is an error we do not mind.
+            let _ = control.command(&format!("CLOSECIRCUIT {circuit}")).await;
+        }
+        Ok::<(), TransportError>(())
+    };
+    match tokio::time::timeout(WITHDRAW_TIMEOUT, work).await {
+        Ok(Ok(())) => tracing::debug!(service = %address, "onion service withdrawn"),
+        Ok(Err(error)) => {
+            tracing::debug!(service = %address, error = %ErrorChain(&error), "withdrawing the onion service failed");
+        }
+        Err(_) => tracing::debug!(service = %address, "withdrawing the onion service timed out"),
+    }
+}
+
+/// How long [`withdraw`] may take.
+const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Maps a SOCKS failure to our kinds. With tor's `ExtendedErrors`, onion
 /// failures have codes of their own; without, they are general failures.

@@ -303,6 +303,22 @@ pub struct HsDescEvent {
     pub reason: Option<String>,
 }
 
+/// The ids of the rendezvous circuits of our onion service `address` (bare,
+/// no `.onion`) in the lines of `GETINFO circuit-status` (control-spec
+/// §4.1.1: `<id> <status> [path] … PURPOSE=HS_SERVICE_REND …
+/// REND_QUERY=<address> …`).
+pub fn service_rendezvous_circuits(circuit_status: &str, address: &str) -> Vec<String> {
+    circuit_status
+        .lines()
+        .filter_map(|line| {
+            let (id, rest) = line.split_once(' ')?;
+            let words = keywords(rest);
+            let has = |key: &str, value: &str| words.iter().any(|(k, v)| k == key && v == value);
+            (has("PURPOSE", "HS_SERVICE_REND") && has("REND_QUERY", address)).then(|| id.to_owned())
+        })
+        .collect()
+}
+
 /// The `HS_DESC` event in `reply`, if it is one:
 /// `650 HS_DESC UPLOADED <address> <auth> <hsdir> …`.
 pub fn hs_desc_event(reply: &Reply) -> Option<HsDescEvent> {
@@ -331,6 +347,18 @@ pub fn hs_desc_event(reply: &Reply) -> Option<HsDescEvent> {
 #[allow(clippy::indexing_slicing)]
 mod test {
     use super::*;
+
+    #[test]
+    fn rendezvous_circuits_of_one_service() {
+        let status = "\
+7 BUILT $A~a,$B~b BUILD_FLAGS=IS_INTERNAL,NEED_CAPACITY PURPOSE=HS_SERVICE_REND HS_STATE=HSSR_JOINED REND_QUERY=ours TIME_CREATED=2026-12-06T10:00:00.000000
+8 BUILT $A~a BUILD_FLAGS=IS_INTERNAL PURPOSE=HS_SERVICE_INTRO HS_STATE=HSSI_ESTABLISHED REND_QUERY=ours
+9 BUILT $C~c PURPOSE=HS_SERVICE_REND HS_STATE=HSSR_JOINED REND_QUERY=theirs
+10 EXTENDED $D~d PURPOSE=HS_SERVICE_REND HS_STATE=HSSR_CONNECTING REND_QUERY=ours
+11 BUILT $E~e PURPOSE=GENERAL";
+        assert_eq!(service_rendezvous_circuits(status, "ours"), ["7", "10"]);
+        assert!(service_rendezvous_circuits("", "ours").is_empty());
+    }
 
     #[test]
     fn hs_desc_events() {
