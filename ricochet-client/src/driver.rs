@@ -39,6 +39,9 @@ use crate::error::ClientError;
 use crate::model::{MessageId, MessageStatus};
 use crate::store::{self, StoreHandle};
 
+/// The most authorised clients a v3 descriptor reliably holds (arti's
+/// recommendation, from the 50 kB descriptor limit; docs/private-mode.md).
+const MAX_AUTHORIZED: usize = 160;
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Reports a connection may queue before it waits for the driver.
@@ -721,6 +724,13 @@ impl Driver {
         let Some(private) = &mut self.private else {
             return;
         };
+        if authorized.len() > MAX_AUTHORIZED && private.authorized.len() <= MAX_AUTHORIZED {
+            warn!(
+                clients = authorized.len(),
+                "more private contacts than an onion service descriptor reliably holds \
+                 ({MAX_AUTHORIZED}); some may fail to reach our private service"
+            );
+        }
         if authorized.is_empty() {
             if private.hosted.take().is_some() {
                 info!("our private service is down: no contact holds a key to it");

@@ -1,4 +1,5 @@
-//! Secrets stay secret: no identity key in logs (at TRACE level) or in
+//! Secrets stay secret: no identity key, private service key or
+//! client-authorization seed in logs (at TRACE level) or in
 //! `Debug` output, and the profile is private on disk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,16 +27,26 @@ impl Write for Captured {
     }
 }
 
-/// The secret parts of the Tor key blobs stored in a profile.
+/// The secrets stored in a profile: the secret parts of the Tor key blobs
+/// (identities and the private service), and the seed of our
+/// client-authorization keys.
 fn stored_secrets(profile: &std::path::Path) -> Vec<String> {
     let db = rusqlite::Connection::open(profile.join(ricochet_client::PROFILE_DATABASE)).unwrap();
-    let mut query = db.prepare("SELECT key FROM identities").unwrap();
+    let mut query = db
+        .prepare(
+            "SELECT key FROM identities
+             UNION ALL SELECT service_key FROM private_mode
+             UNION ALL SELECT client_auth_seed FROM private_mode",
+        )
+        .unwrap();
     query
         .query_map([], |row| row.get::<_, String>(0))
         .unwrap()
         .map(|blob| {
             let blob = blob.unwrap();
-            let (_, secret) = blob.split_once(':').unwrap();
+            let secret = blob
+                .split_once(':')
+                .map_or(blob.as_str(), |(_, secret)| secret);
             secret.trim().to_owned()
         })
         .collect()
@@ -75,7 +86,11 @@ async fn keys_never_reach_logs_or_debug_output_and_files_are_private() {
         .iter()
         .flat_map(|profile| stored_secrets(profile))
         .collect();
-    assert_eq!(secrets.len(), 4, "a v3 and a v2 key per profile");
+    assert_eq!(
+        secrets.len(),
+        8,
+        "a v3 and a v2 identity key, a private service key and a seed per profile"
+    );
     for secret in &secrets {
         // Any 24-character piece of the base64 secret would be a leak.
         for start in (0..secret.len().saturating_sub(24)).step_by(24) {

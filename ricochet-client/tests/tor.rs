@@ -463,3 +463,148 @@ async fn private_mode_over_arti() {
     )
     .await;
 }
+
+/// Removing a contact on the private Tor network (docs/private-mode.md):
+/// Alice has Bob and Carol as private contacts, requests off; she removes
+/// Bob while he is offline. Once her service's next descriptor is up, Bob
+/// (restarted with a Tor client that has nothing cached) cannot find it,
+/// while Carol (restarted the same way) still reaches her. `settle`: how
+/// long after the new descriptor is reported the test waits, for a backend
+/// whose report may come before the upload.
+#[cfg(feature = "arti")]
+async fn removal<A: Transport, B: Transport, C: Transport, B2: Transport, C2: Transport>(
+    backend: &str,
+    dir: &Path,
+    settle: Duration,
+    alice: A,
+    (bob, bob_again): (B, impl FnOnce() -> B2),
+    (carol, carol_again): (C, impl FnOnce() -> C2),
+) {
+    use common::private::{exchange_endpoints, requests_off, state};
+
+    let started = Instant::now();
+    let (alice_dir, bob_dir, carol_dir) = (dir.join("alice"), dir.join("bob"), dir.join("carol"));
+    let (mut alice, mut bob, mut carol) = tokio::join!(
+        start_on(&alice_dir, alice),
+        start_on(&bob_dir, bob),
+        start_on(&carol_dir, carol),
+    );
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+    common::befriend(&mut alice, &mut bob).await;
+    common::befriend(&mut alice, &mut carol).await;
+    exchange_endpoints(&mut alice, &mut bob).await;
+    exchange_endpoints(&mut alice, &mut carol).await;
+    requests_off(&mut alice).await;
+    eprintln!(
+        "{backend}: Bob and Carol are private contacts of Alice after {:?}",
+        started.elapsed()
+    );
+
+    bob.client.shutdown().await;
+    drop(bob);
+    alice.drain().await;
+    alice.client.remove_contact(bob_id).await.unwrap();
+    let removed = Instant::now();
+    assert_eq!(state(&alice).await.reachable_privately.len(), 1);
+    // The new descriptor, for Carol's key only.
+    alice
+        .expect("the new set taken", |event| match event {
+            Event::PrivateServiceStatusChanged {
+                status: ServiceStatus::Publishing,
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+    alice
+        .expect("the new descriptor uploaded", |event| match event {
+            Event::PrivateServiceStatusChanged {
+                status: ServiceStatus::Published,
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+    eprintln!(
+        "{backend}: new descriptor reported {:?} after the removal",
+        removed.elapsed()
+    );
+    tokio::time::sleep(settle).await;
+
+    let mut bob = start_on(&bob_dir, bob_again()).await;
+    let error = bob
+        .expect("Bob's dial of Alice failing", |event| match event {
+            Event::DialFailed { contact, error, .. } if contact == alice_id => Some(error),
+            _ => None,
+        })
+        .await;
+    eprintln!(
+        "{backend}: Bob's dial: {}",
+        ricochet_client::ErrorChain(&*error)
+    );
+    assert_eq!(
+        error.kind(),
+        ricochet_client::transport::ErrorKind::Unreachable
+    );
+
+    carol.client.shutdown().await;
+    drop(carol);
+    let carol_restarted = Instant::now();
+    let mut carol = start_on(&carol_dir, carol_again()).await;
+    carol
+        .expect_status(alice_id, ricochet_client::ContactStatus::Online)
+        .await;
+    eprintln!(
+        "{backend}: Carol reached Alice {:?} after her restart",
+        carol_restarted.elapsed()
+    );
+    assert_eq!(
+        bob.client.contact(alice_id).await.unwrap().unwrap().status,
+        ricochet_client::ContactStatus::Offline
+    );
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    carol.client.shutdown().await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_contact_is_no_longer_authorised_over_system_tor() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    // Bob on the other tor; Carol on arti, since one tor holds one
+    // client-authorization key per onion address.
+    removal(
+        "system tor",
+        path,
+        Duration::ZERO,
+        system_tor(net.hs_control),
+        (system_tor(net.cl_control), || arti(path, "bob-fresh", net)),
+        (arti(path, "carol", net), || arti(path, "carol-fresh", net)),
+    )
+    .await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_contact_is_no_longer_authorised_over_arti() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    // arti reports no upload: after a change of the authorised set its
+    // status may say running on the old descriptor, and it uploads at most
+    // once a minute (its rate limit), so the new descriptor is up within
+    // about a minute of the report.
+    removal(
+        "arti",
+        path,
+        Duration::from_secs(75),
+        arti(path, "alice", net),
+        (arti(path, "bob", net), || arti(path, "bob-fresh", net)),
+        (arti(path, "carol", net), || arti(path, "carol-fresh", net)),
+    )
+    .await;
+}

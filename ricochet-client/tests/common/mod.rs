@@ -60,6 +60,13 @@ impl Peer {
         }
     }
 
+    /// Drops the events that came so far.
+    pub async fn drain(&mut self) {
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(20), self.events.next()).await
+        {}
+    }
+
     /// Waits until `contact` has `status`.
     pub async fn expect_status(&mut self, contact: RicochetId, status: ContactStatus) {
         if self
