@@ -350,6 +350,16 @@ impl Host {
         };
         let mut listener = match launched {
             Ok(listener) => listener,
+            // A transport of the application's that cannot host a service
+            // for authorised clients only: contacts reach us publicly.
+            Err(error)
+                if matches!(self.label, ServiceLabel::Private)
+                    && error.kind() == ricochet_transport::ErrorKind::Configuration =>
+            {
+                warn!(error = %ErrorChain(&error), "no private service: this transport cannot host one");
+                self.show(ServiceStatus::Stopped);
+                return;
+            }
             Err(error) => {
                 warn!(error = %ErrorChain(&error), "cannot publish our service");
                 self.show(ServiceStatus::Failed {

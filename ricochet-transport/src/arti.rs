@@ -450,7 +450,12 @@ impl ArtiTransport {
         });
         tracing::debug!(%id, port, "arti onion service launched");
         let status = watch::Sender::new(ServiceStatus::Publishing);
-        let status_task = tokio::spawn(follow_status(service.status_events(), status.clone()));
+        let new_descriptor = Arc::new(tokio::sync::Notify::new());
+        let status_task = tokio::spawn(follow_status(
+            service.status_events(),
+            status.clone(),
+            new_descriptor.clone(),
+        ));
         Ok(ArtiListener {
             id,
             onion_address,
@@ -458,6 +463,7 @@ impl ArtiTransport {
             task,
             status,
             status_task,
+            new_descriptor,
             private: authorized.is_some(),
             service: Some(service),
         })
@@ -502,13 +508,59 @@ fn service_config(
 
 /// Turns arti's status of the service into ours: published once arti says
 /// the descriptor is up to date with working introduction points.
+///
+/// After a new authorised set (`new_descriptor`), arti may go on reporting
+/// "running" on the old descriptor until its publisher takes the change
+/// (and it uploads at most once a minute): "published" then waits until
+/// arti has reported the upload pending (bootstrapping) and running again,
+/// or [`NEW_DESCRIPTOR_BOUND`] has passed, since arti sends no event of the
+/// upload itself.
 async fn follow_status(
     mut events: tor_hsservice::status::OnionServiceStatusStream,
     status: watch::Sender<ServiceStatus>,
+    new_descriptor: Arc<tokio::sync::Notify>,
 ) {
     use tor_hsservice::status::State;
     let mut published = false;
-    while let Some(event) = events.next().await {
+    // Since when a new descriptor is due, and whether arti said so.
+    let mut due: Option<(tokio::time::Instant, bool)> = None;
+    let mut last_running = false;
+    loop {
+        let bound = due.map(|(since, _)| since + NEW_DESCRIPTOR_BOUND);
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            () = new_descriptor.notified() => {
+                due = Some((tokio::time::Instant::now(), false));
+                continue;
+            }
+            () = async {
+                match bound {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                due = None;
+                if last_running {
+                    status.send_replace(ServiceStatus::Published);
+                }
+                continue;
+            }
+        };
+        let running = matches!(event.state(), State::Running | State::DegradedReachable);
+        last_running = running;
+        if let Some((_, seen_pending)) = &mut due {
+            if !running {
+                *seen_pending = true;
+            } else if *seen_pending {
+                due = None;
+            } else {
+                // Still the old descriptor.
+                continue;
+            }
+        }
         let problem = || {
             event
                 .current_problem()
@@ -519,11 +571,14 @@ async fn follow_status(
                 published = true;
                 ServiceStatus::Published
             }
+            // arti's first report of a service it is still launching.
+            State::Shutdown if !published => ServiceStatus::Publishing,
             State::Shutdown => ServiceStatus::Failed {
                 reason: "arti shut the onion service down".to_owned(),
             },
             State::Broken => ServiceStatus::Failed { reason: problem() },
-            _ if !published => ServiceStatus::Publishing,
+            // Before the first upload, or while a new descriptor is due.
+            _ if !published || due.is_some() => ServiceStatus::Publishing,
             _ => ServiceStatus::Degraded { reason: problem() },
         };
         status.send_if_modified(|status| {
@@ -533,6 +588,11 @@ async fn follow_status(
         });
     }
 }
+
+/// How long [`follow_status`] waits for arti to report the upload of a new
+/// descriptor before it believes "running" again: twice arti's upload rate
+/// limit (60 s).
+const NEW_DESCRIPTOR_BOUND: Duration = Duration::from_secs(120);
 
 /// Launches the onion service of `key` (whose id is `id`), named
 /// `ricochet-<id>` in arti's keystore and state.
@@ -644,6 +704,9 @@ pub struct ArtiListener {
     status: watch::Sender<ServiceStatus>,
     /// Forwards arti's status events into `status`.
     status_task: JoinHandle<()>,
+    /// Tells `status_task` that a new descriptor is due (a new authorised
+    /// set): "published" then waits for arti to upload it.
+    new_descriptor: Arc<tokio::sync::Notify>,
     /// Published with [`Transport::listen_private`].
     private: bool,
     service: Option<Arc<RunningOnionService>>,
@@ -710,6 +773,7 @@ impl Listener for ArtiListener {
         self.status.send_if_modified(|status| {
             std::mem::replace(status, ServiceStatus::Publishing) != ServiceStatus::Publishing
         });
+        self.new_descriptor.notify_one();
         Ok(())
     }
 }

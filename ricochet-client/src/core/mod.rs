@@ -698,10 +698,13 @@ impl Core {
         if !self.book.is_contact(&peer) || self.book.is_blocked(&peer) {
             return;
         }
+        // Our own address, or anyone's public id, would make us dial a
+        // service that is not the contact's private one.
         if self.private.is_ours(&endpoint.private_address)
             || self.book.is_own(&endpoint.private_address)
+            || self.book.card(&endpoint.private_address).is_some()
         {
-            debug!(%peer, "a private endpoint that is ours; ignored");
+            debug!(%peer, "a private endpoint that names a known id; ignored");
             return;
         }
         if self.private.learn(peer, &endpoint) {

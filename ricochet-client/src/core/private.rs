@@ -179,10 +179,117 @@ fn client_auth_key(seed: &[u8; 32], contact: &ServiceId) -> ClientAuthSecretKey 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::io::{ContactRow, ContactState, Snapshot};
 
     fn id(byte: u8) -> ServiceId {
         ricochet_identity::IdentityKey::V3(ricochet_identity::V3IdentityKey::from_seed(&[byte; 32]))
             .service_id()
+    }
+
+    fn config(accepting_requests: bool) -> PrivateConfig {
+        PrivateConfig {
+            address: id(100),
+            client_auth_seed: Zeroizing::new([9; 32]),
+            accepting_requests,
+        }
+    }
+
+    fn endpoint(byte: u8, accepts_contact_requests: bool) -> PrivateEndpoint {
+        PrivateEndpoint {
+            private_address: id(byte + 50),
+            client_auth_key: ClientAuthSecretKey::from_bytes([byte; 32]).public_key(),
+            accepts_contact_requests,
+        }
+    }
+
+    fn book(contacts: &[(ServiceId, ContactState)]) -> Book {
+        let snapshot = Snapshot {
+            contacts: contacts
+                .iter()
+                .map(|&(id, state)| ContactRow {
+                    id,
+                    nickname: id.to_string(),
+                    state,
+                    request_nickname: String::new(),
+                    request_message: String::new(),
+                })
+                .collect(),
+            ..Snapshot::default()
+        };
+        Book::new(vec![id(99)], snapshot)
+    }
+
+    #[test]
+    fn routes_go_private_first_and_public_only_while_published() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let private = Private::new(
+            Some(config(true)),
+            vec![(a, endpoint(1, true)), (b, endpoint(2, false))],
+        );
+        let route = private.route(&a);
+        assert_eq!(route.private.as_ref().map(|(at, _)| *at), Some(id(51)));
+        assert!(route.public);
+        let route = private.route(&b);
+        assert!(route.private.is_some() && !route.public);
+        let route = private.route(&c);
+        assert!(route.private.is_none() && route.public);
+        // The key of a route is the one whose public half we tell the
+        // contact.
+        let told = private.endpoint_for(&a).unwrap().client_auth_key;
+        let (_, key) = private.route(&a).private.unwrap();
+        assert_eq!(key.public_key(), told);
+        assert!(private.endpoint_for(&a).unwrap().accepts_contact_requests);
+    }
+
+    #[test]
+    fn only_contacts_are_authorised_and_changes_are_announced_once() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let mut private = Private::new(
+            Some(config(true)),
+            vec![
+                (a, endpoint(1, true)),
+                (b, endpoint(2, true)),
+                (c, endpoint(3, true)),
+            ],
+        );
+        let mut book = book(&[
+            (a, ContactState::Contact),
+            (b, ContactState::Rejected),
+            (c, ContactState::Contact),
+        ]);
+        book.block(c);
+        assert_eq!(
+            private.authorized(&book),
+            [endpoint(1, true).client_auth_key]
+        );
+        assert!(matches!(
+            private.services(&book),
+            Some(Output::Services { public: true, ref authorized }) if authorized.len() == 1
+        ));
+        assert!(private.services(&book).is_none(), "said already");
+        private.set_accepting_requests(false);
+        assert!(matches!(
+            private.services(&book),
+            Some(Output::Services { public: false, .. })
+        ));
+        private.forget(&a);
+        assert!(matches!(
+            private.services(&book),
+            Some(Output::Services { ref authorized, .. }) if authorized.is_empty()
+        ));
+    }
+
+    #[test]
+    fn a_profile_without_private_mode_runs_the_public_service_only() {
+        let a = id(1);
+        let mut private = Private::new(None, vec![(a, endpoint(1, false))]);
+        let book = book(&[(a, ContactState::Contact)]);
+        assert!(private.endpoint_for(&a).is_none());
+        assert!(private.route(&a).private.is_none() && private.route(&a).public);
+        assert!(matches!(
+            private.services(&book),
+            Some(Output::Services { public: true, ref authorized }) if authorized.is_empty()
+        ));
     }
 
     #[test]
