@@ -372,9 +372,9 @@ async fn private_mode<A: Transport, B: Transport, B2: Transport>(
     // The stranger's Tor still holds the rendezvous circuit of Carol's
     // connection to Alice's public service. Withdrawing the service closes
     // it: the system tor backend closes it by hand (tor keeps it after
-    // DEL_ONION), arti once the connections on it are closed, which takes
-    // up to `circuit_grace` on a loaded machine; until then a dial on it
-    // fails differently (docs/private-mode.md).
+    // DEL_ONION), arti once the connections on it are closed. Both take a
+    // moment, longer on a loaded machine (`circuit_grace`); until then a
+    // dial on it fails differently (docs/private-mode.md).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let withdrawn = Instant::now();
     let public = loop {
@@ -453,7 +453,7 @@ async fn private_mode_over_system_tor() {
         "system tor",
         dir.path(),
         net,
-        Duration::ZERO,
+        Duration::from_secs(30),
         system_tor(net.hs_control),
         system_tor(net.cl_control),
         || system_tor(net.cl_control),
@@ -564,9 +564,15 @@ async fn removal<A: Transport, B: Transport, C: Transport, B2: Transport, C2: Tr
                 "{backend}: Bob's dial: {}",
                 ricochet_client::ErrorChain(&*error)
             );
-            assert_eq!(
-                error.kind(),
-                ricochet_client::transport::ErrorKind::Unreachable
+            // Not found, or (on a loaded machine) no answer in time: not
+            // refused by a service he reached.
+            assert!(
+                matches!(
+                    error.kind(),
+                    ricochet_client::transport::ErrorKind::Unreachable
+                        | ricochet_client::transport::ErrorKind::TimedOut
+                ),
+                "{error}"
             );
         }
         Err(()) => {
