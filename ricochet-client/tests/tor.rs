@@ -522,15 +522,9 @@ async fn removal<A: Transport, B: Transport, C: Transport, B2: Transport, C2: Tr
     alice.client.remove_contact(bob_id).await.unwrap();
     let removed = Instant::now();
     assert_eq!(state(&alice).await.reachable_privately.len(), 1);
-    // The new descriptor, for Carol's key only.
-    alice
-        .expect("the new set taken", |event| match event {
-            Event::PrivateServiceStatusChanged {
-                status: ServiceStatus::Publishing,
-            } => Some(()),
-            _ => None,
-        })
-        .await;
+    // The new descriptor, for Carol's key only. (The "publishing" in
+    // between may not be seen: the status is a watch, and the system tor
+    // re-adds the service within milliseconds.)
     alice
         .expect("the new descriptor uploaded", |event| match event {
             Event::PrivateServiceStatusChanged {
