@@ -175,11 +175,11 @@ async fn dial(
     route: &Route,
 ) -> Result<BoxStream, TransportError> {
     if let Some((address, key)) = &route.private {
-        let dialled = match transport.set_client_auth(address, Some(key)).await {
-            Ok(()) => transport.connect(address).await,
-            Err(error) => Err(error),
+        let dialled = async {
+            transport.set_client_auth(address, Some(key)).await?;
+            transport.connect(address).await
         };
-        match dialled {
+        match dialled.await {
             Ok(stream) => return Ok(stream),
             Err(error) if !route.public => return Err(error),
             Err(error) => {
