@@ -10,14 +10,15 @@
 //! Ids are stored as canonical bare service ids, times as milliseconds since
 //! the Unix epoch.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 mod thread;
@@ -100,12 +101,61 @@ const MIGRATIONS: &[&str] = &[
         client_auth_key TEXT NOT NULL,
         accepts_requests INTEGER NOT NULL CHECK (accepts_requests IN (0, 1))
     );",
+    // 4: messages shaped for append (BENCHMARKS.md, issue 16). Each row
+    // names its peer by a small number from `peers` instead of the
+    // 56-character id, its status is a number (`STATUS_*`), and two
+    // indexes remain: by peer and direction (history, the resend window,
+    // whose lookups now scan at most the window instead of needing an
+    // index by message id), and the queue (outgoing messages not yet
+    // acknowledged). A peer's number never changes and is never reused: it
+    // outlives the contact, like the history. Message numbers are never
+    // reused either: messages are never deleted, so the largest number
+    // plus one (what SQLite gives without AUTOINCREMENT) is always new.
+    "CREATE TABLE peers (
+        key INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO peers (id) SELECT contact FROM messages GROUP BY contact ORDER BY min(id);
+    CREATE TABLE messages_v4 (
+        id INTEGER PRIMARY KEY,
+        peer INTEGER NOT NULL,
+        direction INTEGER NOT NULL CHECK (direction IN (0, 1)),
+        wire_id INTEGER,
+        text TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        status INTEGER NOT NULL CHECK (status BETWEEN 0 AND 4)
+    );
+    INSERT INTO messages_v4 (id, peer, direction, wire_id, text, time, status)
+        SELECT m.id, p.key, m.direction, m.wire_id, m.text, m.time,
+            CASE m.status
+                WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'acknowledged' THEN 2
+                WHEN 'refused' THEN 3 ELSE 4
+            END
+        FROM messages m JOIN peers p ON p.id = m.contact ORDER BY m.id;
+    DROP TABLE messages;
+    ALTER TABLE messages_v4 RENAME TO messages;
+    CREATE INDEX messages_by_peer ON messages (peer, direction, id);
+    CREATE INDEX messages_queue ON messages (peer, id) WHERE direction = 0 AND status <= 1;",
 ];
 
 /// `messages.direction` of a message we sent.
 const OUTGOING: i64 = 0;
 /// `messages.direction` of a message the contact sent.
 const INCOMING: i64 = 1;
+
+/// `messages.status`: waiting to go out. The queue is every outgoing
+/// message with a status of at most [`STATUS_SENT`] (the `messages_queue`
+/// index, whose condition queries must repeat word for word).
+const STATUS_QUEUED: i64 = 0;
+/// `messages.status`: on the wire, not acknowledged yet. No longer written
+/// ("sent" is kept in memory); older profiles may hold it.
+const STATUS_SENT: i64 = 1;
+/// `messages.status`: acknowledged (outgoing), or received (incoming).
+const STATUS_ACKNOWLEDGED: i64 = 2;
+/// `messages.status`: the peer refused it.
+const STATUS_REFUSED: i64 = 3;
+/// `messages.status`: the contact was removed or blocked before it went.
+const STATUS_GONE: i64 = 4;
 
 const fn state_name(state: ContactState) -> &'static str {
     match state {
@@ -171,6 +221,10 @@ pub(crate) struct Store {
     /// Where new contacts' message numbering starts (see
     /// [`Store::add_contact`]); seeded by a simulation so that it replays.
     first_wire_ids: RefCell<StdRng>,
+    /// The `peers` numbers read so far (see [`Store::known_peer`]).
+    peers: RefCell<HashMap<ServiceId, i64>>,
+    /// Whether a batch's transaction is open ([`Store::run_together`]).
+    in_batch: Cell<bool>,
 }
 
 impl fmt::Debug for Store {
@@ -181,17 +235,22 @@ impl fmt::Debug for Store {
     }
 }
 
-/// A write that takes effect whole or not at all: a savepoint, so that it
-/// nests inside the transaction of a batch of jobs (see [`Store::run_batch`])
-/// as well as standing alone.
+/// A write that takes effect whole or not at all: a savepoint, or, inside
+/// the transaction of a batch of jobs, nothing of its own (see
+/// [`Store::run_together`]: a job that fails there rolls the whole batch
+/// back, and each job runs again alone).
 struct Atomic<'a> {
-    conn: &'a Connection,
+    store: &'a Store,
+    /// Whether this write opened a savepoint (it is not part of a batch).
+    savepoint: bool,
     released: bool,
 }
 
 impl Atomic<'_> {
     fn commit(mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("RELEASE store_write")?;
+        if self.savepoint {
+            self.store.conn.execute_batch("RELEASE store_write")?;
+        }
         self.released = true;
         Ok(())
     }
@@ -201,16 +260,18 @@ impl std::ops::Deref for Atomic<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        self.conn
+        &self.store.conn
     }
 }
 
 impl Drop for Atomic<'_> {
     fn drop(&mut self) {
-        if !self.released {
+        if !self.released && self.savepoint {
             let _ = self
+                .store
                 .conn
                 .execute_batch("ROLLBACK TO store_write; RELEASE store_write");
+            self.store.forget_peers();
         }
     }
 }
@@ -229,12 +290,21 @@ impl Store {
     }
 
     fn atomic(&self) -> Result<Atomic<'_>, StorageError> {
-        let conn = self.conn();
-        conn.execute_batch("SAVEPOINT store_write")?;
+        let savepoint = !self.in_batch.get();
+        if savepoint {
+            self.conn().execute_batch("SAVEPOINT store_write")?;
+        }
         Ok(Atomic {
-            conn,
+            store: self,
+            savepoint,
             released: false,
         })
+    }
+
+    /// Forgets the `peers` numbers read so far: after a rollback, one of
+    /// them may have been given in the write that was undone.
+    fn forget_peers(&self) {
+        self.peers.borrow_mut().clear();
     }
 
     /// Opens the profile database at `path`, creating it (mode 0600) if it
@@ -261,6 +331,8 @@ impl Store {
             conn,
             path: path.to_owned(),
             first_wire_ids: RefCell::new(first_wire_ids),
+            peers: RefCell::new(HashMap::new()),
+            in_batch: Cell::new(false),
         };
         store.lock()?;
         store.conn().pragma_update(None, "synchronous", "NORMAL")?;
@@ -640,7 +712,7 @@ impl Store {
         let tx = self.atomic()?;
         tx.execute("DELETE FROM contacts WHERE id = ?1", [id.to_string()])?;
         self.remove_endpoint(id)?;
-        let failed = fail_unfinished_in(&tx, id)?;
+        let failed = self.fail_unfinished(id)?;
         tx.commit()?;
         Ok(failed)
     }
@@ -648,7 +720,20 @@ impl Store {
     /// Fails a contact's undelivered (queued or sent) messages with
     /// `ContactGone`; returns them, oldest first.
     pub(crate) fn fail_unfinished(&self, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
-        fail_unfinished_in(self.conn(), id)
+        let Some(peer) = self.known_peer(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut statement = self.conn().prepare_cached(
+            "UPDATE messages INDEXED BY messages_queue SET status = ?2
+             WHERE peer = ?1 AND direction = 0 AND status <= 1
+             RETURNING id",
+        )?;
+        let ids = statement.query_map(params![peer, STATUS_GONE], |row| row.get(0))?;
+        let mut failed = ids
+            .map(|id| id.map(MessageId))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        failed.sort_unstable();
+        Ok(failed)
     }
 
     // ----- blocked ids --------------------------------------------------
@@ -757,6 +842,36 @@ impl Store {
 
     // ----- messages -----------------------------------------------------
 
+    /// The number `messages` rows use for `id`, if it has one. Only numbers
+    /// read from the database are remembered, so a number given out in a
+    /// write that is rolled back is never used again from memory.
+    fn known_peer(&self, id: &ServiceId) -> Result<Option<i64>, StorageError> {
+        if let Some(&key) = self.peers.borrow().get(id) {
+            return Ok(Some(key));
+        }
+        let key: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT key FROM peers WHERE id = ?1")?
+            .query_row([id.to_string()], |row| row.get(0))
+            .optional()?;
+        if let Some(key) = key {
+            self.peers.borrow_mut().insert(*id, key);
+        }
+        Ok(key)
+    }
+
+    /// The number `messages` rows use for `id`, given it now if it has none
+    /// (in the caller's transaction).
+    fn peer(&self, id: &ServiceId) -> Result<i64, StorageError> {
+        if let Some(key) = self.known_peer(id)? {
+            return Ok(key);
+        }
+        self.conn()
+            .prepare_cached("INSERT INTO peers (id) VALUES (?1)")?
+            .execute([id.to_string()])?;
+        Ok(self.conn().last_insert_rowid())
+    }
+
     /// Stores outgoing messages to `contact` as queued, in one transaction,
     /// numbered with the contact's next message ids (wrapping after
     /// `u32::MAX`). Returns each message's number and message id, in order.
@@ -775,12 +890,6 @@ impl Store {
         {
             let mut next_of =
                 tx.prepare_cached("SELECT next_wire_id FROM contacts WHERE id = ?1")?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (contact, direction, wire_id, text, time, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued')",
-            )?;
-            let mut advance =
-                tx.prepare_cached("UPDATE contacts SET next_wire_id = ?2 WHERE id = ?1")?;
             let next: Option<i64> = next_of
                 .query_row([&contact_text], |row| row.get(0))
                 .optional()?;
@@ -794,18 +903,25 @@ impl Store {
                     "next message id {next} of {contact} is out of range"
                 ))
             })?;
+            let peer = self.peer(contact)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (peer, direction, wire_id, text, time, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
             for text in texts {
                 insert.execute(params![
-                    contact_text,
+                    peer,
                     OUTGOING,
                     i64::from(wire_id),
                     text,
-                    time
+                    time,
+                    STATUS_QUEUED
                 ])?;
                 queued.push((MessageId(tx.last_insert_rowid()), wire_id));
                 wire_id = wire_id.wrapping_add(1);
             }
-            advance.execute(params![contact_text, i64::from(wire_id)])?;
+            tx.prepare_cached("UPDATE contacts SET next_wire_id = ?2 WHERE id = ?1")?
+                .execute(params![contact_text, i64::from(wire_id)])?;
         }
         tx.commit()?;
         Ok(queued)
@@ -818,7 +934,7 @@ impl Store {
         &self,
         contact: &ServiceId,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
-        self.outgoing_where(contact, "status IN ('queued', 'sent')", i64::MIN, i64::MAX)
+        self.outgoing_where(contact, "TRUE", i64::MIN, i64::MAX)
     }
 
     /// The oldest `limit` queued messages to `contact` with a number after
@@ -831,15 +947,10 @@ impl Store {
     ) -> Result<Vec<OutgoingRow>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let after = after.map_or(i64::MIN, |id| id.0);
-        self.outgoing_where(
-            contact,
-            "status IN ('queued', 'sent') AND status = 'queued'",
-            after,
-            limit,
-        )
+        self.outgoing_where(contact, "status = 0", after, limit)
     }
 
-    /// Outgoing messages to `contact` meeting `condition` (one of a few
+    /// Messages of the queue to `contact` meeting `condition` (one of a few
     /// fixed texts, so that the statement is prepared once) with a number
     /// after `after`, oldest first, at most `limit`.
     fn outgoing_where(
@@ -849,22 +960,24 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<OutgoingRow>, StorageError> {
+        let Some(peer) = self.known_peer(contact)? else {
+            return Ok(Vec::new());
+        };
         let mut statement = self.conn().prepare_cached(&format!(
             // The partial index holds only the queue, so this stays fast
             // however long the history grows.
             "SELECT id, wire_id, text, time, status FROM messages
-             INDEXED BY messages_unfinished
-             WHERE contact = ?1 AND direction = ?2 AND {condition} AND id > ?4
-             ORDER BY id LIMIT ?3"
+             INDEXED BY messages_queue
+             WHERE peer = ?1 AND direction = 0 AND status <= 1 AND {condition} AND id > ?3
+             ORDER BY id LIMIT ?2"
         ))?;
-        let params = params![contact.to_string(), OUTGOING, limit, after];
-        let rows = statement.query_map(params, |row| {
+        let rows = statement.query_map(params![peer, limit, after], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, Option<i64>>(1)?,
                 row.get::<_, String>(2)?,
                 row.get::<_, i64>(3)?,
-                row.get::<_, String>(4)?,
+                row.get::<_, i64>(4)?,
             ))
         })?;
         let mut unfinished = Vec::new();
@@ -878,7 +991,7 @@ impl Store {
                 wire_id,
                 text,
                 time: from_millis(time),
-                status: parse_status(&status)?,
+                status: parse_status(status)?,
             });
         }
         Ok(unfinished)
@@ -891,7 +1004,7 @@ impl Store {
         ids: &[MessageId],
         status: &MessageStatus,
     ) -> Result<(), StorageError> {
-        let status = status_name(status);
+        let status = status_number(status);
         let tx = self.atomic()?;
         {
             let mut update = tx.prepare_cached("UPDATE messages SET status = ?2 WHERE id = ?1")?;
@@ -914,20 +1027,22 @@ impl Store {
         contact: &ServiceId,
         acks: &[(u32, bool, Option<MessageId>)],
     ) -> Result<Vec<(MessageId, MessageStatus)>, StorageError> {
-        let contact_text = contact.to_string();
+        let Some(peer) = self.known_peer(contact)? else {
+            return Ok(Vec::new());
+        };
         let tx = self.atomic()?;
         let mut changed = Vec::with_capacity(acks.len());
         {
             let mut by_id = tx.prepare_cached(
-                "UPDATE messages SET status = ?3 WHERE id = ?1 AND contact = ?2
-                     AND direction = ?4 AND status IN ('queued', 'sent')
+                "UPDATE messages SET status = ?3 WHERE id = ?1 AND peer = ?2
+                     AND direction = 0 AND status <= 1
                  RETURNING id",
             )?;
+            // Only the queue is searched.
             let mut by_wire_id = tx.prepare_cached(
-                "UPDATE messages SET status = ?4 WHERE id = (
-                     SELECT id FROM messages
-                     WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3
-                         AND status IN ('queued', 'sent')
+                "UPDATE messages SET status = ?3 WHERE id = (
+                     SELECT id FROM messages INDEXED BY messages_queue
+                     WHERE peer = ?1 AND direction = 0 AND status <= 1 AND wire_id = ?2
                      ORDER BY id DESC LIMIT 1)
                  RETURNING id",
             )?;
@@ -937,23 +1052,13 @@ impl Store {
                 } else {
                     MessageStatus::Failed(FailureReason::RefusedByPeer)
                 };
+                let number = status_number(&status);
                 let id: Option<i64> = match message {
                     Some(message) => by_id
-                        .query_row(
-                            params![message.0, contact_text, status_name(&status), OUTGOING],
-                            |row| row.get(0),
-                        )
+                        .query_row(params![message.0, peer, number], |row| row.get(0))
                         .optional()?,
                     None => by_wire_id
-                        .query_row(
-                            params![
-                                contact_text,
-                                OUTGOING,
-                                i64::from(wire_id),
-                                status_name(&status)
-                            ],
-                            |row| row.get(0),
-                        )
+                        .query_row(params![peer, i64::from(wire_id), number], |row| row.get(0))
                         .optional()?,
                 };
                 if let Some(id) = id {
@@ -990,20 +1095,20 @@ impl Store {
         messages: &[Incoming<'_>],
         detector: &mut ResendDetector,
     ) -> Result<Vec<Option<MessageId>>, StorageError> {
-        let contact_text = contact.to_string();
         let tx = self.atomic()?;
+        let peer = self.peer(contact)?;
         let mut ids = Vec::with_capacity(messages.len());
         {
-            // The oldest stored copy after a point, through the index.
+            // The oldest stored copy after a point: a scan of the peer's
+            // received messages from there, at most the resend window.
             let mut copy = tx.prepare_cached(
-                "SELECT id FROM messages
-                 WHERE contact = ?1 AND direction = ?2 AND wire_id = ?3 AND text = ?4
-                   AND id > ?5
+                "SELECT id FROM messages INDEXED BY messages_by_peer
+                 WHERE peer = ?1 AND direction = 1 AND id > ?4 AND wire_id = ?2 AND text = ?3
                  ORDER BY id LIMIT 1",
             )?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (contact, direction, wire_id, text, time, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'acknowledged')",
+                "INSERT INTO messages (peer, direction, wire_id, text, time, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             // Looked up once per batch, and only if a message may be a resend.
             let mut window_start: Option<i64> = None;
@@ -1017,15 +1122,12 @@ impl Store {
                 {
                     let window = match window_start {
                         Some(start) => start,
-                        None => {
-                            *window_start.insert(Self::resend_window_start(&tx, &contact_text)?)
-                        }
+                        None => *window_start.insert(Self::resend_window_start(&tx, peer)?),
                     };
                     let stored: Option<i64> = copy
                         .query_row(
                             params![
-                                contact_text,
-                                INCOMING,
+                                peer,
                                 i64::from(wire_id),
                                 message.text,
                                 detector.copy_after(window)
@@ -1040,11 +1142,12 @@ impl Store {
                     }
                 }
                 insert.execute(params![
-                    contact_text,
+                    peer,
                     INCOMING,
                     message.wire_id.map(i64::from),
                     message.text,
-                    to_millis(message.time)
+                    to_millis(message.time),
+                    STATUS_ACKNOWLEDGED
                 ])?;
                 let stored = tx.last_insert_rowid();
                 detector.delivered(stored);
@@ -1055,17 +1158,16 @@ impl Store {
         Ok(ids)
     }
 
-    /// The number of the oldest of `contact`'s last [`RESEND_WINDOW`]
+    /// The number of the oldest of `peer`'s last [`RESEND_WINDOW`]
     /// received messages, or 0 when it has sent fewer.
-    fn resend_window_start(tx: &Connection, contact_text: &str) -> Result<i64, StorageError> {
+    fn resend_window_start(tx: &Connection, peer: i64) -> Result<i64, StorageError> {
         let mut oldest = tx.prepare_cached(
-            "SELECT id FROM messages WHERE contact = ?1 AND direction = ?2
-             ORDER BY id DESC LIMIT 1 OFFSET ?3",
+            "SELECT id FROM messages INDEXED BY messages_by_peer
+             WHERE peer = ?1 AND direction = 1
+             ORDER BY id DESC LIMIT 1 OFFSET ?2",
         )?;
         Ok(oldest
-            .query_row(params![contact_text, INCOMING, RESEND_WINDOW - 1], |row| {
-                row.get(0)
-            })
+            .query_row(params![peer, RESEND_WINDOW - 1], |row| row.get(0))
             .optional()?
             .unwrap_or(0))
     }
@@ -1103,17 +1205,39 @@ impl Store {
         before: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>, StorageError> {
+        let Some(peer) = self.known_peer(contact)? else {
+            return Ok(Vec::new());
+        };
         let before = before.map_or(i64::MAX, |id| id.0);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut statement = self.conn().prepare(
-            "SELECT id, contact, direction, text, time, status FROM messages
-             WHERE contact = ?1 AND id < ?2
+        // Each direction is a range of the index, newest first; the newest
+        // `limit` of both are the newest `limit` of their union.
+        let mut statement = self.conn().prepare_cached(
+            "SELECT id, direction, text, time, status FROM (
+                 SELECT * FROM (
+                     SELECT id, direction, text, time, status FROM messages
+                     WHERE peer = ?1 AND direction = 0 AND id < ?2
+                     ORDER BY id DESC LIMIT ?3)
+                 UNION ALL
+                 SELECT * FROM (
+                     SELECT id, direction, text, time, status FROM messages
+                     WHERE peer = ?1 AND direction = 1 AND id < ?2
+                     ORDER BY id DESC LIMIT ?3))
              ORDER BY id DESC LIMIT ?3",
         )?;
-        let rows = statement.query_map(params![contact.to_string(), before, limit], raw_message)?;
+        let rows = statement.query_map(params![peer, before, limit], |row| {
+            Ok(RawMessage {
+                id: row.get(0)?,
+                contact: None,
+                direction: row.get(1)?,
+                text: row.get(2)?,
+                time: row.get(3)?,
+                status: row.get(4)?,
+            })
+        })?;
         let mut messages = Vec::new();
         for row in rows {
-            messages.push(row?.parse()?);
+            messages.push(row?.parse(contact)?);
         }
         messages.reverse();
         Ok(messages)
@@ -1124,12 +1248,26 @@ impl Store {
         let raw = self
             .conn()
             .query_row(
-                "SELECT id, contact, direction, text, time, status FROM messages WHERE id = ?1",
+                "SELECT m.id, p.id, m.direction, m.text, m.time, m.status
+                 FROM messages m JOIN peers p ON p.key = m.peer WHERE m.id = ?1",
                 [id.0],
-                raw_message,
+                |row| {
+                    Ok(RawMessage {
+                        id: row.get(0)?,
+                        contact: Some(row.get(1)?),
+                        direction: row.get(2)?,
+                        text: row.get(3)?,
+                        time: row.get(4)?,
+                        status: row.get(5)?,
+                    })
+                },
             )
             .optional()?;
-        raw.map(RawMessage::parse).transpose()
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let contact = parse_id(raw.contact.as_deref().unwrap_or_default())?;
+        raw.parse(&contact).map(Some)
     }
 }
 
@@ -1141,8 +1279,9 @@ impl Store {
     /// ids).
     pub(crate) fn snapshot(&self) -> Result<Snapshot, StorageError> {
         self.conn().execute(
-            "UPDATE messages SET status = 'queued' WHERE direction = ?1 AND status = 'sent'",
-            [OUTGOING],
+            "UPDATE messages INDEXED BY messages_queue SET status = ?1
+             WHERE direction = 0 AND status <= 1 AND status = ?2",
+            [STATUS_QUEUED, STATUS_SENT],
         )?;
         Ok(Snapshot {
             contacts: self.contacts()?,
@@ -1177,7 +1316,7 @@ impl Store {
                         .collect();
                 }
                 Err(error) => {
-                    tracing::warn!(error = %ricochet_transport::ErrorChain(&error), "a batch of profile writes failed; retrying them one by one");
+                    tracing::debug!(error = %ricochet_transport::ErrorChain(&error), "a batch of profile writes failed; running them one by one");
                     for (job, saved) in jobs.iter_mut().zip(detectors) {
                         if let (StoreJob::RecordIncoming { detector, .. }, Some(saved)) =
                             (job, saved)
@@ -1196,14 +1335,29 @@ impl Store {
             .collect()
     }
 
+    /// Runs all `jobs` in one transaction, without a savepoint per job:
+    /// SQLite copies every page a savepoint changes into its
+    /// sub-journal, which cost a batch of chat messages a fifth of its time
+    /// (BENCHMARKS.md). So one failing job fails the batch, rolled back
+    /// whole, and [`Store::run_batch`] runs each job alone.
     fn run_together(
         &self,
         jobs: &mut [StoreJob],
     ) -> Result<Vec<Result<Stored, StorageError>>, StorageError> {
-        let tx = self.atomic()?;
-        let outcomes = jobs.iter_mut().map(|job| self.run_alone(job)).collect();
-        tx.commit()?;
-        Ok(outcomes)
+        self.conn().execute_batch("BEGIN")?;
+        self.in_batch.set(true);
+        let outcomes: Result<Vec<Result<Stored, StorageError>>, StorageError> =
+            jobs.iter_mut().map(|job| self.run(job).map(Ok)).collect();
+        self.in_batch.set(false);
+        let committed = outcomes.and_then(|outcomes| {
+            self.conn().execute_batch("COMMIT")?;
+            Ok(outcomes)
+        });
+        if committed.is_err() {
+            let _ = self.conn().execute_batch("ROLLBACK");
+            self.forget_peers();
+        }
+        committed
     }
 
     /// Runs one job, all or nothing.
@@ -1306,45 +1460,20 @@ impl Store {
     }
 }
 
-/// Marks the contact's queued and sent messages `gone`; returns them,
-/// oldest first.
-fn fail_unfinished_in(conn: &Connection, id: &ServiceId) -> Result<Vec<MessageId>, StorageError> {
-    let mut statement = conn.prepare(
-        "UPDATE messages SET status = 'gone'
-         WHERE contact = ?1 AND direction = ?2 AND status IN ('queued', 'sent')
-         RETURNING id",
-    )?;
-    let ids = statement.query_map(params![id.to_string(), OUTGOING], |row| row.get(0))?;
-    let mut failed = ids
-        .map(|id| id.map(MessageId))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    failed.sort_unstable();
-    Ok(failed)
-}
-
 /// A `messages` row as read, before its fields are checked.
 struct RawMessage {
     id: i64,
-    contact: String,
+    /// The peer's id, when the query read it.
+    contact: Option<String>,
     direction: i64,
     text: String,
     time: i64,
-    status: String,
-}
-
-fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
-    Ok(RawMessage {
-        id: row.get(0)?,
-        contact: row.get(1)?,
-        direction: row.get(2)?,
-        text: row.get(3)?,
-        time: row.get(4)?,
-        status: row.get(5)?,
-    })
+    status: i64,
 }
 
 impl RawMessage {
-    fn parse(self) -> Result<Message, StorageError> {
+    /// The message, with `contact` as its peer.
+    fn parse(self, contact: &ServiceId) -> Result<Message, StorageError> {
         let direction = match self.direction {
             OUTGOING => MessageDirection::Outgoing,
             INCOMING => MessageDirection::Incoming,
@@ -1357,11 +1486,11 @@ impl RawMessage {
         };
         Ok(Message {
             id: MessageId(self.id),
-            contact: RicochetId(parse_id(&self.contact)?),
+            contact: RicochetId(*contact),
             direction,
             text: self.text,
             time: from_millis(self.time),
-            status: parse_status(&self.status)?,
+            status: parse_status(self.status)?,
         })
     }
 }
@@ -1378,24 +1507,24 @@ fn parse_id(text: &str) -> Result<ServiceId, StorageError> {
         .map_err(|error| corrupt(format!("stored id {text:?} is not a service id: {error}")))
 }
 
-const fn status_name(status: &MessageStatus) -> &'static str {
+const fn status_number(status: &MessageStatus) -> i64 {
     match status {
-        MessageStatus::Queued => "queued",
-        MessageStatus::Sent => "sent",
-        MessageStatus::Acknowledged => "acknowledged",
-        MessageStatus::Failed(FailureReason::RefusedByPeer) => "refused",
-        MessageStatus::Failed(FailureReason::ContactGone) => "gone",
+        MessageStatus::Queued => STATUS_QUEUED,
+        MessageStatus::Sent => STATUS_SENT,
+        MessageStatus::Acknowledged => STATUS_ACKNOWLEDGED,
+        MessageStatus::Failed(FailureReason::RefusedByPeer) => STATUS_REFUSED,
+        MessageStatus::Failed(FailureReason::ContactGone) => STATUS_GONE,
     }
 }
 
-fn parse_status(text: &str) -> Result<MessageStatus, StorageError> {
-    match text {
-        "queued" => Ok(MessageStatus::Queued),
-        "sent" => Ok(MessageStatus::Sent),
-        "acknowledged" => Ok(MessageStatus::Acknowledged),
-        "refused" => Ok(MessageStatus::Failed(FailureReason::RefusedByPeer)),
-        "gone" => Ok(MessageStatus::Failed(FailureReason::ContactGone)),
-        other => Err(corrupt(format!("unknown message status {other:?}"))),
+fn parse_status(number: i64) -> Result<MessageStatus, StorageError> {
+    match number {
+        STATUS_QUEUED => Ok(MessageStatus::Queued),
+        STATUS_SENT => Ok(MessageStatus::Sent),
+        STATUS_ACKNOWLEDGED => Ok(MessageStatus::Acknowledged),
+        STATUS_REFUSED => Ok(MessageStatus::Failed(FailureReason::RefusedByPeer)),
+        STATUS_GONE => Ok(MessageStatus::Failed(FailureReason::ContactGone)),
+        other => Err(corrupt(format!("unknown message status {other}"))),
     }
 }
 
@@ -2043,6 +2172,97 @@ mod tests {
         assert_eq!(all[0].direction, MessageDirection::Outgoing);
         assert_eq!(all[1].direction, MessageDirection::Incoming);
         assert!(store.history(&new_id(), None, 10).unwrap().is_empty());
+    }
+
+    /// A profile of schema 3 (messages keyed by the peer's id as text,
+    /// statuses as words) keeps every message, number, status and the
+    /// queue when it moves to schema 4.
+    #[test]
+    fn schema_3_messages_survive_the_move_to_numbered_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.db");
+        let (alice, bob) = (new_id(), new_id());
+        {
+            let conn = Connection::open(&path).unwrap();
+            for batch in &MIGRATIONS[..3] {
+                conn.execute_batch(batch).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            for (id, next) in [(alice, 10), (bob, 20)] {
+                conn.execute(
+                    "INSERT INTO contacts (id, nickname, state, next_wire_id, added_at)
+                     VALUES (?1, '', 'contact', ?2, 0)",
+                    params![id.to_string(), next],
+                )
+                .unwrap();
+            }
+            let rows: [(&ServiceId, i64, i64, &str, &str); 6] = [
+                (&bob, 0, 17, "to bob", "acknowledged"),
+                (&alice, 0, 7, "a queued", "queued"),
+                (&alice, 1, 3, "from alice", "acknowledged"),
+                (&alice, 0, 8, "a sent", "sent"),
+                (&alice, 0, 9, "a refused", "refused"),
+                (&bob, 0, 18, "b gone", "gone"),
+            ];
+            for (id, direction, wire_id, text, status) in rows {
+                conn.execute(
+                    "INSERT INTO messages (contact, direction, wire_id, text, time, status)
+                     VALUES (?1, ?2, ?3, ?4, 5, ?5)",
+                    params![id.to_string(), direction, wire_id, text, status],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+        // The snapshot queues "sent" again, as before.
+        store.snapshot().unwrap();
+        let history = store.history(&alice, None, 10).unwrap();
+        let seen: Vec<(i64, &str, MessageStatus)> = history
+            .iter()
+            .map(|m| (m.id.0, m.text.as_str(), m.status.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (2, "a queued", MessageStatus::Queued),
+                (3, "from alice", MessageStatus::Acknowledged),
+                (4, "a sent", MessageStatus::Queued),
+                (
+                    5,
+                    "a refused",
+                    MessageStatus::Failed(FailureReason::RefusedByPeer)
+                ),
+            ]
+        );
+        assert_eq!(history[1].direction, MessageDirection::Incoming);
+        assert!(history.iter().all(|m| m.contact == RicochetId(alice)));
+        let gone = store.message(MessageId(6)).unwrap().unwrap();
+        assert_eq!(gone.contact, RicochetId(bob));
+        assert_eq!(
+            gone.status,
+            MessageStatus::Failed(FailureReason::ContactGone)
+        );
+        let queue: Vec<u32> = store
+            .queued_outgoing(&alice, None, 10)
+            .unwrap()
+            .iter()
+            .map(|row| row.wire_id)
+            .collect();
+        assert_eq!(queue, [7, 8]);
+        // New messages are numbered after the old ones, and acknowledged
+        // by id through the queue.
+        let queued = store.queue(&bob, &texts(&["new"]), at(9)).unwrap();
+        assert_eq!(queued, [(MessageId(7), 20)]);
+        assert_eq!(
+            store.acknowledge(&alice, 8, true).unwrap(),
+            Some(MessageId(4))
+        );
+        assert_eq!(store.queued_outgoing(&alice, None, 10).unwrap().len(), 1);
     }
 
     #[test]
