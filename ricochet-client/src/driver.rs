@@ -796,9 +796,15 @@ impl Driver {
         } = &notice
             && let Some(watch) = self.watches.get(message)
         {
-            watch.send_replace(status.clone());
-            if status.is_final() {
+            // A bot drops its handles: then there is nobody to tell, and
+            // waking nobody still costs a lock per message.
+            if watch.is_closed() {
                 self.watches.remove(message);
+            } else {
+                watch.send_replace(status.clone());
+                if status.is_final() {
+                    self.watches.remove(message);
+                }
             }
         }
         // Nobody listening is fine: the application dropped its Events.

@@ -62,9 +62,9 @@
 //! resends show as duplicates.
 
 /// How many of a contact's latest received messages a resend may repeat
-/// (rule 4). Above our senders' window of unacknowledged messages (256 by
+/// (rule 4). Above our senders' window of unacknowledged messages (1024 by
 /// default), with room for senders that keep more in flight.
-pub(crate) const RESEND_WINDOW: i64 = 1024;
+pub(crate) const RESEND_WINDOW: i64 = 4096;
 
 /// The resend state of one connection: where its current chat channel is
 /// in rule 1, and where the connection started (rule 5). Positions are the

@@ -904,19 +904,34 @@ impl Store {
                 ))
             })?;
             let peer = self.peer(contact)?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (peer, direction, wire_id, text, time, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for text in texts {
-                insert.execute(params![
-                    peer,
-                    OUTGOING,
-                    i64::from(wire_id),
-                    text,
-                    time,
-                    STATUS_QUEUED
-                ])?;
+            let mut chunks = texts.chunks_exact(QUEUE_ROWS_PER_INSERT);
+            if chunks.len() > 0 {
+                let mut insert = tx.prepare_cached(&queue_insert(QUEUE_ROWS_PER_INSERT))?;
+                for chunk in &mut chunks {
+                    insert.raw_bind_parameter(1, peer)?;
+                    insert.raw_bind_parameter(2, time)?;
+                    let mut index = 3;
+                    for text in chunk {
+                        insert.raw_bind_parameter(index, i64::from(wire_id))?;
+                        insert.raw_bind_parameter(index + 1, text)?;
+                        index += 2;
+                        wire_id = wire_id.wrapping_add(1);
+                    }
+                    insert.raw_execute()?;
+                    // One statement's rows get consecutive numbers, the
+                    // last one's plus one each (no AUTOINCREMENT, and
+                    // nobody else writes).
+                    let last = tx.last_insert_rowid();
+                    let first_wire_id = wire_id.wrapping_sub(QUEUE_ROWS_PER_INSERT as u32);
+                    for (offset, id) in (last + 1 - QUEUE_ROWS_PER_INSERT as i64..=last).enumerate()
+                    {
+                        queued.push((MessageId(id), first_wire_id.wrapping_add(offset as u32)));
+                    }
+                }
+            }
+            let mut insert = tx.prepare_cached(&queue_insert(1))?;
+            for text in chunks.remainder() {
+                insert.execute(params![peer, time, i64::from(wire_id), text])?;
                 queued.push((MessageId(tx.last_insert_rowid()), wire_id));
                 wire_id = wire_id.wrapping_add(1);
             }
@@ -1033,10 +1048,11 @@ impl Store {
         let tx = self.atomic()?;
         let mut changed = Vec::with_capacity(acks.len());
         {
+            // Without RETURNING, which costs a temporary table per
+            // statement: the count of changed rows says enough.
             let mut by_id = tx.prepare_cached(
                 "UPDATE messages SET status = ?3 WHERE id = ?1 AND peer = ?2
-                     AND direction = 0 AND status <= 1
-                 RETURNING id",
+                     AND direction = 0 AND status <= 1",
             )?;
             // Only the queue is searched.
             let mut by_wire_id = tx.prepare_cached(
@@ -1054,9 +1070,9 @@ impl Store {
                 };
                 let number = status_number(&status);
                 let id: Option<i64> = match message {
-                    Some(message) => by_id
-                        .query_row(params![message.0, peer, number], |row| row.get(0))
-                        .optional()?,
+                    Some(message) => {
+                        (by_id.execute(params![message.0, peer, number])? == 1).then_some(message.0)
+                    }
                     None => by_wire_id
                         .query_row(params![peer, i64::from(wire_id), number], |row| row.get(0))
                         .optional()?,
@@ -1458,6 +1474,28 @@ impl Store {
             StoreJob::Message { id, .. } => Stored::Message(self.message(*id)?.map(Box::new)),
         })
     }
+}
+
+/// How many outgoing messages one `INSERT` of [`Store::queue`] stores: one
+/// statement per row cost about as much as the row itself.
+const QUEUE_ROWS_PER_INSERT: usize = 32;
+
+/// The `INSERT` of `rows` outgoing messages: `?1` the peer, `?2` the time,
+/// then a message id and a text per row.
+fn queue_insert(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO messages (peer, direction, wire_id, text, time, status) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let first = 3 + 2 * row;
+        sql.push_str(&format!(
+            "(?1, {OUTGOING}, ?{first}, ?{}, ?2, {STATUS_QUEUED})",
+            first + 1
+        ));
+    }
+    sql
 }
 
 /// A `messages` row as read, before its fields are checked.
