@@ -170,11 +170,17 @@ fn segments() -> Vec<String> {
         .collect()
 }
 
-/// Statuses of the child's outgoing messages, read from its database.
+/// Statuses of the child's outgoing messages, read from its database (as
+/// words; schema 4 stores them as numbers).
 fn statuses(profile: &Path) -> HashMap<String, usize> {
     let db = rusqlite::Connection::open(profile.join(ricochet_client::PROFILE_DATABASE)).unwrap();
     let mut query = db
-        .prepare("SELECT status, COUNT(*) FROM messages WHERE direction = 0 GROUP BY status")
+        .prepare(
+            "SELECT CASE status WHEN 0 THEN 'queued' WHEN 1 THEN 'sent'
+                 WHEN 2 THEN 'acknowledged' WHEN 3 THEN 'refused' ELSE 'gone' END,
+                 COUNT(*)
+             FROM messages WHERE direction = 0 GROUP BY status",
+        )
         .unwrap();
     query
         .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as usize)))
