@@ -53,6 +53,11 @@
 //!   shows only where the profile directory is on a real disk (the profiles
 //!   are in the temporary directory; a tmpfs shows 0).
 //!
+//! Every client uses the default [`Limits`] (raised where a mode needs more
+//! connections), except that `CLIENT_SCALE_WINDOW=N` in the environment
+//! sets `max_unacknowledged_messages` (the window of messages in flight per
+//! contact, 1024 by default) of every client of the run.
+//!
 //! The message modes use short texts (`message 123`), profiles in fresh
 //! temporary directories, v3 ids, and talk to 127.0.0.1 only. The child
 //! process of `pair`, `concurrent` and `fanout` is killed if the parent
@@ -130,7 +135,18 @@ fn main() {
     }
 }
 
-async fn client(dir: &Path, directory: &Directory, limits: Limits, v2: bool) -> (Client, Events) {
+async fn client(
+    dir: &Path,
+    directory: &Directory,
+    mut limits: Limits,
+    v2: bool,
+) -> (Client, Events) {
+    if let Some(window) = std::env::var("CLIENT_SCALE_WINDOW")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
+        limits.max_unacknowledged_messages = window;
+    }
     ClientBuilder::new(dir)
         .transport(TcpTransport::new(directory.clone()).listen_on("127.0.0.1:0".parse().unwrap()))
         .reconnect(ReconnectPolicy::fixed(Duration::from_millis(100)))
