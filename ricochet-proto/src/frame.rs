@@ -66,6 +66,29 @@ impl Frame {
     }
 }
 
+/// Appends one frame to `out` whose payload, exactly `payload_len` bytes,
+/// `write` puts straight after the header: one pass, no intermediate
+/// buffer, and one exact reservation.
+///
+/// Fails, writing nothing, if the payload exceeds [`MAX_PAYLOAD_LEN`]
+/// (§4.1: "senders refuse to write more").
+pub(crate) fn encode_frame_with(
+    channel: ChannelId,
+    payload_len: usize,
+    out: &mut BytesMut,
+    write: impl FnOnce(&mut BytesMut),
+) -> Result<(), DecodeError> {
+    let size = u16::try_from(payload_len + FRAME_HEADER_LEN)
+        .map_err(|_| DecodeError::PayloadTooLarge { len: payload_len })?;
+    out.reserve(FRAME_HEADER_LEN + payload_len);
+    let start = out.len();
+    out.put_u16(size);
+    out.put_u16(channel.get());
+    write(out);
+    debug_assert_eq!(out.len() - start, usize::from(size), "payload length");
+    Ok(())
+}
+
 /// Splits a byte stream into [`Frame`]s, with the `tokio_util` `Decoder`
 /// contract:
 ///
@@ -135,6 +158,26 @@ mod test {
         let frame = decoder.decode(&mut buf).unwrap().unwrap();
         assert_eq!(frame.payload, &b"hello"[..]);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn encode_frame_with_writes_one_frame() {
+        let bytes = Frame {
+            channel: ChannelId::new(3),
+            payload: Bytes::from_static(b"hello"),
+        }
+        .to_bytes()
+        .unwrap();
+        let mut out = BytesMut::new();
+        assert!(
+            encode_frame_with(ChannelId::CONTROL, MAX_PAYLOAD_LEN + 1, &mut out, |_| {}).is_err()
+        );
+        assert!(out.is_empty());
+        encode_frame_with(ChannelId::new(3), 5, &mut out, |out| {
+            out.put_slice(b"hello")
+        })
+        .unwrap();
+        assert_eq!(out, bytes);
     }
 
     #[test]
