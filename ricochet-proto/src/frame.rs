@@ -89,6 +89,25 @@ pub(crate) fn encode_frame_with(
     Ok(())
 }
 
+/// Reads the frame at the front of `input` without copying it: its channel
+/// and its payload (the frame is `FRAME_HEADER_LEN + payload.len()` bytes),
+/// or `None` if it is not complete yet. Fails as [`FrameDecoder::decode`]
+/// does.
+pub(crate) fn parse_frame(input: &[u8]) -> Result<Option<(ChannelId, &[u8])>, DecodeError> {
+    let Some(mut header) = input.get(..FRAME_HEADER_LEN) else {
+        return Ok(None);
+    };
+    let size = usize::from(header.get_u16());
+    let channel = ChannelId::new(header.get_u16());
+    if size < FRAME_HEADER_LEN {
+        // §4.1: a size below the header's own is a corrupt stream.
+        return Err(DecodeError::FrameTooShort { size });
+    }
+    Ok(input
+        .get(FRAME_HEADER_LEN..size)
+        .map(|payload| (channel, payload)))
+}
+
 /// Splits a byte stream into [`Frame`]s, with the `tokio_util` `Decoder`
 /// contract:
 ///
@@ -161,13 +180,28 @@ mod test {
     }
 
     #[test]
-    fn encode_frame_with_writes_one_frame() {
+    fn parse_frame_agrees_with_the_decoder() {
         let bytes = Frame {
             channel: ChannelId::new(3),
             payload: Bytes::from_static(b"hello"),
         }
         .to_bytes()
         .unwrap();
+        for cut in 0..bytes.len() {
+            assert_eq!(parse_frame(&bytes[..cut]).unwrap(), None);
+        }
+        let mut twice = bytes.to_vec();
+        twice.extend_from_slice(&bytes);
+        let (channel, payload) = parse_frame(&twice).unwrap().unwrap();
+        assert_eq!((channel, payload), (ChannelId::new(3), &b"hello"[..]));
+        for size in 0..4u8 {
+            assert_eq!(
+                parse_frame(&[0, size, 0, 1]),
+                Err(DecodeError::FrameTooShort {
+                    size: usize::from(size)
+                })
+            );
+        }
         let mut out = BytesMut::new();
         assert!(
             encode_frame_with(ChannelId::CONTROL, MAX_PAYLOAD_LEN + 1, &mut out, |_| {}).is_err()
