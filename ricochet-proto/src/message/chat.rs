@@ -4,7 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
 
 use super::{ChannelId, decode_pb, exactly_one, required, text::utf16_len};
-use crate::frame::encode_frame_with;
+use crate::frame::{FRAME_HEADER_LEN, encode_frame_with};
 use crate::{DecodeError, pb};
 
 /// A chat message id (§9.2).
@@ -67,12 +67,17 @@ impl ChatText {
     /// Checks `text` against the limits of §9.2.
     pub fn new(text: impl Into<String>) -> Result<Self, ChatTextError> {
         let text = text.into();
-        let len = utf16_len(&text);
-        if len == 0 {
+        if text.is_empty() {
             return Err(ChatTextError::Empty);
         }
-        if len > MAX_CHAT_TEXT_UTF16 {
-            return Err(ChatTextError::TooLong { len });
+        // A character never takes more UTF-16 units than UTF-8 bytes (1 ≤ 1,
+        // 1 ≤ 2, 1 ≤ 3, 2 ≤ 4), so a text of at most 2000 bytes is within
+        // the limit without counting.
+        if text.len() > MAX_CHAT_TEXT_UTF16 {
+            let len = utf16_len(&text);
+            if len > MAX_CHAT_TEXT_UTF16 {
+                return Err(ChatTextError::TooLong { len });
+            }
         }
         Ok(Self(text))
     }
@@ -175,7 +180,19 @@ impl ChatPacket {
     /// [`MAX_PAYLOAD_LEN`](crate::frame::MAX_PAYLOAD_LEN) (only a text far
     /// above the §9.2 limit can).
     pub fn encode_frame(&self, channel: ChannelId, out: &mut BytesMut) -> Result<(), DecodeError> {
-        encode_frame_with(channel, self.encoded_len(), out, |out| {
+        let len = self.encoded_len();
+        if let Self::Acknowledge(_) = self {
+            // An ack is at most 12 bytes: assembled on the stack and
+            // appended with one copy, which beats a dozen checked writes.
+            let mut frame = [0; FRAME_HEADER_LEN + MAX_ACK_LEN];
+            let mut cursor = &mut frame[..];
+            cursor.put_u16((FRAME_HEADER_LEN + len) as u16);
+            cursor.put_u16(channel.get());
+            self.encode_payload(&mut cursor);
+            out.extend_from_slice(frame.get(..FRAME_HEADER_LEN + len).unwrap_or_default());
+            return Ok(());
+        }
+        encode_frame_with(channel, len, out, |out| {
             self.encode_payload(out);
         })
     }
@@ -231,6 +248,11 @@ impl ChatPacket {
         }
     }
 }
+
+/// Longest encoded `ChatAcknowledge` packet: its key and one-byte length,
+/// then the id's key and varint (at most five bytes for a u32), then the
+/// key and byte of `accepted`.
+const MAX_ACK_LEN: usize = 2 + 1 + 5 + 2;
 
 // Protobuf keys (tag << 3 | wire type) of `ChatChannel.proto` (§9.1).
 /// `Packet.chat_message`, length-delimited.
@@ -329,6 +351,18 @@ mod test {
         assert_eq!(ChatText::new(""), Err(ChatTextError::Empty));
         assert_eq!(
             ChatText::new("a".repeat(2001)),
+            Err(ChatTextError::TooLong { len: 2001 })
+        );
+        // More than 2000 bytes, but within 2000 UTF-16 units; and over.
+        assert!(ChatText::new("é".repeat(2000)).is_ok());
+        assert!(ChatText::new("€".repeat(2000)).is_ok());
+        assert!(ChatText::new("😀".repeat(1000)).is_ok());
+        assert_eq!(
+            ChatText::new("😀".repeat(1000) + "a"),
+            Err(ChatTextError::TooLong { len: 2001 })
+        );
+        assert_eq!(
+            ChatText::new("€".repeat(2001)),
             Err(ChatTextError::TooLong { len: 2001 })
         );
     }
