@@ -48,12 +48,9 @@ impl Frame {
     /// Fails, writing nothing, if the payload exceeds [`MAX_PAYLOAD_LEN`]
     /// (§4.1: "senders refuse to write more").
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), DecodeError> {
-        let len = self.payload.len();
-        let size = u16::try_from(len + FRAME_HEADER_LEN)
-            .map_err(|_| DecodeError::PayloadTooLarge { len })?;
-        out.reserve(FRAME_HEADER_LEN + len);
-        out.put_u16(size);
-        out.put_u16(self.channel.get());
+        let header = frame_header(self.channel, self.payload.len())?;
+        out.reserve(FRAME_HEADER_LEN + self.payload.len());
+        out.put_slice(&header);
         out.put_slice(&self.payload);
         Ok(())
     }
@@ -66,34 +63,41 @@ impl Frame {
     }
 }
 
-/// Appends one frame to `out` whose payload, exactly `payload_len` bytes,
-/// `write` puts straight after the header: one pass, no intermediate
-/// buffer, and one exact reservation.
+/// The header of a frame with a payload of `payload_len` bytes.
 ///
-/// Fails, writing nothing, if the payload exceeds [`MAX_PAYLOAD_LEN`]
-/// (§4.1: "senders refuse to write more").
-pub(crate) fn encode_frame_with(
+/// Fails if the payload exceeds [`MAX_PAYLOAD_LEN`] (§4.1: "senders refuse
+/// to write more").
+pub(crate) fn frame_header(
     channel: ChannelId,
     payload_len: usize,
-    out: &mut BytesMut,
-    write: impl FnOnce(&mut BytesMut),
-) -> Result<(), DecodeError> {
+) -> Result<[u8; FRAME_HEADER_LEN], DecodeError> {
     let size = u16::try_from(payload_len + FRAME_HEADER_LEN)
         .map_err(|_| DecodeError::PayloadTooLarge { len: payload_len })?;
-    out.reserve(FRAME_HEADER_LEN + payload_len);
-    let start = out.len();
-    out.put_u16(size);
-    out.put_u16(channel.get());
-    write(out);
-    debug_assert_eq!(out.len() - start, usize::from(size), "payload length");
-    Ok(())
+    let [size_hi, size_lo] = size.to_be_bytes();
+    let [channel_hi, channel_lo] = channel.get().to_be_bytes();
+    Ok([size_hi, size_lo, channel_hi, channel_lo])
 }
 
 /// Reads the frame at the front of `input` without copying it: its channel
-/// and its payload (the frame is `FRAME_HEADER_LEN + payload.len()` bytes),
-/// or `None` if it is not complete yet. Fails as [`FrameDecoder::decode`]
-/// does.
-pub(crate) fn parse_frame(input: &[u8]) -> Result<Option<(ChannelId, &[u8])>, DecodeError> {
+/// and its payload, or `None` if it is not complete yet. The frame takes
+/// [`FRAME_HEADER_LEN`]` + payload.len()` bytes of `input`. Fails as
+/// [`FrameDecoder::decode`] does (a `size` below 4 is a corrupt stream).
+///
+/// The borrowed counterpart of [`FrameDecoder`], for a caller that holds
+/// its input in a slice: the session uses it to handle frames straight
+/// from the bytes it is given.
+///
+/// ```
+/// use ricochet_proto::ChannelId;
+/// use ricochet_proto::frame::parse_frame;
+///
+/// let input = [0, 7, 0, 3, b'a', b'b', b'c', 0, 9];
+/// let (channel, payload) = parse_frame(&input)?.expect("a whole frame");
+/// assert_eq!((channel, payload), (ChannelId::new(3), &b"abc"[..]));
+/// assert_eq!(parse_frame(&input[7..])?, None);
+/// # Ok::<(), ricochet_proto::DecodeError>(())
+/// ```
+pub fn parse_frame(input: &[u8]) -> Result<Option<(ChannelId, &[u8])>, DecodeError> {
     let Some(mut header) = input.get(..FRAME_HEADER_LEN) else {
         return Ok(None);
     };
@@ -202,16 +206,8 @@ mod test {
                 })
             );
         }
-        let mut out = BytesMut::new();
-        assert!(
-            encode_frame_with(ChannelId::CONTROL, MAX_PAYLOAD_LEN + 1, &mut out, |_| {}).is_err()
-        );
-        assert!(out.is_empty());
-        encode_frame_with(ChannelId::new(3), 5, &mut out, |out| {
-            out.put_slice(b"hello")
-        })
-        .unwrap();
-        assert_eq!(out, bytes);
+        assert_eq!(frame_header(ChannelId::new(3), 5), Ok([0, 9, 0, 3]));
+        assert!(frame_header(ChannelId::CONTROL, MAX_PAYLOAD_LEN + 1).is_err());
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Channel `im.ricochet.chat` (spec §9).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
+use prost::encoding::{decode_varint, encoded_len_varint};
 
 use super::{ChannelId, decode_pb, exactly_one, required, text::utf16_len};
-use crate::frame::{FRAME_HEADER_LEN, encode_frame_with};
+use crate::frame::{FRAME_HEADER_LEN, frame_header};
 use crate::{DecodeError, pb};
 
 /// A chat message id (§9.2).
@@ -181,20 +181,10 @@ impl ChatPacket {
     /// above the §9.2 limit can).
     pub fn encode_frame(&self, channel: ChannelId, out: &mut BytesMut) -> Result<(), DecodeError> {
         let len = self.encoded_len();
-        if let Self::Acknowledge(_) = self {
-            // An ack is at most 12 bytes: assembled on the stack and
-            // appended with one copy, which beats a dozen checked writes.
-            let mut frame = [0; FRAME_HEADER_LEN + MAX_ACK_LEN];
-            let mut cursor = &mut frame[..];
-            cursor.put_u16((FRAME_HEADER_LEN + len) as u16);
-            cursor.put_u16(channel.get());
-            self.encode_payload(&mut cursor);
-            out.extend_from_slice(frame.get(..FRAME_HEADER_LEN + len).unwrap_or_default());
-            return Ok(());
-        }
-        encode_frame_with(channel, len, out, |out| {
-            self.encode_payload(out);
-        })
+        let header = frame_header(channel, len)?;
+        out.reserve(FRAME_HEADER_LEN + len);
+        self.write(Some(header), out);
+        Ok(())
     }
 
     /// Length of the `ChatMessage` or `ChatAcknowledge` inside the packet.
@@ -221,38 +211,85 @@ impl ChatPacket {
     /// Writes the protobuf `ChatChannel.Packet` as prost would from
     /// [`pb::ChatPacket`]: fields in tag order, absent ones left out.
     fn encode_payload(&self, out: &mut impl BufMut) {
+        self.write(None, out);
+    }
+
+    /// Writes `header`, if any, and the packet, in at most three copies:
+    /// keys and varints are assembled on the stack around the text (each
+    /// `put_u8` into a `BytesMut` is a checked copy of its own).
+    fn write(&self, header: Option<[u8; FRAME_HEADER_LEN]>, out: &mut impl BufMut) {
+        let mut head = Scratch::default();
+        if let Some(header) = header {
+            head.bytes(&header);
+        }
         match self {
             Self::Message(message) => {
-                out.put_u8(KEY_CHAT_MESSAGE);
-                encode_varint(self.inner_len() as u64, out);
-                out.put_u8(KEY_MESSAGE_TEXT);
-                encode_varint(message.text.len() as u64, out);
-                out.put_slice(message.text.as_bytes());
+                head.byte(KEY_CHAT_MESSAGE);
+                head.varint(self.inner_len() as u64);
+                head.byte(KEY_MESSAGE_TEXT);
+                head.varint(message.text.len() as u64);
+                let mut tail = Scratch::default();
                 if let Some(id) = message.message_id {
-                    out.put_u8(KEY_MESSAGE_ID);
-                    encode_varint(u64::from(id), out);
+                    tail.byte(KEY_MESSAGE_ID);
+                    tail.varint(u64::from(id));
                 }
                 if let Some(delta) = message.time_delta {
-                    out.put_u8(KEY_TIME_DELTA);
-                    encode_varint(delta as u64, out);
+                    tail.byte(KEY_TIME_DELTA);
+                    tail.varint(delta as u64);
                 }
+                out.put_slice(head.as_slice());
+                out.put_slice(message.text.as_bytes());
+                out.put_slice(tail.as_slice());
             }
             Self::Acknowledge(ack) => {
-                out.put_u8(KEY_CHAT_ACKNOWLEDGE);
-                encode_varint(self.inner_len() as u64, out);
-                out.put_u8(KEY_ACK_MESSAGE_ID);
-                encode_varint(u64::from(ack.message_id), out);
-                out.put_u8(KEY_ACK_ACCEPTED);
-                out.put_u8(u8::from(ack.accepted));
+                head.byte(KEY_CHAT_ACKNOWLEDGE);
+                head.varint(self.inner_len() as u64);
+                head.byte(KEY_ACK_MESSAGE_ID);
+                head.varint(u64::from(ack.message_id));
+                head.byte(KEY_ACK_ACCEPTED);
+                head.byte(u8::from(ack.accepted));
+                out.put_slice(head.as_slice());
             }
         }
     }
 }
 
-/// Longest encoded `ChatAcknowledge` packet: its key and one-byte length,
-/// then the id's key and varint (at most five bytes for a u32), then the
-/// key and byte of `accepted`.
-const MAX_ACK_LEN: usize = 2 + 1 + 5 + 2;
+/// A few bytes assembled on the stack. The most written is a frame header
+/// and two keys with ten-byte varints (26 bytes).
+#[derive(Default)]
+struct Scratch {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Scratch {
+    fn byte(&mut self, byte: u8) {
+        debug_assert!(self.len < self.buf.len(), "scratch overflow");
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.byte(byte);
+        }
+    }
+
+    /// A protobuf base-128 varint, as `prost::encoding::encode_varint`.
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.byte((value as u8) | 0x80);
+            value >>= 7;
+        }
+        self.byte(value as u8);
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
 
 // Protobuf keys (tag << 3 | wire type) of `ChatChannel.proto` (§9.1).
 /// `Packet.chat_message`, length-delimited.
