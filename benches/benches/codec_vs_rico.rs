@@ -31,6 +31,7 @@ use rico_protocol::v3::packet_handler::{
     ConnectionHandle, Event as RicoEvent, Packet as RicoPacket, PacketHandler,
 };
 use ricochet_identity::{IdentityKey, ServiceId, V3IdentityKey};
+use ricochet_proto::frame::{FRAME_HEADER_LEN, parse_frame};
 use ricochet_proto::message::chat::{ChatMessage, ChatPacket, ChatText};
 use ricochet_proto::message::file::{FileMessage, MAX_CHUNK_LEN};
 use ricochet_proto::{ChannelId, Event, Frame, FrameDecoder, Session, SessionConfig};
@@ -233,7 +234,17 @@ fn rico_bytes(packet: &RicoPacket) -> Vec<u8> {
 
 // ---- ours: decoding ----
 
-/// Our chat frame → typed, checked message.
+/// Our chat frame → typed, checked message, from a slice as rico does.
+fn our_chat_decode_slice(input: &[u8]) -> (ChannelId, ChatText, usize) {
+    let (channel, payload) = parse_frame(input).unwrap().unwrap();
+    let ChatPacket::Message(message) = ChatPacket::decode_slice(payload).unwrap() else {
+        panic!("not a chat message");
+    };
+    let used = FRAME_HEADER_LEN + payload.len();
+    (channel, ChatText::new(message.text).unwrap(), used)
+}
+
+/// The same through the `BytesMut` decoder (the payload as shared `Bytes`).
 fn our_chat_decode(decoder: &mut FrameDecoder, buf: &mut BytesMut) -> (ChannelId, ChatText) {
     let frame = decoder.decode(buf).unwrap().unwrap();
     let ChatPacket::Message(message) = ChatPacket::decode(frame.payload).unwrap() else {
@@ -273,9 +284,9 @@ fn time_ours<T>(
     total
 }
 
-/// The same for rico, which parses from a slice (the caller drops the bytes
-/// it used).
-fn time_rico(rico: &Rico, wire: &[u8], iters: u64) -> Duration {
+/// Times `iters` calls of `decode` over back-to-back copies of `wire` in
+/// a slice (the caller drops the bytes `decode` used).
+fn time_slice<T>(wire: &[u8], iters: u64, decode: impl Fn(&[u8]) -> (T, usize)) -> Duration {
     let per_fill = (FILL_BYTES / wire.len()).max(1) as u64;
     let template = wire.repeat(per_fill as usize);
     let mut total = Duration::ZERO;
@@ -286,17 +297,21 @@ fn time_rico(rico: &Rico, wire: &[u8], iters: u64) -> Duration {
         let start = Instant::now();
         let mut offset = 0;
         for _ in 0..n {
-            let (packet, used) = rico
-                .handler
-                .try_parse_packet(rico.conn, &buf[offset..])
-                .unwrap();
+            let (decoded, used) = decode(&buf[offset..]);
             offset += used;
-            black_box(packet);
+            black_box(decoded);
         }
         total += start.elapsed();
         left -= n;
     }
     total
+}
+
+/// The same for rico, which parses from a slice.
+fn time_rico(rico: &Rico, wire: &[u8], iters: u64) -> Duration {
+    time_slice(wire, iters, |input| {
+        rico.handler.try_parse_packet(rico.conn, input).unwrap()
+    })
 }
 
 fn rico_parse(rico: &Rico, wire: &[u8]) -> RicoPacket {
@@ -332,10 +347,25 @@ fn codecs(c: &mut Criterion) {
         &mut BytesMut::from(&rico_wire[..]),
     );
     assert_eq!((channel.get(), text.as_str()), (chat_channel, TEXT));
+    let (channel, text, used) = our_chat_decode_slice(&rico_wire);
+    assert_eq!(
+        (channel.get(), text.as_str(), used),
+        (chat_channel, TEXT, rico_wire.len())
+    );
 
     let mut group = c.benchmark_group("chat-decode");
     group.throughput(Throughput::Elements(1));
+    // From a slice, as rico parses (and as our session does now).
     group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            time_slice(&our_wire, iters, |input| {
+                let (channel, text, used) = our_chat_decode_slice(input);
+                ((channel, text), used)
+            })
+        })
+    });
+    // Through the `BytesMut` frame decoder, for reference.
+    group.bench_function("ours-bytesmut", |b| {
         b.iter_custom(|iters| time_ours(&our_wire, iters, our_chat_decode))
     });
     group.bench_function("rico", |b| {
