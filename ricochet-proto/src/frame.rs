@@ -48,12 +48,9 @@ impl Frame {
     /// Fails, writing nothing, if the payload exceeds [`MAX_PAYLOAD_LEN`]
     /// (§4.1: "senders refuse to write more").
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), DecodeError> {
-        let len = self.payload.len();
-        let size = u16::try_from(len + FRAME_HEADER_LEN)
-            .map_err(|_| DecodeError::PayloadTooLarge { len })?;
-        out.reserve(FRAME_HEADER_LEN + len);
-        out.put_u16(size);
-        out.put_u16(self.channel.get());
+        let header = frame_header(self.channel, self.payload.len())?;
+        out.reserve(FRAME_HEADER_LEN + self.payload.len());
+        out.put_slice(&header);
         out.put_slice(&self.payload);
         Ok(())
     }
@@ -64,6 +61,55 @@ impl Frame {
         self.encode(&mut out)?;
         Ok(out.freeze())
     }
+}
+
+/// The header of a frame with a payload of `payload_len` bytes.
+///
+/// Fails if the payload exceeds [`MAX_PAYLOAD_LEN`] (§4.1: "senders refuse
+/// to write more").
+pub(crate) fn frame_header(
+    channel: ChannelId,
+    payload_len: usize,
+) -> Result<[u8; FRAME_HEADER_LEN], DecodeError> {
+    let size = u16::try_from(payload_len + FRAME_HEADER_LEN)
+        .map_err(|_| DecodeError::PayloadTooLarge { len: payload_len })?;
+    let [size_hi, size_lo] = size.to_be_bytes();
+    let [channel_hi, channel_lo] = channel.get().to_be_bytes();
+    Ok([size_hi, size_lo, channel_hi, channel_lo])
+}
+
+/// Reads the frame at the front of `input` without copying it: its channel
+/// and its payload, or `None` if it is not complete yet. The frame takes
+/// [`FRAME_HEADER_LEN`]` + payload.len()` bytes of `input`. Fails as
+/// [`FrameDecoder::decode`] does (a `size` below 4 is a corrupt stream).
+///
+/// The borrowed counterpart of [`FrameDecoder`], for a caller that holds
+/// its input in a slice: the session uses it to handle frames straight
+/// from the bytes it is given.
+///
+/// ```
+/// use ricochet_proto::ChannelId;
+/// use ricochet_proto::frame::parse_frame;
+///
+/// let input = [0, 7, 0, 3, b'a', b'b', b'c', 0, 9];
+/// let (channel, payload) = parse_frame(&input)?.expect("a whole frame");
+/// assert_eq!((channel, payload), (ChannelId::new(3), &b"abc"[..]));
+/// assert_eq!(parse_frame(&input[7..])?, None);
+/// # Ok::<(), ricochet_proto::DecodeError>(())
+/// ```
+pub fn parse_frame(input: &[u8]) -> Result<Option<(ChannelId, &[u8])>, DecodeError> {
+    let Some(mut header) = input.get(..FRAME_HEADER_LEN) else {
+        return Ok(None);
+    };
+    let size = usize::from(header.get_u16());
+    let channel = ChannelId::new(header.get_u16());
+    if size < FRAME_HEADER_LEN {
+        // §4.1: a size below the header's own is a corrupt stream.
+        return Err(DecodeError::FrameTooShort { size });
+    }
+    Ok(input
+        .get(FRAME_HEADER_LEN..size)
+        .map(|payload| (channel, payload)))
 }
 
 /// Splits a byte stream into [`Frame`]s, with the `tokio_util` `Decoder`
@@ -135,6 +181,33 @@ mod test {
         let frame = decoder.decode(&mut buf).unwrap().unwrap();
         assert_eq!(frame.payload, &b"hello"[..]);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn parse_frame_agrees_with_the_decoder() {
+        let bytes = Frame {
+            channel: ChannelId::new(3),
+            payload: Bytes::from_static(b"hello"),
+        }
+        .to_bytes()
+        .unwrap();
+        for cut in 0..bytes.len() {
+            assert_eq!(parse_frame(&bytes[..cut]).unwrap(), None);
+        }
+        let mut twice = bytes.to_vec();
+        twice.extend_from_slice(&bytes);
+        let (channel, payload) = parse_frame(&twice).unwrap().unwrap();
+        assert_eq!((channel, payload), (ChannelId::new(3), &b"hello"[..]));
+        for size in 0..4u8 {
+            assert_eq!(
+                parse_frame(&[0, size, 0, 1]),
+                Err(DecodeError::FrameTooShort {
+                    size: usize::from(size)
+                })
+            );
+        }
+        assert_eq!(frame_header(ChannelId::new(3), 5), Ok([0, 9, 0, 3]));
+        assert!(frame_header(ChannelId::CONTROL, MAX_PAYLOAD_LEN + 1).is_err());
     }
 
     #[test]

@@ -799,3 +799,45 @@ fn private_endpoint_transcript_byte_for_byte() {
     );
     assert_eq!(received_endpoints(&pair.server_events), [vector_endpoint()]);
 }
+
+/// Input cut anywhere gives the events and acks of the whole: whole frames
+/// are handled straight from the caller's slice, and the partial frame left
+/// over is buffered until the rest arrives.
+#[test]
+fn chat_input_cut_anywhere() {
+    fn ready() -> Pair {
+        let mut pair = Pair::new(v3_key(1), v3_key(2));
+        pair.drive();
+        let mut chat = pair.client.known_contact().expect("known contact");
+        chat.send_chat(ChatText::new("first").unwrap(), 0).unwrap();
+        pair.drive();
+        pair
+    }
+    fn drain(session: &mut ricochet_proto::Session) -> (Vec<Event>, Vec<u8>) {
+        let mut sent = Vec::new();
+        while let Some(bytes) = session.poll_transmit() {
+            sent.extend_from_slice(&bytes);
+        }
+        (std::iter::from_fn(|| session.poll_event()).collect(), sent)
+    }
+    let mut reference = ready();
+    let mut chat = reference.client.known_contact().expect("known contact");
+    for text in ["a", "bb", "ccc 😀"] {
+        chat.send_chat(ChatText::new(text).unwrap(), 0).unwrap();
+    }
+    let blob = reference.client.poll_transmit().unwrap();
+    reference.server.handle_input(reference.now, &blob);
+    let expected = drain(&mut reference.server);
+    assert_eq!(expected.0.len(), 3, "{:?}", expected.0);
+    for cut in 0..=blob.len() {
+        let mut pair = ready();
+        pair.server.handle_input(pair.now, &blob[..cut]);
+        pair.server.handle_input(pair.now, &blob[cut..]);
+        assert_eq!(drain(&mut pair.server), expected, "cut at {cut}");
+    }
+    let mut pair = ready();
+    for byte in blob.chunks(1) {
+        pair.server.handle_input(pair.now, byte);
+    }
+    assert_eq!(drain(&mut pair.server), expected, "byte by byte");
+}

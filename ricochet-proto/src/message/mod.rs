@@ -178,7 +178,7 @@ pub(crate) fn required<T>(
 
 pub(crate) fn decode_pb<M: prost::Message + Default>(
     message: &'static str,
-    payload: bytes::Bytes,
+    payload: impl bytes::Buf,
 ) -> Result<M, DecodeError> {
     M::decode(payload).map_err(|source| DecodeError::Protobuf { message, source })
 }

@@ -2,12 +2,9 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
-
 use super::Session;
 use super::channels::{ChannelState, Kind};
 use super::event::Event;
-use crate::frame::Frame;
 use crate::message::chat::{ChatAcknowledge, ChatMessage, ChatPacket, ChatText, MessageId};
 use crate::message::control::OpenChannel;
 use crate::message::{ChannelId, ChannelType};
@@ -66,10 +63,7 @@ impl Session {
         if let Some(message_id) = message.message_id {
             unacknowledged.push_back(message_id);
         }
-        self.send_frame(Frame {
-            channel: id,
-            payload: ChatPacket::Message(message).encode(),
-        });
+        self.send_chat_packet(id, &ChatPacket::Message(message));
         Ok(())
     }
 
@@ -105,19 +99,29 @@ impl Session {
     fn send_chat_ack(&mut self, id: ChannelId, message_id: Option<MessageId>, accepted: bool) {
         // §9.2: ack whenever the id is present, even 0.
         if let Some(message_id) = message_id {
-            self.send_frame(Frame {
-                channel: id,
-                payload: ChatPacket::Acknowledge(ChatAcknowledge {
+            self.send_chat_packet(
+                id,
+                &ChatPacket::Acknowledge(ChatAcknowledge {
                     message_id,
                     accepted,
-                })
-                .encode(),
+                }),
+            );
+        }
+    }
+
+    /// Queues `packet` as a frame, encoded straight into the output buffer.
+    fn send_chat_packet(&mut self, id: ChannelId, packet: &ChatPacket) {
+        if packet.encode_frame(id, &mut self.output).is_err() {
+            // Only a text far over the §9.2 limit fills a frame, and
+            // `ChatText` refuses those.
+            self.events.push_back(Event::InternalError {
+                what: "an outgoing payload exceeded the frame limit",
             });
         }
     }
 
-    pub(super) fn handle_chat_packet(&mut self, id: ChannelId, payload: Bytes) {
-        let packet = match ChatPacket::decode(payload) {
+    pub(super) fn handle_chat_packet(&mut self, id: ChannelId, payload: &[u8]) {
+        let packet = match ChatPacket::decode_slice(payload) {
             Ok(packet) => packet,
             Err(error) => return self.malformed_packet(id, error),
         };

@@ -3,10 +3,8 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
-use super::Session;
 use super::channels::{ChannelState, Kind};
+use super::{Payload, Session};
 use crate::message::control::{ChannelResult, ControlMessage, OpenChannel};
 use crate::message::{ChannelId, ChannelType, CommonError};
 use crate::{ProtocolError, Reaction};
@@ -244,17 +242,21 @@ impl Session {
     pub(super) fn handle_channel_packet(
         &mut self,
         id: ChannelId,
-        payload: Bytes,
+        payload: Payload<'_>,
     ) -> Result<(), ProtocolError> {
         let Some(channel) = self.channels.get_mut(id) else {
             return Ok(());
         };
+        // Chat decodes from the slice; the others take `Bytes` (free unless
+        // the payload was borrowed from the caller's input).
         match &channel.kind {
-            Kind::Auth(_) => self.handle_auth_packet(id, payload),
-            Kind::ContactRequest(_) => self.handle_request_packet(id, payload),
-            Kind::Chat(_) => self.handle_chat_packet(id, payload),
-            Kind::File(_) => self.handle_file_packet(id, payload),
-            Kind::PrivateEndpoint(_) => self.handle_private_endpoint_packet(id, payload),
+            Kind::Auth(_) => self.handle_auth_packet(id, payload.into_bytes()),
+            Kind::ContactRequest(_) => self.handle_request_packet(id, payload.into_bytes()),
+            Kind::Chat(_) => self.handle_chat_packet(id, payload.as_slice()),
+            Kind::File(_) => self.handle_file_packet(id, payload.into_bytes()),
+            Kind::PrivateEndpoint(_) => {
+                self.handle_private_endpoint_packet(id, payload.into_bytes());
+            }
         }
         Ok(())
     }

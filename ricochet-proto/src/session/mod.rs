@@ -51,7 +51,7 @@ pub use event::{CloseReason, Event};
 pub use file::{FileDirection, FileOffer};
 
 use self::channels::{ChannelState, ChannelTable, Kind};
-use crate::frame::{Frame, FrameDecoder};
+use crate::frame::{FRAME_HEADER_LEN, Frame, FrameDecoder, parse_frame};
 use crate::intro::{Introduction, NO_COMMON_VERSION};
 use crate::message::ChannelId;
 use crate::message::chat::{ChatMessage, ChatText, MessageId};
@@ -410,12 +410,21 @@ impl Session {
     // ---- inputs ----
 
     /// Feeds bytes read from the peer.
+    ///
+    /// Whole frames are handled straight from `data` when nothing is
+    /// buffered from an earlier call; only a trailing partial frame is
+    /// copied into the session's buffer.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         if self.is_closed() {
             return;
         }
-        self.input.extend_from_slice(data);
-        if let Err(error) = self.process_input(now) {
+        let result = if self.input.is_empty() && self.phase == Phase::Open {
+            self.process_borrowed(now, data)
+        } else {
+            self.input.extend_from_slice(data);
+            self.process_input(now)
+        };
+        if let Err(error) = result {
             self.protocol_error(error);
         }
     }
@@ -479,10 +488,40 @@ impl Session {
                     let Some(frame) = self.decoder.decode(&mut self.input)? else {
                         return Ok(());
                     };
-                    self.handle_frame(now, frame)?;
+                    self.handle_frame(now, frame.channel, Payload::Shared(frame.payload))?;
                 }
             }
         }
+    }
+
+    /// The packet layer (§4.1) over the caller's slice, with nothing
+    /// buffered: each whole frame is handled in place, without copying it
+    /// into the session's buffer. What is left (a partial frame, or the
+    /// bytes after a frame that failed) is buffered, so that the session
+    /// ends up exactly where `process_input` would have left it.
+    fn process_borrowed(&mut self, now: Instant, mut data: &[u8]) -> Result<(), ProtocolError> {
+        let result = loop {
+            if self.phase != Phase::Open {
+                break Ok(());
+            }
+            match parse_frame(data) {
+                Ok(Some((channel, payload))) => {
+                    data = data
+                        .get(FRAME_HEADER_LEN + payload.len()..)
+                        .unwrap_or_default();
+                    if let Err(error) = self.handle_frame(now, channel, Payload::Borrowed(payload))
+                    {
+                        break Err(error);
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error.into()),
+            }
+        };
+        if !self.is_closed() {
+            self.input.extend_from_slice(data);
+        }
+        result
     }
 
     /// §3.2: pick our own version wherever it appears, else `FF` and close.
@@ -517,31 +556,36 @@ impl Session {
         self.open_auth_channel()
     }
 
-    fn handle_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
-        if frame.channel == ChannelId::CONTROL {
-            if frame.is_close() {
+    fn handle_frame(
+        &mut self,
+        now: Instant,
+        channel: ChannelId,
+        payload: Payload<'_>,
+    ) -> Result<(), ProtocolError> {
+        if channel == ChannelId::CONTROL {
+            if payload.is_empty() {
                 return Err(ProtocolError::ControlChannelClosed);
             }
-            let message = ControlMessage::decode(frame.payload)?;
+            let message = ControlMessage::decode(payload.into_bytes())?;
             return self.handle_control(now, message);
         }
-        let Some(state) = self.channels.state(frame.channel) else {
+        let Some(state) = self.channels.state(channel) else {
             // §4.2: data for an unknown channel gets a close; a close for an
             // unknown channel is ignored, so closes never ping-pong.
-            if !frame.is_close() {
-                self.send_frame(Frame::close(frame.channel));
+            if !payload.is_empty() {
+                self.send_frame(Frame::close(channel));
             }
             return Ok(());
         };
-        if frame.is_close() {
-            let our_request = self.channels.get_mut(frame.channel).is_some_and(|channel| {
+        if payload.is_empty() {
+            let our_request = self.channels.get_mut(channel).is_some_and(|c| {
                 matches!(
-                    channel.kind,
+                    c.kind,
                     Kind::ContactRequest(contact::RequestChannel::Outbound)
                 )
             });
             // The echo of §4.2 is the same empty frame as our own close.
-            self.close_channel(frame.channel);
+            self.close_channel(channel);
             if our_request {
                 // §8.3: a final answer closes the channel on our side first,
                 // so this close came without one.
@@ -552,18 +596,18 @@ impl Session {
         if state == ChannelState::Opening {
             // The peer may not send on a channel before answering our
             // OpenChannel.
-            let channel_type = self.channels.channel_type(frame.channel);
+            let channel_type = self.channels.channel_type(channel);
             self.channel_violation(
-                frame.channel,
+                channel,
                 ProtocolError::UnexpectedMessage {
-                    channel: frame.channel,
+                    channel,
                     channel_type,
                     message: "data before ChannelResult",
                 },
             );
             return Ok(());
         }
-        self.handle_channel_packet(frame.channel, frame.payload)
+        self.handle_channel_packet(channel, payload)
     }
 
     /// Queues a frame. Payloads we build are far below the frame limit.
@@ -630,6 +674,36 @@ impl Session {
             Err(ApiMisuse::Closed)
         } else {
             Ok(())
+        }
+    }
+}
+
+/// A frame's payload, as the session handles it: borrowed from the caller's
+/// input, or shared with the session's input buffer.
+#[derive(Debug)]
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Bytes),
+}
+
+impl Payload<'_> {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Borrowed(slice) => slice,
+            Self::Shared(bytes) => bytes,
+        }
+    }
+
+    /// An empty payload closes its channel (§4.2).
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    /// The payload as `Bytes`: free when shared, a copy when borrowed.
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Borrowed(slice) => Bytes::copy_from_slice(slice),
+            Self::Shared(bytes) => bytes,
         }
     }
 }
