@@ -15,7 +15,7 @@ use common::raw::RawPeer;
 use common::{befriend, start};
 use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::transport::{ErrorKind, ServiceStatus};
-use ricochet_client::{ContactStatus, Generation, IdentityKey};
+use ricochet_client::{ContactStatus, Event, Generation, IdentityKey};
 use ricochet_proto::ChannelType;
 use ricochet_proto::message::control::ControlMessage;
 
@@ -93,6 +93,21 @@ async fn contacts_reach_each_other_privately_and_strangers_see_an_offline_user()
             .collect::<Vec<_>>(),
         [alice_id]
     );
+    // His private service comes up after the client's first turn (the
+    // core names the authorised keys), so right after the start it may
+    // still be stopped or publishing (CI saw "publishing" here once).
+    if bob.client.private_service_status() != ServiceStatus::Published {
+        bob.expect(
+            "Bob's private service published after his restart",
+            |event| match event {
+                Event::PrivateServiceStatusChanged {
+                    status: ServiceStatus::Published,
+                } => Some(()),
+                _ => None,
+            },
+        )
+        .await;
+    }
     assert_eq!(bob.client.service_status(), ServiceStatus::Published);
     chat_and_file(&mut bob, &mut alice, dir.path()).await;
 
