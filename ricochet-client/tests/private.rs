@@ -166,9 +166,7 @@ async fn a_removed_contact_is_no_longer_authorised() {
     let mut bob = start(&dir.path().join("bob"), &directory).await;
     let error = bob
         .expect("Bob's dial of Alice failing", |event| match event {
-            ricochet_client::Event::DialFailed { contact, error, .. } if contact == alice_id => {
-                Some(error)
-            }
+            Event::DialFailed { contact, error, .. } if contact == alice_id => Some(error),
             _ => None,
         })
         .await;
