@@ -478,7 +478,7 @@ impl Connection {
 
     async fn apply(&mut self, session: &mut Session, command: Command) -> Result<(), DriverGone> {
         match self.link.apply(session, command) {
-            Some(Command::OfferFile(upload)) => self.offer(session, upload).await,
+            Some(Command::OfferFile(upload)) => self.offer(session, *upload).await,
             Some(Command::AnswerFile {
                 transfer,
                 destination,

@@ -90,7 +90,9 @@ impl LinkState {
             SessionEvent::BecameContact => Report::BecameContact {
                 private_endpoint: session.peer_supports_private_endpoint(),
             },
-            SessionEvent::PrivateEndpointReceived(endpoint) => Report::PrivateEndpoint(endpoint),
+            SessionEvent::PrivateEndpointReceived(endpoint) => {
+                Report::PrivateEndpoint(Box::new(endpoint))
+            }
             SessionEvent::ChatReceived {
                 message_id,
                 text,
@@ -173,7 +175,7 @@ impl LinkState {
                 Ok(())
             }
             Command::SendPrivateEndpoint(endpoint) => match session.known_contact() {
-                Some(mut contact) => contact.send_private_endpoint(endpoint),
+                Some(mut contact) => contact.send_private_endpoint(*endpoint),
                 None => return None,
             },
             Command::Close => {

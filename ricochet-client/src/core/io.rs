@@ -144,7 +144,7 @@ pub(crate) enum Command {
     /// Send these chat messages, with the ids they were given.
     SendChat(Vec<OutgoingChat>),
     /// Offer a file (protocol 3).
-    OfferFile(Upload),
+    OfferFile(Box<Upload>),
     /// Answer an offered download: `Some(destination)` accepts.
     AnswerFile {
         transfer: TransferId,
@@ -153,11 +153,19 @@ pub(crate) enum Command {
     /// Cancel a transfer.
     CancelFile { transfer: TransferId },
     /// Tell the contact our private service and the key we reach its own
-    /// with (docs/private-mode.md).
-    SendPrivateEndpoint(PrivateEndpoint),
+    /// with (docs/private-mode.md). Boxed, as is [`Upload`]: every
+    /// connection's command queue allocates its slots at this enum's size
+    /// (see the size bound below).
+    SendPrivateEndpoint(Box<PrivateEndpoint>),
     /// Close the connection.
     Close,
 }
+
+// Each contact connection's command channel allocates a block of 32 slots
+// when it is created, so this size is paid by every idle connection (issue
+// 16's ≤ 16 KiB per idle connection; a 240-byte `Command` cost 7.7 KB each).
+// Large, rare payloads are boxed to keep it small.
+const _: () = assert!(size_of::<Command>() <= 64);
 
 /// A chat message to put on the wire.
 #[derive(Debug)]
@@ -192,8 +200,9 @@ pub(crate) enum Report {
     /// The connection now carries chat; `private_endpoint`: the peer
     /// takes our private endpoint (it advertised the extension).
     BecameContact { private_endpoint: bool },
-    /// The contact told us of its private service.
-    PrivateEndpoint(PrivateEndpoint),
+    /// The contact told us of its private service (boxed: it is rare and
+    /// would make every report 240 bytes).
+    PrivateEndpoint(Box<PrivateEndpoint>),
     /// Chat messages that arrived together. The connection writes their
     /// acknowledgements only after [`Output::ChatsStored`] says they are
     /// stored; until then it sends nothing more of this connection's

@@ -431,7 +431,7 @@ impl Core {
                 }
                 self.became_contact(now, conn);
             }
-            Report::PrivateEndpoint(endpoint) => self.endpoint_received(conn, endpoint),
+            Report::PrivateEndpoint(endpoint) => self.endpoint_received(conn, *endpoint),
             Report::ChatsReceived(messages) => self.chats_received(now, conn, messages),
             Report::ChatsAcknowledged(acks) => self.chats_acknowledged(now, conn, &acks),
             Report::ChatChannelClosed => self.chat_channel_closed(now, conn),
@@ -686,7 +686,7 @@ impl Core {
             return;
         }
         if let Some(endpoint) = self.private.endpoint_for(peer) {
-            self.command(conn, Command::SendPrivateEndpoint(endpoint));
+            self.command(conn, Command::SendPrivateEndpoint(Box::new(endpoint)));
         }
     }
 
@@ -1484,7 +1484,7 @@ impl Core {
             });
         };
         self.transfers.start(upload.transfer, conn, id);
-        self.command(conn, Command::OfferFile(upload));
+        self.command(conn, Command::OfferFile(Box::new(upload)));
         Ok(())
     }
 
