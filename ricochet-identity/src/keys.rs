@@ -182,8 +182,8 @@ impl V3IdentityKey {
     }
 
     /// The v3 onion service id of this key.
-    pub const fn service_id(&self) -> V3ServiceId {
-        V3ServiceId::from_public_key(self.public_key)
+    pub fn service_id(&self) -> V3ServiceId {
+        V3ServiceId::from_public_key(&self.public_key)
     }
 
     /// A plain RFC 8032 ed25519 signature over `message` (no prehash, no
@@ -366,7 +366,7 @@ impl IdentityKey {
     }
 
     /// Our onion service id.
-    pub const fn service_id(&self) -> ServiceId {
+    pub fn service_id(&self) -> ServiceId {
         match self {
             Self::V2(key) => ServiceId::V2(key.service_id()),
             Self::V3(key) => ServiceId::V3(key.service_id()),
@@ -374,7 +374,7 @@ impl IdentityKey {
     }
 
     /// Our `ricochet:` contact id.
-    pub const fn ricochet_id(&self) -> RicochetId {
+    pub fn ricochet_id(&self) -> RicochetId {
         RicochetId(self.service_id())
     }
 

@@ -255,14 +255,14 @@ pub fn verify_v3_proof(
                 expected: V3_SIGNATURE_LEN,
                 actual: signature.len(),
             })?;
-    let client = V3ServiceId::from_canonical(service_id).map_err(ProofError::InvalidServiceId)?;
+    let (client, client_key) =
+        V3ServiceId::from_canonical_with_key(service_id).map_err(ProofError::InvalidServiceId)?;
     let proof = hmac_ids(
         cookies,
         service_id.as_bytes(),
         server.to_string().as_bytes(),
     );
-    client
-        .public_key()
+    client_key
         .verify_strict(&proof, &Signature::from_bytes(signature))
         .map_err(|_| ProofError::BadSignature)?;
     Ok(client)

@@ -131,21 +131,46 @@ impl V2ServiceId {
 }
 
 /// A v3 onion service id: an ed25519 public key with checksum and version
-/// (spec §11.2). Holding one means the key is a valid curve point.
-#[derive(Clone, Copy)]
+/// (spec §11.2). Holding one means the key is a valid curve point: that is
+/// checked when the id is made.
+///
+/// Only the key's 32 bytes are kept, not the decompressed point (192 more
+/// bytes): ids travel by value through every message's bookkeeping, and the
+/// point is needed only to verify an authentication proof.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct V3ServiceId {
-    public_key: VerifyingKey,
+    public_key: [u8; 32],
 }
 
 impl V3ServiceId {
     /// The id of an ed25519 public key.
-    pub const fn from_public_key(public_key: VerifyingKey) -> Self {
-        Self { public_key }
+    pub fn from_public_key(public_key: &VerifyingKey) -> Self {
+        Self {
+            public_key: public_key.to_bytes(),
+        }
     }
 
-    /// The ed25519 public key this id names.
-    pub const fn public_key(&self) -> &VerifyingKey {
+    /// The ed25519 public key this id names, compressed (RFC 8032 §5.1.2).
+    /// It is a valid curve point: `VerifyingKey::from_bytes` accepts it.
+    pub const fn public_key_bytes(&self) -> &[u8; 32] {
         &self.public_key
+    }
+
+    /// [`V3ServiceId::from_canonical`], also giving the decompressed key
+    /// that checking the id produced, so that verifying a proof does not
+    /// decompress it again.
+    pub(crate) fn from_canonical_with_key(
+        id: &str,
+    ) -> Result<(Self, VerifyingKey), ServiceIdError> {
+        if id.len() != V3_SERVICE_ID_LEN || !is_canonical(id) {
+            // The same error as `from_canonical` gives.
+            return Err(match ServiceId::from_canonical(id) {
+                Ok(other) => wrong_generation(Generation::V3, &other),
+                Err(error) => error,
+            });
+        }
+        let key = Self::decode_key(id)?;
+        Ok((Self::from_public_key(&key), key))
     }
 
     /// Strict parse of the bare, lowercase 56-character id, as it appears in
@@ -171,7 +196,7 @@ impl V3ServiceId {
     }
 
     fn raw(&self) -> [u8; V3_RAW_LEN] {
-        let key = self.public_key.as_bytes();
+        let key = &self.public_key;
         let checksum = Self::checksum(key);
         let mut raw = [0; V3_RAW_LEN];
         for (dst, src) in raw
@@ -184,6 +209,10 @@ impl V3ServiceId {
     }
 
     fn decode(id: &str) -> Result<Self, ServiceIdError> {
+        Self::decode_key(id).map(|key| Self::from_public_key(&key))
+    }
+
+    fn decode_key(id: &str) -> Result<VerifyingKey, ServiceIdError> {
         let raw: [u8; V3_RAW_LEN] = base32::decode(BASE32, id)
             .and_then(|raw| raw.try_into().ok())
             .ok_or(ServiceIdError::BadLength { len: id.len() })?;
@@ -194,31 +223,7 @@ impl V3ServiceId {
         if Self::checksum(&key) != [c0, c1] {
             return Err(ServiceIdError::BadChecksum);
         }
-        let public_key =
-            VerifyingKey::from_bytes(&key).map_err(|_| ServiceIdError::InvalidPublicKey)?;
-        Ok(Self { public_key })
-    }
-}
-
-impl PartialEq for V3ServiceId {
-    fn eq(&self, other: &Self) -> bool {
-        self.public_key.as_bytes() == other.public_key.as_bytes()
-    }
-}
-impl Eq for V3ServiceId {}
-impl std::hash::Hash for V3ServiceId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.public_key.as_bytes().hash(state);
-    }
-}
-impl PartialOrd for V3ServiceId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for V3ServiceId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.public_key.as_bytes().cmp(other.public_key.as_bytes())
+        VerifyingKey::from_bytes(&key).map_err(|_| ServiceIdError::InvalidPublicKey)
     }
 }
 
@@ -270,9 +275,7 @@ impl ServiceId {
     /// Strict parse of a bare, lowercase id of either generation, as it
     /// appears in protocol messages.
     pub fn from_canonical(id: &str) -> Result<Self, ServiceIdError> {
-        let canonical = id.len() == id.chars().count()
-            && id.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7'));
-        if !canonical {
+        if !is_canonical(id) {
             return Err(ServiceIdError::NotCanonical);
         }
         Self::parse_bare(id)
@@ -305,6 +308,11 @@ impl ServiceId {
             V3ServiceId::decode(id).map(Self::V3)
         }
     }
+}
+
+/// Only the characters of a bare lowercase id (§7.2: "be strict").
+fn is_canonical(id: &str) -> bool {
+    id.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7'))
 }
 
 fn wrong_generation(expected: Generation, found: &ServiceId) -> ServiceIdError {

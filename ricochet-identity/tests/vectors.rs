@@ -130,7 +130,7 @@ fn v3_identities() {
         assert_eq!(raw[34], 3, "[{}] version byte", r.name);
         let parsed: V3ServiceId = r.get("service_id").parse().unwrap();
         assert_eq!(parsed, id);
-        assert_eq!(parsed.public_key().as_bytes().to_vec(), r.hex("public_key"));
+        assert_eq!(parsed.public_key_bytes().to_vec(), r.hex("public_key"));
         assert_eq!(
             RicochetId(ServiceId::V3(id)).to_string(),
             format!("ricochet:{}", r.get("service_id"))

@@ -610,7 +610,7 @@ async fn launch(
     let ServiceId::V3(v3_id) = id else {
         return Err(TransportError::config("a v3 key with a v2 id"));
     };
-    if &public != v3_id.public_key().as_bytes() {
+    if &public != v3_id.public_key_bytes() {
         return Err(TransportError::config(
             "the v3 identity key's expanded secret does not match its public key",
         ));
