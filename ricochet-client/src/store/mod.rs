@@ -1054,6 +1054,19 @@ impl Store {
                 "UPDATE messages SET status = ?3 WHERE id = ?1 AND peer = ?2
                      AND direction = 0 AND status <= 1",
             )?;
+            // A contact acknowledges in the order we sent, so most batches
+            // are runs of consecutive message numbers: one statement per
+            // run instead of one per message, when every message of the run
+            // is still unfinished (counted first in the queue index, so
+            // that each message's outcome is known exactly).
+            let mut count_run = tx.prepare_cached(
+                "SELECT count(*) FROM messages INDEXED BY messages_queue
+                 WHERE peer = ?1 AND direction = 0 AND status <= 1 AND id BETWEEN ?2 AND ?3",
+            )?;
+            let mut by_run = tx.prepare_cached(
+                "UPDATE messages SET status = ?4 WHERE id BETWEEN ?2 AND ?3 AND peer = ?1
+                     AND direction = 0 AND status <= 1",
+            )?;
             // Only the queue is searched.
             let mut by_wire_id = tx.prepare_cached(
                 "UPDATE messages SET status = ?3 WHERE id = (
@@ -1062,23 +1075,47 @@ impl Store {
                      ORDER BY id DESC LIMIT 1)
                  RETURNING id",
             )?;
-            for &(wire_id, accepted, message) in acks {
+            let mut rest = acks;
+            while let Some(&(_, accepted, message)) = rest.first() {
                 let status = if accepted {
                     MessageStatus::Acknowledged
                 } else {
                     MessageStatus::Failed(FailureReason::RefusedByPeer)
                 };
                 let number = status_number(&status);
-                let id: Option<i64> = match message {
-                    Some(message) => {
-                        (by_id.execute(params![message.0, peer, number])? == 1).then_some(message.0)
-                    }
-                    None => by_wire_id
-                        .query_row(params![peer, i64::from(wire_id), number], |row| row.get(0))
-                        .optional()?,
+                let run = match message {
+                    Some(first) => rest
+                        .iter()
+                        .zip(first.0..)
+                        .take_while(|&(&(_, run_accepted, run_message), id)| {
+                            run_accepted == accepted && run_message == Some(MessageId(id))
+                        })
+                        .count(),
+                    None => 1,
                 };
-                if let Some(id) = id {
-                    changed.push((MessageId(id), status));
+                let (this, after) = rest.split_at(run);
+                rest = after;
+                if let (true, Some(first)) = (run > 1, message) {
+                    let last = first.0 + (run as i64 - 1);
+                    let unfinished: i64 =
+                        count_run.query_row(params![peer, first.0, last], |row| row.get(0))?;
+                    if unfinished == run as i64 {
+                        by_run.execute(params![peer, first.0, last, number])?;
+                        changed.extend((first.0..=last).map(|id| (MessageId(id), status.clone())));
+                        continue;
+                    }
+                }
+                for &(wire_id, _, message) in this {
+                    let id: Option<i64> = match message {
+                        Some(message) => (by_id.execute(params![message.0, peer, number])? == 1)
+                            .then_some(message.0),
+                        None => by_wire_id
+                            .query_row(params![peer, i64::from(wire_id), number], |row| row.get(0))
+                            .optional()?,
+                    };
+                    if let Some(id) = id {
+                        changed.push((MessageId(id), status.clone()));
+                    }
                 }
             }
         }
@@ -2025,6 +2062,71 @@ mod tests {
             None
         );
         assert!(store.unfinished_outgoing(&alice).unwrap().is_empty());
+    }
+
+    #[test]
+    fn acknowledged_runs_change_exactly_the_unfinished_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let bob = new_id();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store.add_contact(&contact(bob, "bob")).unwrap();
+        let queued = store
+            .queue(&alice, &texts(&["a", "b", "c", "d", "e", "f"]), at(1))
+            .unwrap();
+        let ack = |index: usize, accepted: bool| (queued[index].1, accepted, Some(queued[index].0));
+        let status = |index: usize| store.message(queued[index].0).unwrap().unwrap().status;
+
+        // A whole run in one statement; another contact's run changes nothing.
+        assert!(
+            store
+                .acknowledge_batch(&bob, &[ack(0, true), ack(1, true)])
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .acknowledge_batch(&alice, &[ack(0, true), ack(1, true)])
+                .unwrap(),
+            vec![
+                (queued[0].0, MessageStatus::Acknowledged),
+                (queued[1].0, MessageStatus::Acknowledged)
+            ]
+        );
+        // A run over a message acknowledged before reports only the others,
+        // and a refusal inside a run of acceptances is its own run.
+        let refused = MessageStatus::Failed(FailureReason::RefusedByPeer);
+        assert_eq!(
+            store
+                .acknowledge_batch(
+                    &alice,
+                    &[
+                        ack(1, true),
+                        ack(2, true),
+                        ack(3, false),
+                        ack(4, true),
+                        ack(5, true)
+                    ]
+                )
+                .unwrap(),
+            vec![
+                (queued[2].0, MessageStatus::Acknowledged),
+                (queued[3].0, refused.clone()),
+                (queued[4].0, MessageStatus::Acknowledged),
+                (queued[5].0, MessageStatus::Acknowledged)
+            ]
+        );
+        assert_eq!(status(1), MessageStatus::Acknowledged);
+        assert_eq!(status(3), refused);
+        assert!(store.unfinished_outgoing(&alice).unwrap().is_empty());
+        // Repeats change nothing.
+        assert!(
+            store
+                .acknowledge_batch(&alice, &[ack(4, true), ack(5, true)])
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
