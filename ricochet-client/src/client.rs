@@ -1,5 +1,6 @@
 //! The application's handle ([`Client`]), its builder, and the settings.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,11 +12,12 @@ use sha3::{Digest as _, Sha3_512};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::core::io::{Answer, ApiCall, Response, Upload};
-use crate::driver::{Call, Reply, Services, Watched};
+use crate::driver::{Call, Reply, Services};
 use crate::error::ClientError;
 use crate::model::{
     Contact, ContactRequest, Message, MessageId, MessageStatus, PrivateModeState, Stats, TransferId,
 };
+use crate::status_board::StatusBoard;
 
 /// A running Ricochet client. Cheap to clone; every clone talks to the same
 /// background tasks. Call [`Client::shutdown`] to stop it (dropping every
@@ -362,10 +364,23 @@ impl Client {
             texts,
         };
         match self.request(request).await? {
-            Reply::Queued(queued) => Ok(queued?
-                .into_iter()
-                .map(|parts: Vec<Watched>| MessageHandle { contact: id, parts })
-                .collect()),
+            Reply::Queued(queued) => {
+                let (board, texts) = queued?;
+                let mut start = 0;
+                Ok(texts
+                    .into_iter()
+                    .map(|ids| {
+                        let parts = start..start + ids.len();
+                        start = parts.end;
+                        MessageHandle {
+                            contact: id,
+                            ids,
+                            board: board.clone(),
+                            parts,
+                        }
+                    })
+                    .collect())
+            }
             other => Err(mismatch(&other)),
         }
     }
@@ -508,8 +523,12 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; FILE_HASH_LEN])> {
 /// or several if the text was split.
 #[derive(Debug, Clone)]
 pub struct MessageHandle {
-    pub(crate) contact: RicochetId,
-    pub(crate) parts: Vec<Watched>,
+    contact: RicochetId,
+    ids: Vec<MessageId>,
+    /// Shared by the handles of one call.
+    board: Arc<StatusBoard>,
+    /// This handle's messages on the board.
+    parts: Range<usize>,
 }
 
 impl MessageHandle {
@@ -520,35 +539,20 @@ impl MessageHandle {
 
     /// The stored messages, in order (more than one if the text was split).
     pub fn ids(&self) -> Vec<MessageId> {
-        self.parts.iter().map(|(id, _)| *id).collect()
+        self.ids.clone()
     }
 
     /// The status of the whole: failed if any part failed, else the least
     /// advanced part's.
     pub fn status(&self) -> MessageStatus {
-        let mut overall = MessageStatus::Acknowledged;
-        for (_, status) in &self.parts {
-            let status = status.borrow().clone();
-            match (&overall, &status) {
-                (MessageStatus::Failed(_), _) => {}
-                (_, MessageStatus::Failed(_)) => overall = status,
-                (_, MessageStatus::Queued) => overall = MessageStatus::Queued,
-                (MessageStatus::Acknowledged, MessageStatus::Sent) => overall = MessageStatus::Sent,
-                _ => {}
-            }
-        }
-        overall
+        self.board.status(self.parts.clone())
     }
 
     /// Waits until every part is acknowledged or one failed, and returns
     /// the final status. If the client shuts down first, returns the status
     /// at that time (the messages stay queued in the profile).
     pub async fn finished(&mut self) -> MessageStatus {
-        for (_, status) in &mut self.parts {
-            if status.wait_for(MessageStatus::is_final).await.is_err() {
-                break;
-            }
-        }
+        self.board.wait_final(self.parts.clone()).await;
         self.status()
     }
 }

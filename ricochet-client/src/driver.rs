@@ -14,8 +14,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use ricochet_identity::{ClientAuthPublicKey, Generation, IdentityKey, RicochetId};
@@ -36,7 +36,8 @@ use crate::core::private::PrivateConfig;
 use crate::core::{Core, CoreConfig};
 use crate::erased::{BoxStream, DynListener, DynTransport};
 use crate::error::ClientError;
-use crate::model::{MessageId, MessageStatus};
+use crate::model::MessageId;
+use crate::status_board::StatusBoard;
 use crate::store::{self, StoreHandle};
 
 /// The most authorised clients a v3 descriptor reliably holds (arti's
@@ -50,8 +51,9 @@ const REPORT_QUEUE: usize = 256;
 /// other inputs are not starved. Their store jobs share one transaction.
 const TURN_BATCH: usize = 256;
 
-/// A message and the watch of its status.
-pub(crate) type Watched = (MessageId, watch::Receiver<MessageStatus>);
+/// The messages that one send call queued: per text, the numbers of its
+/// parts, and the board of their statuses (in the same order, flattened).
+pub(crate) type Queued = (Arc<StatusBoard>, Vec<Vec<MessageId>>);
 
 /// What a [`crate::Client`] handle sends to the driver.
 #[derive(Debug)]
@@ -68,7 +70,7 @@ pub(crate) enum Call {
 pub(crate) enum Reply {
     Core(Response),
     /// [`Response::Queued`], with a watch for each message.
-    Queued(Result<Vec<Vec<Watched>>, ClientError>),
+    Queued(Result<Queued, ClientError>),
 }
 
 /// What a client is started with.
@@ -463,8 +465,9 @@ struct Driver {
     /// API calls waiting for the core's answer.
     calls: HashMap<CallId, oneshot::Sender<Reply>>,
     next_call: CallId,
-    /// Status watchers of messages sent in this run, until final.
-    watches: HashMap<MessageId, watch::Sender<MessageStatus>>,
+    /// The status board of each message sent in this run and its place on
+    /// it, until final or until nobody holds the board.
+    watches: HashMap<MessageId, (Weak<StatusBoard>, usize)>,
     notices: mpsc::UnboundedSender<Notice>,
     incoming: Incoming,
     /// Our public services, one per identity.
@@ -794,15 +797,16 @@ impl Driver {
         if let Notice::MessageStatusChanged {
             message, status, ..
         } = &notice
-            && let Some(watch) = self.watches.get(message)
+            && let Some((board, index)) = self.watches.get(message)
         {
-            // A bot drops its handles: then there is nobody to tell, and
-            // waking nobody still costs a lock per message.
-            if watch.is_closed() {
-                self.watches.remove(message);
-            } else {
-                watch.send_replace(status.clone());
-                if status.is_final() {
+            // A bot drops its handles: then there is nobody to tell.
+            match board.upgrade() {
+                Some(board) if !status.is_final() => board.set(*index, status.clone()),
+                Some(board) => {
+                    board.set(*index, status.clone());
+                    self.watches.remove(message);
+                }
+                None => {
                     self.watches.remove(message);
                 }
             }
@@ -817,19 +821,12 @@ impl Driver {
         };
         let reply_value = match response {
             Response::Queued(queued) => Reply::Queued(queued.map(|texts| {
-                texts
-                    .into_iter()
-                    .map(|parts| {
-                        parts
-                            .into_iter()
-                            .map(|message| {
-                                let (sender, receiver) = watch::channel(MessageStatus::Queued);
-                                self.watches.insert(message, sender);
-                                (message, receiver)
-                            })
-                            .collect()
-                    })
-                    .collect()
+                let board = Arc::new(StatusBoard::new(texts.iter().map(Vec::len).sum()));
+                let weak = Arc::downgrade(&board);
+                for (index, &message) in texts.iter().flatten().enumerate() {
+                    self.watches.insert(message, (weak.clone(), index));
+                }
+                (board, texts)
             })),
             other => Reply::Core(other),
         };
@@ -840,5 +837,11 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         self.stop_services();
+        // Handles waiting for their messages stop waiting.
+        for (board, _) in self.watches.values() {
+            if let Some(board) = board.upgrade() {
+                board.client_gone();
+            }
+        }
     }
 }

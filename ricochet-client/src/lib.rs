@@ -16,6 +16,7 @@ mod model;
 mod resend;
 #[cfg(test)]
 mod sim;
+mod status_board;
 mod store;
 
 pub use builder::ClientBuilder;
