@@ -1063,9 +1063,11 @@ impl Store {
                 "SELECT count(*) FROM messages INDEXED BY messages_queue
                  WHERE peer = ?1 AND direction = 0 AND status <= 1 AND id BETWEEN ?2 AND ?3",
             )?;
+            // By the rowid range (the planner would walk `messages_by_peer`
+            // and look each row up).
             let mut by_run = tx.prepare_cached(
-                "UPDATE messages SET status = ?4 WHERE id BETWEEN ?2 AND ?3 AND peer = ?1
-                     AND direction = 0 AND status <= 1",
+                "UPDATE messages NOT INDEXED SET status = ?4 WHERE id BETWEEN ?2 AND ?3
+                     AND peer = ?1 AND direction = 0 AND status <= 1",
             )?;
             // Only the queue is searched.
             let mut by_wire_id = tx.prepare_cached(
