@@ -18,7 +18,8 @@ use crate::model::MessageStatus;
 #[derive(Debug)]
 pub(crate) struct StatusBoard {
     state: Mutex<BoardState>,
-    /// Woken on every change.
+    /// Woken when a message's status becomes final, and when the client
+    /// is gone.
     changed: Notify,
 }
 
@@ -50,10 +51,15 @@ impl StatusBoard {
 
     /// Message `index` of the call has a new status.
     pub(crate) fn set(&self, index: usize, status: MessageStatus) {
+        // Waiters wait for final statuses only: a message is queued, sent
+        // and acknowledged, and only the last of the three wakes them.
+        let wake = status.is_final();
         if let Some(slot) = self.state().statuses.get_mut(index) {
             *slot = status;
         }
-        self.changed.notify_waiters();
+        if wake {
+            self.changed.notify_waiters();
+        }
     }
 
     /// The client shut down: waiting ends with the statuses as they are.
