@@ -40,20 +40,22 @@ pub struct Limits {
     /// Most messages to one contact sent and not yet acknowledged; the rest
     /// wait in the queue. It bounds what a lost connection makes us resend
     /// and what waits in buffers, and it bounds throughput: at most this
-    /// many messages per round trip (over Tor, 1024 messages in 100 ms is
-    /// about 10 000 messages/s to one contact; on loopback, 256 held a bot
-    /// at about 95 000/s where 1024 gave 112 000/s, BENCHMARKS.md).
-    /// Receivers recognise a resend only among the last messages they
-    /// received (ours: the last 4096), so a larger value lets some resends
-    /// after a cut show twice. Default: 1024.
+    /// many messages per round trip (over Tor, 2048 messages in 100 ms is
+    /// about 20 000 messages/s to one contact; between two processes on
+    /// loopback, 1024 held a bot at about 200 000/s where 2048 gave
+    /// 220 000/s, BENCHMARKS.md). Their bytes are bounded too, by half of
+    /// [`max_queued_output`](Self::max_queued_output) (so long texts go
+    /// fewer at a time). Receivers recognise a resend only among the last
+    /// messages they received (ours: the last 4096), so a larger value lets
+    /// some resends after a cut show twice. Default: 2048.
     pub max_unacknowledged_messages: usize,
     /// Most bytes waiting to be written to one peer before we stop reading
     /// from it. A peer that sends without reading our answers (channel
     /// closes, acknowledgements) then stalls on its own writes instead of
-    /// growing our memory. Default: 4 MiB, more than what we queue on our
-    /// own initiative (the window of chat messages, one 63 KiB chunk per
-    /// upload), so that two clients sending to each other never both stop
-    /// reading.
+    /// growing our memory. Default: 4 MiB. What we queue on our own
+    /// initiative stays below it, so that two clients sending to each other
+    /// never both stop reading: our chat in flight takes at most half of it,
+    /// and each upload one 63 KiB chunk.
     pub max_queued_output: usize,
 }
 
@@ -64,7 +66,7 @@ impl Default for Limits {
             max_pending_requests: 64,
             max_incoming_transfers: 32,
             authentication_timeout: ricochet_proto::UNKNOWN_PURPOSE_TIMEOUT,
-            max_unacknowledged_messages: 1024,
+            max_unacknowledged_messages: 2048,
             max_queued_output: 4 * 1024 * 1024,
         }
     }

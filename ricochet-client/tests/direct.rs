@@ -610,3 +610,62 @@ async fn bursts_and_concurrent_sends_arrive_once_in_order() {
         500
     );
 }
+
+async fn receive(peer: &mut Peer, from: ricochet_client::RicochetId, count: usize) -> Vec<String> {
+    let mut received = Vec::new();
+    while received.len() < count {
+        received.push(peer.expect_message(from).await);
+    }
+    received
+}
+
+/// Two clients sending each other long texts at once, more of them than
+/// the bytes a connection lets wait before it stops reading
+/// (`Limits::max_queued_output`, small here): if each side's own chat
+/// could fill that, both would stop reading and neither would drain.
+#[tokio::test]
+async fn long_texts_both_ways_at_once_keep_flowing() {
+    const COUNT: usize = 2000;
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let small_output = |builder: ricochet_client::ClientBuilder| {
+        let mut limits = ricochet_client::Limits::default();
+        limits.max_queued_output = 256 * 1024;
+        builder.limits(limits)
+    };
+    let mut alice = common::start_with(&dir.path().join("alice"), &directory, small_output).await;
+    let mut bob = common::start_with(&dir.path().join("bob"), &directory, small_output).await;
+    befriend(&mut alice, &mut bob).await;
+    let (alice_id, bob_id) = (alice.id(), bob.id());
+
+    // 1985 three-byte characters and a label: nearly the longest text of
+    // one message (2000 UTF-16 units), about 6 000 bytes; 2000 of them
+    // are 11.4 MiB each way, more than the sockets between the two hold.
+    // (Without the bound on the bytes in flight, this stalled for good.)
+    let texts = |from: &str| -> Vec<String> {
+        (0..COUNT)
+            .map(|i| format!("{from} {i:04} {}", "€".repeat(1985)))
+            .collect()
+    };
+    let (to_bob, to_alice) = (texts("alice"), texts("bob"));
+    let (sent_to_bob, sent_to_alice) = tokio::join!(
+        alice.client.send_messages(bob_id, &to_bob),
+        bob.client.send_messages(alice_id, &to_alice)
+    );
+    let (sent_to_bob, sent_to_alice) = (sent_to_bob.unwrap(), sent_to_alice.unwrap());
+    assert_eq!(sent_to_bob.len(), COUNT);
+    let (at_bob, at_alice) = tokio::time::timeout(Duration::from_secs(120), async {
+        tokio::join!(
+            receive(&mut bob, alice_id, COUNT),
+            receive(&mut alice, bob_id, COUNT)
+        )
+    })
+    .await
+    .expect("both directions delivered everything");
+    // Whole, once each, in order (compared without printing 5 MiB).
+    assert!(at_bob == to_bob, "alice's texts arrived changed");
+    assert!(at_alice == to_alice, "bob's texts arrived changed");
+    for mut handle in sent_to_bob.into_iter().chain(sent_to_alice) {
+        assert_eq!(handle.finished().await, MessageStatus::Acknowledged);
+    }
+}

@@ -374,11 +374,19 @@ async fn private_mode<A: Transport, B: Transport, B2: Transport>(
     // it: the system tor backend closes it by hand (tor keeps it after
     // DEL_ONION), arti once the connections on it are closed. Both take a
     // moment, longer on a loaded machine (`circuit_grace`); until then a
-    // dial on it fails differently (docs/private-mode.md).
+    // dial on it fails differently, or waits without an answer (seen once
+    // in CI with arti: the dial ran into the transport's 120 s timeout), so
+    // each try is cut short (docs/private-mode.md).
+    const TRY: Duration = Duration::from_secs(15);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let withdrawn = Instant::now();
     let public = loop {
-        let kind = strangers_dial(&stranger, alice_id.service_id()).await;
+        let kind = tokio::time::timeout(TRY, strangers_dial(&stranger, alice_id.service_id()))
+            .await
+            .unwrap_or_else(|_| {
+                eprintln!("{backend}: no answer on the old circuit within {TRY:?}");
+                ricochet_client::transport::ErrorKind::TimedOut
+            });
         if kind == offline || withdrawn.elapsed() >= circuit_grace {
             break kind;
         }
@@ -453,7 +461,7 @@ async fn private_mode_over_system_tor() {
         "system tor",
         dir.path(),
         net,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         system_tor(net.hs_control),
         system_tor(net.cl_control),
         || system_tor(net.cl_control),
@@ -472,7 +480,7 @@ async fn private_mode_over_arti() {
         "arti",
         dir.path(),
         net,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         arti(dir.path(), "alice", net),
         arti(dir.path(), "bob", net),
         || arti(dir.path(), "bob-again", net),

@@ -56,7 +56,7 @@
 //! Every client uses the default [`Limits`] (raised where a mode needs more
 //! connections), except that `CLIENT_SCALE_WINDOW=N` in the environment
 //! sets `max_unacknowledged_messages` (the window of messages in flight per
-//! contact, 1024 by default) of every client of the run.
+//! contact, 2048 by default) of every client of the run.
 //!
 //! The message modes use short texts (`message 123`), profiles in fresh
 //! temporary directories, v3 ids, and talk to 127.0.0.1 only. The child

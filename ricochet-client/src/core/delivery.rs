@@ -6,7 +6,9 @@
 //! keeps the next messages in memory while the sender is ahead of the
 //! connection, so that refilling the window does not wait for a read.
 //! Messages go out in the order they were queued, at most
-//! [`crate::Limits::max_unacknowledged_messages`] at a time; after a lost
+//! [`crate::Limits::max_unacknowledged_messages`] at a time, and at most half
+//! of [`crate::Limits::max_queued_output`] in bytes (see
+//! [`Delivery::new`]); after a lost
 //! connection or a closed channel the unacknowledged ones go out again,
 //! with the same ids (the receiver recognises them, §9.2).
 
@@ -25,6 +27,11 @@ use crate::resend::ResendDetector;
 /// memory for a while before it reads the store again.
 const READY_WINDOWS: usize = 4;
 
+/// What a chat frame adds to its text, at most: the frame header (§4.1)
+/// and the protobuf tags and varints of the packet, the message, its id and
+/// `time_delta` (§9.2).
+const CHAT_FRAME_OVERHEAD: usize = 32;
+
 /// A queued message known in memory.
 #[derive(Debug)]
 struct Ready {
@@ -41,10 +48,12 @@ struct Ready {
 #[derive(Debug, Default)]
 struct Outbox {
     /// Sent on the contact's connection and not yet acknowledged, by the id they went out
-    /// with. "Sent" lives only here: in the store they stay queued until
-    /// acknowledged, since after a lost connection or a restart they go
-    /// out again anyway.
-    in_flight: HashMap<WireId, MessageId>,
+    /// with, and their frames' size (at most). "Sent" lives only here: in
+    /// the store they stay queued until acknowledged, since after a lost
+    /// connection or a restart they go out again anyway.
+    in_flight: HashMap<WireId, (MessageId, usize)>,
+    /// The sum of the sizes in `in_flight`.
+    in_flight_bytes: usize,
     /// The newest message taken off the queue for the connection.
     sent_up_to: Option<MessageId>,
     /// The queued messages right after `sent_up_to`, in order (at most
@@ -94,6 +103,8 @@ pub(crate) struct Pumped {
 pub(crate) struct Delivery {
     /// Most messages on the wire without an acknowledgement, per contact.
     window: usize,
+    /// Most bytes of them (at least one message goes, whatever its size).
+    window_bytes: usize,
     outboxes: HashMap<ServiceId, Outbox>,
     /// Per connection, its resend detector; `None` while a batch of its
     /// messages is with the store (a connection waits for it to be stored
@@ -105,9 +116,20 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(window: usize) -> Self {
+    /// `window` messages at most in flight per contact, and
+    /// `max_queued_output / 2` bytes of them.
+    ///
+    /// The bytes matter because a connection stops reading while more than
+    /// `max_queued_output` bytes wait to be written to the peer. If our own
+    /// chat alone could fill that (1024 messages of 2000 three-byte
+    /// characters are 6 MiB), two clients sending long texts to each other
+    /// would both stop reading, and neither output would drain: a deadlock.
+    /// With our chat at most half of it, a peer like us always keeps
+    /// reading what we write.
+    pub(crate) fn new(window: usize, max_queued_output: usize) -> Self {
         Self {
             window: window.max(1),
+            window_bytes: max_queued_output / 2,
             outboxes: HashMap::new(),
             inboxes: HashMap::new(),
             epochs: 0,
@@ -142,7 +164,9 @@ impl Delivery {
         outbox.ready.clear();
         outbox.backlog = true;
         outbox.epoch = epoch;
-        let mut requeued: Vec<MessageId> = outbox.in_flight.drain().map(|(_, id)| id).collect();
+        outbox.in_flight_bytes = 0;
+        let mut requeued: Vec<MessageId> =
+            outbox.in_flight.drain().map(|(_, (id, _))| id).collect();
         requeued.sort_unstable();
         requeued
     }
@@ -157,11 +181,11 @@ impl Delivery {
         conn: Option<ConnId>,
         now: SystemTime,
     ) -> Pumped {
-        let window = self.window;
+        let (window, window_bytes) = (self.window, self.window_bytes);
         let Some(outbox) = self.outboxes.get_mut(contact) else {
             return Pumped::default();
         };
-        let batch = conn.and_then(|conn| Self::take(outbox, conn, window, now));
+        let batch = conn.and_then(|conn| Self::take(outbox, conn, window, window_bytes, now));
         let room = window.saturating_sub(outbox.in_flight.len());
         let fetch = (conn.is_some()
             && !outbox.fetching
@@ -253,14 +277,29 @@ impl Delivery {
     }
 
     /// Takes ready messages as far as the window has room.
-    fn take(outbox: &mut Outbox, conn: ConnId, window: usize, now: SystemTime) -> Option<Batch> {
-        let room = window.saturating_sub(outbox.in_flight.len());
+    fn take(
+        outbox: &mut Outbox,
+        conn: ConnId,
+        window: usize,
+        window_bytes: usize,
+        now: SystemTime,
+    ) -> Option<Batch> {
         let mut batch = Batch {
             conn,
             chats: Vec::new(),
             ids: Vec::new(),
         };
-        for ready in outbox.ready.drain(..room.min(outbox.ready.len())) {
+        while outbox.in_flight.len() < window {
+            let Some(next) = outbox.ready.front() else {
+                break;
+            };
+            let size = next.text.len() + CHAT_FRAME_OVERHEAD;
+            if !outbox.in_flight.is_empty() && outbox.in_flight_bytes + size > window_bytes {
+                break;
+            }
+            let Some(ready) = outbox.ready.pop_front() else {
+                break;
+            };
             outbox.sent_up_to = Some(ready.id);
             // Stored texts were checked when queued.
             let Ok(text) = ChatText::new(ready.text) else {
@@ -273,7 +312,8 @@ impl Delivery {
                 text,
                 time_delta: -i64::try_from(age).unwrap_or(i64::MAX),
             });
-            outbox.in_flight.insert(ready.wire_id, ready.id);
+            outbox.in_flight.insert(ready.wire_id, (ready.id, size));
+            outbox.in_flight_bytes += size;
             batch.ids.push(ready.id);
         }
         (!batch.ids.is_empty()).then_some(batch)
@@ -288,7 +328,13 @@ impl Delivery {
     ) -> Vec<(WireId, bool, Option<MessageId>)> {
         let outbox = self.outbox(contact);
         acks.iter()
-            .map(|&(wire_id, accepted)| (wire_id, accepted, outbox.in_flight.remove(&wire_id)))
+            .map(|&(wire_id, accepted)| {
+                let message = outbox.in_flight.remove(&wire_id).map(|(id, size)| {
+                    outbox.in_flight_bytes -= size;
+                    id
+                });
+                (wire_id, accepted, message)
+            })
             .collect()
     }
 
@@ -296,7 +342,7 @@ impl Delivery {
     pub(crate) fn is_in_flight(&self, contact: &ServiceId, id: MessageId) -> bool {
         self.outboxes
             .get(contact)
-            .is_some_and(|o| o.in_flight.values().any(|m| *m == id))
+            .is_some_and(|o| o.in_flight.values().any(|(m, _)| *m == id))
     }
 
     /// Messages in flight to `contact`.
@@ -326,5 +372,67 @@ impl Delivery {
 
     pub(crate) fn connection_closed(&mut self, conn: ConnId) {
         self.inboxes.remove(&conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    fn contact() -> ServiceId {
+        ricochet_identity::IdentityKey::V3(ricochet_identity::V3IdentityKey::from_seed(&[3; 32]))
+            .service_id()
+    }
+
+    /// Queues `texts` (numbered from 1) for a contact on connection 1.
+    fn queued(delivery: &mut Delivery, texts: &[String]) -> ServiceId {
+        let contact = contact();
+        let numbered: Vec<(MessageId, WireId)> = (1..=texts.len())
+            .map(|n| (MessageId(n as i64), n as WireId))
+            .collect();
+        delivery.queued(&contact, Some(1), &numbered, texts.to_vec(), UNIX_EPOCH);
+        contact
+    }
+
+    fn sent(delivery: &mut Delivery, contact: &ServiceId) -> Vec<MessageId> {
+        delivery
+            .pump(contact, Some(1), UNIX_EPOCH)
+            .batch
+            .map(|batch| batch.ids)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn long_texts_are_bounded_by_bytes_and_short_ones_by_count() {
+        // 6 000-byte texts (2000 three-byte characters): 64 KiB of output
+        // allows 32 KiB of them in flight; five frames are 30 160 bytes, a
+        // sixth would not fit.
+        let long = "€".repeat(2000);
+        let mut delivery = Delivery::new(8, 64 * 1024);
+        let contact = queued(&mut delivery, &vec![long; 8]);
+        let first = sent(&mut delivery, &contact);
+        assert_eq!(first.len(), 5);
+        assert!(sent(&mut delivery, &contact).is_empty(), "no room");
+        // An acknowledgement makes room for one more.
+        let acked = delivery.acknowledged(&contact, &[(1, true)]);
+        assert_eq!(acked, [(1, true, Some(MessageId(1)))]);
+        assert_eq!(sent(&mut delivery, &contact), [MessageId(6)]);
+
+        // Short texts: the count is the limit.
+        let mut delivery = Delivery::new(8, 64 * 1024);
+        let contact = queued(&mut delivery, &vec!["hi".to_owned(); 12]);
+        assert_eq!(sent(&mut delivery, &contact).len(), 8);
+    }
+
+    #[test]
+    fn one_message_goes_whatever_its_size() {
+        let mut delivery = Delivery::new(8, 1024);
+        let contact = queued(&mut delivery, &vec!["€".repeat(2000); 2]);
+        assert_eq!(sent(&mut delivery, &contact), [MessageId(1)]);
+        // After a requeue the count of bytes starts over.
+        assert_eq!(delivery.requeue(&contact), [MessageId(1)]);
+        assert_eq!(delivery.in_flight(&contact), 0);
     }
 }

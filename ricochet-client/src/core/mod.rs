@@ -109,7 +109,10 @@ impl Core {
         let endpoints = std::mem::take(&mut snapshot.endpoints);
         let mut core = Self {
             private: Private::new(config.private, endpoints),
-            delivery: Delivery::new(config.limits.max_unacknowledged_messages),
+            delivery: Delivery::new(
+                config.limits.max_unacknowledged_messages,
+                config.limits.max_queued_output,
+            ),
             limits: config.limits,
             reconnect: config.reconnect,
             own_nickname: config.own_nickname,
