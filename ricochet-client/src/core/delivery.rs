@@ -24,7 +24,9 @@ use crate::resend::ResendDetector;
 
 /// How many windows' worth of queued messages an outbox keeps in memory:
 /// enough that a sender far ahead of its contact refills the window from
-/// memory for a while before it reads the store again.
+/// memory for a while before it reads the store again. In bytes, it keeps
+/// at most one window's worth (long texts are read back more often, rather
+/// than held by the megabyte for every busy contact).
 const READY_WINDOWS: usize = 4;
 
 /// What a chat frame adds to its text, at most: the frame header (§4.1)
@@ -59,6 +61,8 @@ struct Outbox {
     /// The queued messages right after `sent_up_to`, in order (at most
     /// [`READY_WINDOWS`] windows' worth).
     ready: VecDeque<Ready>,
+    /// The sum of the texts' lengths in `ready`.
+    ready_bytes: usize,
     /// The store may hold queued messages after the last of `ready` (after
     /// `sent_up_to` if `ready` is empty).
     backlog: bool,
@@ -70,6 +74,19 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// Keeps `ready` in memory after the others if there is room (at least
+    /// one message is always kept); otherwise it stays in the store alone.
+    fn keep(&mut self, ready: Ready, window: usize, window_bytes: usize) -> bool {
+        let room = self.ready.len() < READY_WINDOWS * window
+            && self.ready_bytes + ready.text.len() <= window_bytes;
+        if !room && !self.ready.is_empty() {
+            return false;
+        }
+        self.ready_bytes += ready.text.len();
+        self.ready.push_back(ready);
+        true
+    }
+
     /// Nothing to send, nothing to wait for: the store has nothing queued
     /// beyond what the contact acknowledged.
     fn at_rest(&self) -> bool {
@@ -162,6 +179,7 @@ impl Delivery {
         let outbox = self.outbox(contact);
         outbox.sent_up_to = None;
         outbox.ready.clear();
+        outbox.ready_bytes = 0;
         outbox.backlog = true;
         outbox.epoch = epoch;
         outbox.in_flight_bytes = 0;
@@ -215,6 +233,7 @@ impl Delivery {
         limit: usize,
         rows: Vec<OutgoingRow>,
     ) {
+        let (window, window_bytes) = (self.window, self.window_bytes);
         let Some(outbox) = self.outboxes.get_mut(contact) else {
             return;
         };
@@ -223,12 +242,19 @@ impl Delivery {
             return;
         }
         outbox.backlog = rows.len() >= limit;
-        outbox.ready.extend(rows.into_iter().map(|row| Ready {
-            id: row.id,
-            wire_id: row.wire_id,
-            text: row.text,
-            time: row.time,
-        }));
+        for row in rows {
+            let ready = Ready {
+                id: row.id,
+                wire_id: row.wire_id,
+                text: row.text,
+                time: row.time,
+            };
+            if !outbox.keep(ready, window, window_bytes) {
+                // The rest is read again later, after the last one kept.
+                outbox.backlog = true;
+                return;
+            }
+        }
     }
 
     /// The read of the queue failed: the next [`Delivery::pump`] asks
@@ -250,7 +276,7 @@ impl Delivery {
         texts: Vec<String>,
         time: SystemTime,
     ) {
-        let window = self.window;
+        let (window, window_bytes) = (self.window, self.window_bytes);
         let outbox = self.outbox(contact);
         // A fetch that is out was made after these were queued (the store
         // runs jobs in order), so it brings them.
@@ -262,17 +288,17 @@ impl Delivery {
             return;
         }
         for (&(id, wire_id), text) in queued.iter().zip(texts) {
-            if outbox.ready.len() >= READY_WINDOWS * window {
-                // The rest waits in the store behind the ones kept.
-                outbox.backlog = true;
-                return;
-            }
-            outbox.ready.push_back(Ready {
+            let ready = Ready {
                 id,
                 wire_id,
                 text,
                 time,
-            });
+            };
+            if !outbox.keep(ready, window, window_bytes) {
+                // The rest waits in the store behind the ones kept.
+                outbox.backlog = true;
+                return;
+            }
         }
     }
 
@@ -300,6 +326,7 @@ impl Delivery {
             let Some(ready) = outbox.ready.pop_front() else {
                 break;
             };
+            outbox.ready_bytes -= ready.text.len();
             outbox.sent_up_to = Some(ready.id);
             // Stored texts were checked when queued.
             let Ok(text) = ChatText::new(ready.text) else {
@@ -396,6 +423,19 @@ mod tests {
         contact
     }
 
+    /// Queued rows numbered `numbers`, as the store reads them back.
+    fn rows(numbers: std::ops::RangeInclusive<i64>, text: &str) -> Vec<OutgoingRow> {
+        numbers
+            .map(|n| OutgoingRow {
+                id: MessageId(n),
+                wire_id: n as WireId,
+                text: text.to_owned(),
+                time: UNIX_EPOCH,
+                status: crate::model::MessageStatus::Queued,
+            })
+            .collect()
+    }
+
     fn sent(delivery: &mut Delivery, contact: &ServiceId) -> Vec<MessageId> {
         delivery
             .pump(contact, Some(1), UNIX_EPOCH)
@@ -411,9 +451,16 @@ mod tests {
         // sixth would not fit.
         let long = "€".repeat(2000);
         let mut delivery = Delivery::new(8, 64 * 1024);
-        let contact = queued(&mut delivery, &vec![long; 8]);
-        let first = sent(&mut delivery, &contact);
-        assert_eq!(first.len(), 5);
+        let contact = queued(&mut delivery, &vec![long.clone(); 8]);
+        // Memory kept only those five as well: the rest is read back from
+        // the store, and waits for room.
+        let pumped = delivery.pump(&contact, Some(1), UNIX_EPOCH);
+        assert_eq!(pumped.batch.as_ref().map(|batch| batch.ids.len()), Some(5));
+        let Some(StoreJob::FetchQueued { after, epoch, .. }) = pumped.fetch else {
+            panic!("no read of the queue: {pumped:?}");
+        };
+        assert_eq!(after, Some(MessageId(5)));
+        delivery.fetched(&contact, epoch, 100, rows(6..=8, &long));
         assert!(sent(&mut delivery, &contact).is_empty(), "no room");
         // An acknowledgement makes room for one more.
         let acked = delivery.acknowledged(&contact, &[(1, true)]);
@@ -424,6 +471,25 @@ mod tests {
         let mut delivery = Delivery::new(8, 64 * 1024);
         let contact = queued(&mut delivery, &vec!["hi".to_owned(); 12]);
         assert_eq!(sent(&mut delivery, &contact).len(), 8);
+    }
+
+    #[test]
+    fn long_texts_kept_in_memory_are_bounded_by_bytes() {
+        // 64 KiB of output: 32 KiB of texts in flight, 32 KiB ready.
+        let long = "€".repeat(2000);
+        let mut delivery = Delivery::new(8, 64 * 1024);
+        let contact = queued(&mut delivery, &vec![long.clone(); 30]);
+        let outbox = &delivery.outboxes[&contact];
+        assert_eq!(outbox.ready.len(), 5, "five 6 000-byte texts fit in 32 KiB");
+        assert!(outbox.backlog, "the rest waits in the store");
+        // A read of the store keeps as many, and no more.
+        assert_eq!(sent(&mut delivery, &contact).len(), 5);
+        let epoch = delivery.outboxes[&contact].epoch;
+        delivery.fetched(&contact, epoch, 100, rows(6..=30, &long));
+        let outbox = &delivery.outboxes[&contact];
+        assert_eq!(outbox.ready.len(), 5);
+        assert_eq!(outbox.ready.back().map(|r| r.id), Some(MessageId(10)));
+        assert!(outbox.backlog);
     }
 
     #[test]
