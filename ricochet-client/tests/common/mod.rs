@@ -296,11 +296,14 @@ pub fn fixed_identity(key_file: &Path) -> (ricochet_client::IdentityKey, std::ne
     let key = ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3).unwrap();
     key.save(key_file, ricochet_identity::KeyFormat::TorKeyBlob)
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A free port that nobody else is handed meanwhile: not an ephemeral
+    // one (32768 and up on Linux), since those go to outgoing connections
+    // (the Tor test network makes many) and one of them could take the
+    // port before the child binds it (CI saw `AddrInUse`); and below the
+    // test network's own ports (20000 and up).
+    let port = std::iter::repeat_with(|| rand::random_range(10_000..20_000))
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap();
     (key, ([127, 0, 0, 1], port).into())
 }
 
