@@ -69,7 +69,7 @@ pub(crate) enum Call {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Core(Response),
-    /// [`Response::Queued`], with a watch for each message.
+    /// [`Response::Queued`], with the status board of the messages.
     Queued(Result<Queued, ClientError>),
 }
 
@@ -236,7 +236,7 @@ pub(crate) async fn start(config: StartConfig) -> Result<Started, ClientError> {
         awaiting_store: HashMap::new(),
         calls: HashMap::new(),
         next_call: 1,
-        watches: HashMap::new(),
+        boards: HashMap::new(),
         notices: notices_tx,
         incoming: incoming_tx,
         public,
@@ -467,7 +467,7 @@ struct Driver {
     next_call: CallId,
     /// The status board of each message sent in this run and its place on
     /// it, until final or until nobody holds the board.
-    watches: HashMap<MessageId, (Weak<StatusBoard>, usize)>,
+    boards: HashMap<MessageId, (Weak<StatusBoard>, usize)>,
     notices: mpsc::UnboundedSender<Notice>,
     incoming: Incoming,
     /// Our public services, one per identity.
@@ -797,18 +797,15 @@ impl Driver {
         if let Notice::MessageStatusChanged {
             message, status, ..
         } = &notice
-            && let Some((board, index)) = self.watches.get(message)
+            && let Some((board, index)) = self.boards.get(message)
         {
             // A bot drops its handles: then there is nobody to tell.
-            match board.upgrade() {
-                Some(board) if !status.is_final() => board.set(*index, status.clone()),
-                Some(board) => {
-                    board.set(*index, status.clone());
-                    self.watches.remove(message);
-                }
-                None => {
-                    self.watches.remove(message);
-                }
+            let board = board.upgrade();
+            if let Some(board) = &board {
+                board.set(*index, status.clone());
+            }
+            if board.is_none() || status.is_final() {
+                self.boards.remove(message);
             }
         }
         // Nobody listening is fine: the application dropped its Events.
@@ -824,7 +821,7 @@ impl Driver {
                 let board = Arc::new(StatusBoard::new(texts.iter().map(Vec::len).sum()));
                 let weak = Arc::downgrade(&board);
                 for (index, &message) in texts.iter().flatten().enumerate() {
-                    self.watches.insert(message, (weak.clone(), index));
+                    self.boards.insert(message, (weak.clone(), index));
                 }
                 (board, texts)
             })),
@@ -838,7 +835,7 @@ impl Drop for Driver {
     fn drop(&mut self) {
         self.stop_services();
         // Handles waiting for their messages stop waiting.
-        for (board, _) in self.watches.values() {
+        for (board, _) in self.boards.values() {
             if let Some(board) = board.upgrade() {
                 board.client_gone();
             }

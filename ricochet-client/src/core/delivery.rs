@@ -29,11 +29,6 @@ use crate::resend::ResendDetector;
 /// than held by the megabyte for every busy contact).
 const READY_WINDOWS: usize = 4;
 
-/// What a chat frame adds to its text, at most: the frame header (§4.1)
-/// and the protobuf tags and varints of the packet, the message, its id and
-/// `time_delta` (§9.2).
-const CHAT_FRAME_OVERHEAD: usize = 32;
-
 /// A queued message known in memory.
 #[derive(Debug)]
 struct Ready {
@@ -50,11 +45,11 @@ struct Ready {
 #[derive(Debug, Default)]
 struct Outbox {
     /// Sent on the contact's connection and not yet acknowledged, by the id they went out
-    /// with, and their frames' size (at most). "Sent" lives only here: in
+    /// with, and their texts' length in bytes. "Sent" lives only here: in
     /// the store they stay queued until acknowledged, since after a lost
     /// connection or a restart they go out again anyway.
     in_flight: HashMap<WireId, (MessageId, usize)>,
-    /// The sum of the sizes in `in_flight`.
+    /// The sum of the lengths in `in_flight`.
     in_flight_bytes: usize,
     /// The newest message taken off the queue for the connection.
     sent_up_to: Option<MessageId>,
@@ -134,15 +129,16 @@ pub(crate) struct Delivery {
 
 impl Delivery {
     /// `window` messages at most in flight per contact, and
-    /// `max_queued_output / 2` bytes of them.
+    /// `max_queued_output / 2` bytes of their texts.
     ///
     /// The bytes matter because a connection stops reading while more than
     /// `max_queued_output` bytes wait to be written to the peer. If our own
     /// chat alone could fill that (1024 messages of 2000 three-byte
     /// characters are 6 MiB), two clients sending long texts to each other
     /// would both stop reading, and neither output would drain: a deadlock.
-    /// With our chat at most half of it, a peer like us always keeps
-    /// reading what we write.
+    /// With our texts at most half of it (framing adds a few dozen bytes
+    /// per message, far less than the other half), a peer like us always
+    /// keeps reading what we write.
     pub(crate) fn new(window: usize, max_queued_output: usize) -> Self {
         Self {
             window: window.max(1),
@@ -319,7 +315,7 @@ impl Delivery {
             let Some(next) = outbox.ready.front() else {
                 break;
             };
-            let size = next.text.len() + CHAT_FRAME_OVERHEAD;
+            let size = next.text.len();
             if !outbox.in_flight.is_empty() && outbox.in_flight_bytes + size > window_bytes {
                 break;
             }
@@ -339,7 +335,11 @@ impl Delivery {
                 text,
                 time_delta: -i64::try_from(age).unwrap_or(i64::MAX),
             });
-            outbox.in_flight.insert(ready.wire_id, (ready.id, size));
+            // Ids in flight are distinct (they wrap after 2³²), but the
+            // count of bytes stays right even if one came back.
+            if let Some((_, replaced)) = outbox.in_flight.insert(ready.wire_id, (ready.id, size)) {
+                outbox.in_flight_bytes -= replaced;
+            }
             outbox.in_flight_bytes += size;
             batch.ids.push(ready.id);
         }
@@ -447,8 +447,8 @@ mod tests {
     #[test]
     fn long_texts_are_bounded_by_bytes_and_short_ones_by_count() {
         // 6 000-byte texts (2000 three-byte characters): 64 KiB of output
-        // allows 32 KiB of them in flight; five frames are 30 160 bytes, a
-        // sixth would not fit.
+        // allows 32 KiB of them in flight; five are 30 000 bytes, a sixth
+        // would not fit.
         let long = "€".repeat(2000);
         let mut delivery = Delivery::new(8, 64 * 1024);
         let contact = queued(&mut delivery, &vec![long.clone(); 8]);

@@ -1705,6 +1705,16 @@ mod tests {
     }
 
     #[cfg(unix)]
+    /// A new profile (in the returned directory) with two contacts.
+    fn store_with_alice_and_bob() -> (tempfile::TempDir, Store, ServiceId, ServiceId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let (alice, bob) = (new_id(), new_id());
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store.add_contact(&contact(bob, "bob")).unwrap();
+        (dir, store, alice, bob)
+    }
+
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
@@ -2025,12 +2035,7 @@ mod tests {
 
     #[test]
     fn acknowledgements() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("profile.db")).unwrap();
-        let alice = new_id();
-        let bob = new_id();
-        store.add_contact(&contact(alice, "alice")).unwrap();
-        store.add_contact(&contact(bob, "bob")).unwrap();
+        let (_dir, store, alice, bob) = store_with_alice_and_bob();
         let queued = store.queue(&alice, &texts(&["a", "b"]), at(1)).unwrap();
         let ids: Vec<MessageId> = queued.iter().map(|(id, _)| *id).collect();
         store.set_status(&ids, &MessageStatus::Sent).unwrap();
@@ -2068,12 +2073,7 @@ mod tests {
 
     #[test]
     fn acknowledged_runs_change_exactly_the_unfinished_messages() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("profile.db")).unwrap();
-        let alice = new_id();
-        let bob = new_id();
-        store.add_contact(&contact(alice, "alice")).unwrap();
-        store.add_contact(&contact(bob, "bob")).unwrap();
+        let (_dir, store, alice, bob) = store_with_alice_and_bob();
         let queued = store
             .queue(&alice, &texts(&["a", "b", "c", "d", "e", "f"]), at(1))
             .unwrap();
@@ -2228,12 +2228,7 @@ mod tests {
 
     #[test]
     fn removing_a_contact_fails_its_unfinished_messages() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("profile.db")).unwrap();
-        let alice = new_id();
-        let bob = new_id();
-        store.add_contact(&contact(alice, "alice")).unwrap();
-        store.add_contact(&contact(bob, "bob")).unwrap();
+        let (_dir, store, alice, bob) = store_with_alice_and_bob();
         let queued = store
             .queue(&alice, &texts(&["acked", "sent", "queued"]), at(1))
             .unwrap();
