@@ -358,7 +358,24 @@ impl Transport for ArtiTransport {
         let client = self.ready_client()?;
         let timeout = self.config.connect_timeout;
         let started = Instant::now();
-        match tokio::time::timeout(timeout, client.connect((id.onion_hostname(), port))).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let dial =
+            || tokio::time::timeout_at(deadline, client.connect((id.onion_hostname(), port)));
+        let mut outcome = dial().await;
+        // arti keeps one rendezvous circuit per service and hands it out
+        // while it still looks open; if it dies under our BEGIN (its far end
+        // or a relay destroyed it a moment before), the dial fails although
+        // the service is up. By then arti sees the circuit closed, so one
+        // more try, within the same deadline, builds a fresh one
+        // (testnet/README.md, "arti_dials_arti").
+        if let Ok(Err(e)) = &outcome
+            && circuit_died_under_the_dial(e)
+        {
+            tracing::debug!(%id, error = %crate::ErrorChain(e),
+                "the rendezvous circuit died under the dial; dialling again on a fresh one");
+            outcome = dial().await;
+        }
+        match outcome {
             Err(_) => Err(TransportError::TimedOut {
                 what: "connecting to the onion service",
                 after: timeout,
@@ -948,6 +965,28 @@ fn arti_error(what: &str, error: arti_client::Error) -> TransportError {
             source: Some(Box::new(error)),
         },
     }
+}
+
+/// Whether a dial failed because the circuit it was given closed before
+/// the service could answer: arti's stream ended without an `END`
+/// (`NotConnected`) or the circuit was gone when the `BEGIN` was to be sent
+/// (`CircuitClosed`). Not a verdict on the service; the dial is worth
+/// another try on a new circuit.
+fn circuit_died_under_the_dial(error: &arti_client::Error) -> bool {
+    if error.kind() == arti_client::ErrorKind::CircuitCollapse {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(proto) = cause.downcast_ref::<tor_proto::Error>() {
+            return matches!(
+                proto,
+                tor_proto::Error::NotConnected | tor_proto::Error::CircuitClosed
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error of dialling `id`, by arti's error kind.

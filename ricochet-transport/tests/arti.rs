@@ -237,3 +237,138 @@ async fn private_services_between_arti_and_c_tor() {
     )
     .await;
 }
+
+/// What the host of [`a_dial_whose_circuit_dies_is_retried`] did with each
+/// stream request: on which rendezvous circuit (counted from 1) it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostDid {
+    Accepted { circuit: usize },
+    KilledTheCircuit { circuit: usize },
+}
+
+/// A rendezvous circuit that dies under a dial (its far end destroys it
+/// when our `BEGIN` arrives, which is what the dialer saw in the CI run of
+/// issue 23) does not fail the dial: `connect` dials again on a fresh
+/// circuit. A stream already open on the dead circuit ends, without a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_whose_circuit_dies_is_retried() {
+    use futures::StreamExt as _;
+    use safelog::DisplayRedacted as _;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tor_cell::relaycell::msg::Connected;
+    use tor_hsservice::config::OnionServiceConfigBuilder;
+
+    let Some(net) = common::tor_network() else {
+        return;
+    };
+    let profiles = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        ArtiTransport::new(
+            ArtiConfig::new(profiles.path().join(name)).custom_network(net.arti_toml.clone()),
+        )
+        .unwrap()
+    };
+    let (dialer, host) = (make("dialer"), make("host"));
+    let (a, b) = tokio::join!(dialer.bootstrap(), host.bootstrap());
+    a.unwrap();
+    b.unwrap();
+
+    // The host is arti's own service API, so that the test decides what
+    // happens to each stream: the second stream request kills its circuit
+    // (arti's `shutdown_circuit`: a DESTROY, no END), every other one is
+    // accepted and echoes.
+    let config = OnionServiceConfigBuilder::default()
+        .nickname("circuit-killer".parse().unwrap())
+        .build()
+        .unwrap();
+    let (service, rend_requests) = host
+        .tor_client()
+        .unwrap()
+        .launch_onion_service(config)
+        .unwrap()
+        .unwrap();
+    let id: ServiceId = service
+        .onion_address()
+        .unwrap()
+        .display_unredacted()
+        .to_string()
+        .parse()
+        .unwrap();
+    let (did_tx, mut did) = tokio::sync::mpsc::unbounded_channel();
+    let host_task = tokio::spawn(async move {
+        let streams = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut rend_requests = std::pin::pin!(rend_requests);
+        let mut circuit = 0;
+        while let Some(rend) = rend_requests.next().await {
+            circuit += 1;
+            let Ok(mut requests) = rend.accept().await else {
+                continue;
+            };
+            let (streams, did_tx) = (streams.clone(), did_tx.clone());
+            tokio::spawn(async move {
+                while let Some(request) = requests.next().await {
+                    let n = streams.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    if n == 2 {
+                        let _ = did_tx.send(HostDid::KilledTheCircuit { circuit });
+                        request.shutdown_circuit().unwrap();
+                        return;
+                    }
+                    let mut stream = request.accept(Connected::new_empty()).await.unwrap();
+                    let _ = did_tx.send(HostDid::Accepted { circuit });
+                    tokio::spawn(async move {
+                        let mut byte = [0];
+                        while stream.read_exact(&mut byte).await.is_ok() {
+                            if stream.write_all(&byte).await.is_err()
+                                || stream.flush().await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        drop(service);
+    });
+    async fn echo(stream: &mut ricochet_transport::arti::ArtiStream, byte: u8) {
+        stream.write_all(&[byte]).await.unwrap();
+        let mut back = [0];
+        stream.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, [byte]);
+    }
+
+    // The first dial waits for the descriptor, then opens circuit 1.
+    let mut first = common::connect_with_retry(&dialer, &id, Budget::TOR.publish).await;
+    echo(&mut first, 1).await;
+    assert_eq!(did.recv().await, Some(HostDid::Accepted { circuit: 1 }));
+
+    // The second dial is sent on circuit 1, which the host destroys under
+    // it; one call to connect still returns a working stream, on circuit 2.
+    let started = Instant::now();
+    let mut second =
+        tokio::time::timeout(Duration::from_secs(150), dialer.connect(&id, RICOCHET_PORT))
+            .await
+            .expect("the dial ends within its timeout")
+            .expect("the dial is retried on a fresh circuit");
+    eprintln!(
+        "second dial, retried, connected after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        did.recv().await,
+        Some(HostDid::KilledTheCircuit { circuit: 1 })
+    );
+    assert_eq!(did.recv().await, Some(HostDid::Accepted { circuit: 2 }));
+    echo(&mut second, 2).await;
+
+    // The stream that was open on circuit 1 ends (an error or end of file),
+    // as a connection whose circuit died must.
+    let _ = first.write_all(&[3]).await;
+    let mut buf = [0];
+    let read = tokio::time::timeout(Duration::from_secs(60), first.read(&mut buf))
+        .await
+        .expect("a stream on a dead circuit ends, it does not hang");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    host_task.abort();
+}

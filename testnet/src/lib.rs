@@ -41,6 +41,7 @@ fn json_field(json: &str, key: &str) -> String {
 pub fn tor_network() -> Option<&'static TorNet> {
     static NET: OnceLock<Option<TorNet>> = OnceLock::new();
     NET.get_or_init(|| {
+        init_test_log();
         let have_tor = std::process::Command::new("tor").arg("--version").output().is_ok();
         if !have_tor {
             if std::env::var_os("RICOCHET_REQUIRE_TOR").is_some() {
@@ -53,12 +54,17 @@ pub fn tor_network() -> Option<&'static TorNet> {
         let dir = std::env::temp_dir().join(format!("ricochet-tornet-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let started = Instant::now();
-        let up = std::process::Command::new("python3")
-            .arg(&script)
+        let mut up = std::process::Command::new("python3");
+        up.arg(&script)
             .args(["up", "--dir"])
             .arg(dir.join("net"))
-            .args(["--owner-pid", &std::process::id().to_string()])
-            .output()
+            .args(["--owner-pid", &std::process::id().to_string()]);
+        // For experiments: one more torrc line for the authorities, e.g.
+        // `ConsensusParams cbtmincircs=1` (see testnet/README.md).
+        if let Ok(line) = std::env::var("RICOCHET_TORNET_AUTH_EXTRA") {
+            up.args(["--auth-extra", &line]);
+        }
+        let up = up.output()
             .expect("running tornet.py");
         assert!(up.status.success(), "tornet.py up failed:\n{}", String::from_utf8_lossy(&up.stderr));
         let json = String::from_utf8(up.stdout).unwrap();
@@ -84,6 +90,46 @@ pub fn tor_network() -> Option<&'static TorNet> {
         Some(net)
     })
     .as_ref()
+}
+
+/// With `RICOCHET_TEST_LOG=<file>`, writes the whole debug log of this test
+/// process (arti's included: circuits, channels, streams) to `<file>.<pid>`;
+/// `testnet/passrate.py` keeps it for the runs that fail. Without it,
+/// nothing is installed (the tests that set up their own logging keep it).
+/// `RICOCHET_TEST_LOG_FILTER` narrows or widens it (tracing's filter
+/// directives; default `debug`).
+pub fn init_test_log() {
+    let Some(path) = std::env::var_os("RICOCHET_TEST_LOG") else {
+        return;
+    };
+    let mut path = PathBuf::from(path).into_os_string();
+    path.push(format!(".{}", std::process::id()));
+    let file = match std::fs::File::create(&path) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!(
+                "RICOCHET_TEST_LOG: cannot create {}: {e}",
+                path.to_string_lossy()
+            );
+            return;
+        }
+    };
+    // RICOCHET_TEST_LOG_FILTER takes tracing's filter directives, e.g.
+    // `debug,tor_proto::circuit::circhop=trace` for arti's stream ends.
+    let filter = std::env::var("RICOCHET_TEST_LOG_FILTER").unwrap_or_else(|_| "debug".to_owned());
+    let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("RICOCHET_TEST_LOG_FILTER: {e}; logging at debug level");
+            tracing_subscriber::EnvFilter::new("debug")
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_thread_ids(true)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 impl TorNet {

@@ -97,21 +97,64 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Sends `data` and reads as many bytes back concurrently.
-async fn round_trip<S: AsyncRead + AsyncWrite + Unpin + Send>(stream: S, data: Vec<u8>) -> Vec<u8> {
+async fn round_trip<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    stream: S,
+    data: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let len = data.len();
     let write = async move {
-        writer.write_all(&data).await.unwrap();
-        writer.flush().await.unwrap();
-        writer
+        writer.write_all(&data).await?;
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(writer)
     };
     let read = async move {
         let mut back = vec![0; len];
-        reader.read_exact(&mut back).await.unwrap();
-        back
+        reader.read_exact(&mut back).await?;
+        Ok::<_, std::io::Error>(back)
     };
-    let (_writer, back) = tokio::join!(write, read);
+    let (written, back) = tokio::join!(write, read);
+    let _writer = written?;
     back
+}
+
+/// Whether a stream failed because its circuit went away: the stream ends
+/// early (arti: "not connected"; C tor closes the SOCKS connection). Tor
+/// tears a circuit down when a relay on it or the far end closes it, and
+/// every stream on it ends; the real network does that too.
+fn is_circuit_loss(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        error.kind(),
+        K::NotConnected
+            | K::UnexpectedEof
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+    )
+}
+
+/// Runs a step of the suite that moves bytes over fresh streams, and runs it
+/// once more if a circuit was lost under it (printing `TOLERATED circuit
+/// loss`, which `testnet/passrate.py` counts). Only for steps whose property
+/// (bytes arrive intact, streams work side by side) does not depend on one
+/// circuit surviving: bytes that arrive wrong, any other error and a second
+/// loss still fail the test.
+async fn tolerating_one_circuit_loss(
+    name: &str,
+    step: &str,
+    mut run: impl AsyncFnMut() -> std::io::Result<()>,
+) {
+    match run().await {
+        Ok(()) => {}
+        Err(e) if is_circuit_loss(&e) => {
+            eprintln!("{name}: {step}: TOLERATED circuit loss ({e}); once more on fresh streams");
+            if let Err(e) = run().await {
+                panic!("{name}: {step} failed again: {e} ({:?})", e.kind());
+            }
+        }
+        Err(e) => panic!("{name}: {step} failed: {e} ({:?})", e.kind()),
+    }
 }
 
 /// Figures the suite measured, for the note and BENCHMARKS.md.
@@ -163,26 +206,38 @@ pub async fn suite<D: Transport, H: Transport>(
     figures.published = started.elapsed();
     let echo = spawn_echo(listener);
     let started = Instant::now();
-    let mut stream = connect_with_retry(dialer, &id, budget.publish).await;
+    let mut first = Some(connect_with_retry(dialer, &id, budget.publish).await);
     figures.first_dial = started.elapsed();
-    stream.write_all(b"E").await.unwrap();
 
     // Bytes both ways, and the round-trip time of a small message.
     let mut rtts = Vec::new();
-    for i in 0..20u8 {
-        let started = Instant::now();
-        stream.write_all(&[i; 64]).await.unwrap();
-        let mut back = [0; 64];
-        stream.read_exact(&mut back).await.unwrap();
-        rtts.push(started.elapsed());
-        assert_eq!(back, [i; 64]);
-    }
+    tolerating_one_circuit_loss(name, "round trips", async || {
+        let mut stream = match first.take() {
+            Some(stream) => stream,
+            None => dialer
+                .connect(&id, RICOCHET_PORT)
+                .await
+                .map_err(std::io::Error::other)?,
+        };
+        stream.write_all(b"E").await?;
+        rtts.clear();
+        for i in 0..20u8 {
+            let started = Instant::now();
+            stream.write_all(&[i; 64]).await?;
+            let mut back = [0; 64];
+            stream.read_exact(&mut back).await?;
+            rtts.push(started.elapsed());
+            assert_eq!(back, [i; 64]);
+        }
+        Ok(())
+    })
+    .await;
     rtts.sort();
     figures.rtt = rtts[rtts.len() / 2];
 
-    drop(stream);
-
-    // The peer closing is seen as EOF.
+    // The peer closing is seen as EOF. Not tolerant of a circuit loss: a
+    // stream that ends with an error instead of end-of-file is what this
+    // checks.
     let started = Instant::now();
     let mut stream = dialer.connect(&id, RICOCHET_PORT).await.unwrap();
     figures.dial = started.elapsed();
@@ -195,31 +250,46 @@ pub async fn suite<D: Transport, H: Transport>(
     );
 
     // A large transfer arrives intact.
-    let stream = dial_echo(dialer, &id).await;
     let data = pattern(budget.large, 7);
-    let started = Instant::now();
-    let back = round_trip(stream, data.clone()).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(
-        back == data,
-        "large transfer corrupted ({} of {} bytes back)",
-        back.len(),
-        data.len()
-    );
+    let mut elapsed = 0.0;
+    tolerating_one_circuit_loss(name, "large transfer", async || {
+        let stream = dial_echo(dialer, &id).await;
+        let started = Instant::now();
+        let back = round_trip(stream, data.clone()).await?;
+        elapsed = started.elapsed().as_secs_f64();
+        assert!(
+            back == data,
+            "{name}: large transfer corrupted ({} of {} bytes back)",
+            back.len(),
+            data.len()
+        );
+        Ok(())
+    })
+    .await;
     figures.throughput_mib_s = (budget.large as f64 / (1 << 20) as f64) / elapsed;
 
     // Many concurrent streams.
-    let mut tasks = Vec::new();
-    for i in 0..12u8 {
-        let stream = dial_echo(dialer, &id).await;
-        tasks.push(tokio::spawn(async move {
-            let data = pattern(32 * 1024, i);
-            assert_eq!(round_trip(stream, data.clone()).await, data);
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    tolerating_one_circuit_loss(name, "concurrent streams", async || {
+        let mut tasks = Vec::new();
+        for i in 0..12u8 {
+            let stream = dial_echo(dialer, &id).await;
+            tasks.push(tokio::spawn(async move {
+                let data = pattern(32 * 1024, i);
+                let back = round_trip(stream, data.clone()).await?;
+                assert!(back == data, "concurrent stream {i} corrupted");
+                Ok::<_, std::io::Error>(())
+            }));
+        }
+        let mut first_error = Ok(());
+        for task in tasks {
+            let outcome = task.await.unwrap();
+            if first_error.is_ok() {
+                first_error = outcome;
+            }
+        }
+        first_error
+    })
+    .await;
 
     // Dialling an id nobody publishes fails with Unreachable in bounded time.
     let nobody = V3IdentityKey::from_seed(&[0xEE; 32]).service_id().into();
