@@ -8,6 +8,12 @@
 //! copy of each published v3 identity key) in `<profile>/arti/state`, its
 //! directory cache in `<profile>/arti/cache`.
 //!
+//! A dial that arti starts on a rendezvous circuit which dies under it (the
+//! service or a relay closed it a moment before) is made once more, on a new
+//! circuit, within the same [`ArtiConfig::connect_timeout`]: the service is
+//! up, so the caller should not see that. A stream that was already open
+//! when its circuit died ends with an error, as a connection should.
+//!
 //! Publishing uses arti-client's experimental
 //! `TorClient::launch_onion_service_with_hsid`, which is why every arti crate
 //! is pinned to exactly one version (`=0.47.0`).
@@ -112,8 +118,9 @@ impl ArtiConfig {
     }
 
     /// Gives up a [`Transport::connect`] after `timeout` (descriptor fetch,
-    /// introduction and rendezvous together). Default: 120 s, like C tor's
-    /// `SocksTimeout`.
+    /// introduction and rendezvous together, and the one more try on a new
+    /// circuit if the first died under the dial). Default: 120 s, like C
+    /// tor's `SocksTimeout`.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
