@@ -373,10 +373,21 @@ impl Host {
         let mut status = listener.status();
         status.mark_changed();
         let mut status_open = true;
+        // A peer that reaches us proves the service published, whatever the
+        // transport says: arti reports "running" only once its descriptor
+        // is on every directory, and a peer may have fetched it from the
+        // first (on the test network a contact request came 44 ms before
+        // arti's "running"). Until the transport says more than
+        // "publishing", its "publishing" is not shown again.
+        let mut reached_first = false;
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(stream) => {
+                        if *self.status.borrow() == ServiceStatus::Publishing {
+                            reached_first = true;
+                            self.show(ServiceStatus::Published);
+                        }
                         let via_public = matches!(self.label, ServiceLabel::Public(_));
                         if self.incoming.send((self.identity.clone(), via_public, stream)).await.is_err() {
                             return;
@@ -392,6 +403,8 @@ impl Host {
                     let Some(authorized) = command else {
                         return;
                     };
+                    // A new descriptor is due: "publishing" means it again.
+                    reached_first = false;
                     if let Err(error) = listener.set_authorized(&authorized).await {
                         warn!(error = %ErrorChain(&error), "cannot change who may reach our private service");
                     }
@@ -403,6 +416,17 @@ impl Host {
                         continue;
                     }
                     let now = status.borrow_and_update().clone();
+                    if reached_first {
+                        match now {
+                            // Shown already.
+                            ServiceStatus::Publishing => continue,
+                            ServiceStatus::Published => {
+                                reached_first = false;
+                                continue;
+                            }
+                            _ => reached_first = false,
+                        }
+                    }
                     self.show(now);
                 }
             }

@@ -374,7 +374,7 @@ impl Transport for ArtiTransport {
         // or a relay destroyed it a moment before), the dial fails although
         // the service is up. By then arti sees the circuit closed, so one
         // more try, within the same deadline, builds a fresh one
-        // (testnet/README.md, "arti_dials_arti").
+        // (testnet/README.md, "Pass rates of the Tor test binaries").
         if let Ok(Err(e)) = &outcome
             && circuit_died_under_the_dial(e)
         {
