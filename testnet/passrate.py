@@ -60,8 +60,13 @@ def build(cargo_args):
         if "test" not in target["kind"]:
             continue
         package = msg["package_id"]
-        # "path+file:///…/ricochet-client#0.1.0" or "ricochet-client 0.1.0 (path…)"
-        name = package.split("#")[0].rsplit("/", 1)[-1] if "#" in package else package.split()[0]
+        # "path+file:///…/ricochet-client#0.1.0", "path+file:///…/messenger#ricochet-messenger@0.1.0"
+        # or (older cargo) "ricochet-client 0.1.0 (path…)"
+        if "#" in package:
+            path, fragment = package.split("#", 1)
+            name = fragment.split("@")[0] if "@" in fragment else path.rsplit("/", 1)[-1]
+        else:
+            name = package.split()[0]
         found[(name, target["name"])] = (msg["executable"], os.path.dirname(msg["manifest_path"]))
     return found
 
@@ -100,7 +105,9 @@ def run_once(executable, cwd, extra, log_prefix):
     env["RICOCHET_TEST_LOG"] = log_prefix
     env.setdefault("RUST_BACKTRACE", "1")
     started = time.monotonic()
-    proc = subprocess.Popen([executable] + extra, cwd=cwd, env=env, stdout=subprocess.PIPE,
+    # --nocapture: what passing tests print counts too (TOLERATED circuit loss).
+    proc = subprocess.Popen([executable, "--nocapture"] + extra, cwd=cwd, env=env,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace")
     output, _ = proc.communicate()
     return proc.returncode, time.monotonic() - started, output, proc.pid
@@ -128,12 +135,12 @@ def main():
     built = build(["--release"] if args.release else [])
     os.makedirs(args.out, exist_ok=True)
 
+    missing = [(known[t], t) for t in wanted if (known[t], t) not in built]
+    if missing:
+        sys.exit(f"cargo built no test binary {missing}")
     rows = []
     for target in wanted:
-        key = (known[target], target)
-        if key not in built:
-            sys.exit(f"cargo built no test binary {key}")
-        executable, cwd = built[key]
+        executable, cwd = built[(known[target], target)]
         passes, times, failures, tolerated, kills = 0, [], [], 0, 0
         for i in range(1, args.runs + 1):
             run_dir = os.path.join(args.out, f"{target}-{time.strftime('%Y%m%d-%H%M%S')}-{i}")
