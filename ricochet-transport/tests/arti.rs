@@ -22,7 +22,25 @@ use std::time::Instant;
 use common::{Budget, NewSet, key, suite};
 use ricochet_identity::{Generation, IdentityKey, ServiceId};
 use ricochet_transport::arti::{ArtiConfig, ArtiTransport};
+use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
 use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport};
+
+/// An arti client on the private network, its files in `profiles/name`.
+fn arti_in(
+    profiles: &std::path::Path,
+    name: &str,
+    net: &ricochet_testnet::TorNet,
+) -> ArtiTransport {
+    ArtiTransport::new(ArtiConfig::new(profiles.join(name)).custom_network(net.arti_toml.clone()))
+        .unwrap()
+}
+
+/// The private network's C tor with the control port `control`.
+fn c_tor(control: u16) -> SystemTor {
+    SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
+        ([127, 0, 0, 1], control).into(),
+    )))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arti_dials_arti() {
@@ -30,12 +48,7 @@ async fn arti_dials_arti() {
         return;
     };
     let profiles = tempfile::tempdir().unwrap();
-    let make = |name: &str| {
-        ArtiTransport::new(
-            ArtiConfig::new(profiles.path().join(name)).custom_network(net.arti_toml.clone()),
-        )
-        .unwrap()
-    };
+    let make = |name: &str| arti_in(profiles.path(), name, net);
     let dialer = make("dialer");
     let host = make("host");
     let host_key = key(3);
@@ -154,20 +167,11 @@ fn a_bad_network_config_is_a_configuration_error() {
 /// hosts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arti_and_c_tor_reach_each_other() {
-    use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
     let Some(net) = common::tor_network() else {
         return;
     };
     let profiles = tempfile::tempdir().unwrap();
-    let arti = ArtiTransport::new(
-        ArtiConfig::new(profiles.path().join("arti")).custom_network(net.arti_toml.clone()),
-    )
-    .unwrap();
-    let c_tor = |control: u16| {
-        SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
-            ([127, 0, 0, 1], control).into(),
-        )))
-    };
+    let arti = arti_in(profiles.path(), "arti", net);
     let figures = suite(
         "arti -> C tor",
         &arti,
@@ -192,23 +196,12 @@ async fn arti_and_c_tor_reach_each_other() {
 /// hosting for arti and for C tor, and arti dialling C tor's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_services_between_arti_and_c_tor() {
-    use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
     let Some(net) = common::tor_network() else {
         return;
     };
     let profiles = tempfile::tempdir().unwrap();
-    let make = |name: &str| {
-        ArtiTransport::new(
-            ArtiConfig::new(profiles.path().join(name)).custom_network(net.arti_toml.clone()),
-        )
-        .unwrap()
-    };
+    let make = |name: &str| arti_in(profiles.path(), name, net);
     let (host, dialer) = (make("host"), make("dialer"));
-    let c_tor = |control: u16| {
-        SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
-            ([127, 0, 0, 1], control).into(),
-        )))
-    };
     common::private_suite(
         "arti -> arti",
         &dialer,
@@ -263,12 +256,7 @@ async fn a_dial_whose_circuit_dies_is_retried() {
         return;
     };
     let profiles = tempfile::tempdir().unwrap();
-    let make = |name: &str| {
-        ArtiTransport::new(
-            ArtiConfig::new(profiles.path().join(name)).custom_network(net.arti_toml.clone()),
-        )
-        .unwrap()
-    };
+    let make = |name: &str| arti_in(profiles.path(), name, net);
     let (dialer, host) = (make("dialer"), make("host"));
     let (a, b) = tokio::join!(dialer.bootstrap(), host.bootstrap());
     a.unwrap();
