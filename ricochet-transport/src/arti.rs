@@ -530,86 +530,131 @@ fn service_config(
     })
 }
 
-/// Turns arti's status of the service into ours: published once arti says
-/// the descriptor is up to date with working introduction points.
-///
-/// After a new authorised set (`new_descriptor`), arti may go on reporting
-/// "running" on the old descriptor until its publisher takes the change
-/// (and it uploads at most once a minute): "published" then waits until
-/// arti has reported the upload pending (bootstrapping) and running again,
-/// or [`NEW_DESCRIPTOR_BOUND`] has passed, since arti sends no event of the
-/// upload itself.
+/// Feeds arti's status events of the service, and the notices that a new
+/// descriptor is due, to a [`StatusMap`], and publishes what it says.
 async fn follow_status(
     mut events: tor_hsservice::status::OnionServiceStatusStream,
     status: watch::Sender<ServiceStatus>,
     new_descriptor: Arc<tokio::sync::Notify>,
 ) {
-    use tor_hsservice::status::State;
-    let mut published = false;
-    // Since when a new descriptor is due, and whether arti said so.
-    let mut due: Option<(tokio::time::Instant, bool)> = None;
-    let mut last_running = false;
+    let mut map = StatusMap::default();
     loop {
-        let bound = due.map(|(since, _)| since + NEW_DESCRIPTOR_BOUND);
-        let event = tokio::select! {
+        let bound = map.due_until();
+        let ours = tokio::select! {
             event = events.next() => match event {
-                Some(event) => event,
+                Some(event) => {
+                    let problem = event.current_problem().map(|p| format!("{p:?}"));
+                    map.on_state(event.state(), problem)
+                }
                 None => return,
             },
             () = new_descriptor.notified() => {
-                due = Some((tokio::time::Instant::now(), false));
-                continue;
+                map.new_descriptor_due(tokio::time::Instant::now());
+                None
             }
             () = async {
                 match bound {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
-            } => {
-                due = None;
-                if last_running {
-                    status.send_replace(ServiceStatus::Published);
-                }
-                continue;
-            }
+            } => map.due_passed(),
         };
-        let running = matches!(event.state(), State::Running | State::DegradedReachable);
-        last_running = running;
-        if let Some((_, seen_pending)) = &mut due {
+        if let Some(ours) = ours {
+            status.send_if_modified(|status| {
+                let changed = *status != ours;
+                *status = ours;
+                changed
+            });
+        }
+    }
+}
+
+/// Turns arti's states of an onion service into ours: published once arti
+/// says the descriptor is up to date with working introduction points.
+///
+/// - After that, arti says "bootstrapping" (with no problem) whenever its
+///   publisher schedules an upload of a new revision of the descriptor: on a
+///   new consensus whose directory ring moved, a new introduction point, or
+///   while the upload is rate-limited. The last descriptor still serves, so
+///   the service stays published (calling it degraded was issue 23's
+///   `first_contact_over_arti` flake). Only a problem arti names ("recovering",
+///   "degraded unreachable") makes it degraded.
+/// - After a new authorised set ([`StatusMap::new_descriptor_due`]), arti may
+///   go on reporting "running" on the old descriptor until its publisher
+///   takes the change (it uploads at most once a minute): "published" then
+///   waits until arti has reported the upload pending (bootstrapping) and
+///   running again, or [`NEW_DESCRIPTOR_BOUND`] has passed, since arti sends
+///   no event of the upload itself.
+#[derive(Debug, Default)]
+struct StatusMap {
+    /// Whether arti has reported the service running at least once.
+    published: bool,
+    /// Since when a new descriptor is due, and whether arti has said since
+    /// that its upload is pending.
+    due: Option<(tokio::time::Instant, bool)>,
+    /// Whether arti's last state was a running one.
+    last_running: bool,
+}
+
+impl StatusMap {
+    /// Until when a due descriptor is waited for, if one is.
+    fn due_until(&self) -> Option<tokio::time::Instant> {
+        self.due.map(|(since, _)| since + NEW_DESCRIPTOR_BOUND)
+    }
+
+    /// A new descriptor (a new authorised set) is due from `now` on.
+    fn new_descriptor_due(&mut self, now: tokio::time::Instant) {
+        self.due = Some((now, false));
+    }
+
+    /// [`NEW_DESCRIPTOR_BOUND`] passed without arti reporting the upload.
+    fn due_passed(&mut self) -> Option<ServiceStatus> {
+        self.due = None;
+        self.last_running.then_some(ServiceStatus::Published)
+    }
+
+    /// arti reported `state`, with its current `problem` if any; returns
+    /// our status, or `None` to keep the one we have.
+    fn on_state(
+        &mut self,
+        state: tor_hsservice::status::State,
+        problem: Option<String>,
+    ) -> Option<ServiceStatus> {
+        use tor_hsservice::status::State;
+        let running = state.is_fully_reachable();
+        self.last_running = running;
+        if let Some((_, seen_pending)) = &mut self.due {
             if !running {
                 *seen_pending = true;
             } else if *seen_pending {
-                due = None;
+                self.due = None;
             } else {
                 // Still the old descriptor.
-                continue;
+                return None;
             }
         }
-        let problem = || {
-            event
-                .current_problem()
-                .map_or_else(|| "no reason given".to_owned(), |p| format!("{p:?}"))
+        let reason = || {
+            problem
+                .clone()
+                .unwrap_or_else(|| "no reason given".to_owned())
         };
-        let ours = match event.state() {
+        Some(match state {
             State::Running | State::DegradedReachable => {
-                published = true;
+                self.published = true;
                 ServiceStatus::Published
             }
             // arti's first report of a service it is still launching.
-            State::Shutdown if !published => ServiceStatus::Publishing,
+            State::Shutdown if !self.published => ServiceStatus::Publishing,
             State::Shutdown => ServiceStatus::Failed {
                 reason: "arti shut the onion service down".to_owned(),
             },
-            State::Broken => ServiceStatus::Failed { reason: problem() },
+            State::Broken => ServiceStatus::Failed { reason: reason() },
             // Before the first upload, or while a new descriptor is due.
-            _ if !published || due.is_some() => ServiceStatus::Publishing,
-            _ => ServiceStatus::Degraded { reason: problem() },
-        };
-        status.send_if_modified(|status| {
-            let changed = *status != ours;
-            *status = ours;
-            changed
-        });
+            _ if !self.published || self.due.is_some() => ServiceStatus::Publishing,
+            // A new revision being uploaded; the last one still serves.
+            State::Bootstrapping if problem.is_none() => ServiceStatus::Published,
+            _ => ServiceStatus::Degraded { reason: reason() },
+        })
     }
 }
 
@@ -1054,6 +1099,90 @@ mod test {
         let debug = format!("{built:?}");
         assert!(debug.contains("/p/arti/state"), "{debug}");
         assert!(!debug.contains("/elsewhere"), "{debug}");
+    }
+
+    /// arti's states as a service goes through them, and ours.
+    #[test]
+    fn a_republished_descriptor_keeps_the_service_published() {
+        use tor_hsservice::status::State;
+        let mut map = StatusMap::default();
+        assert_eq!(
+            map.on_state(State::Shutdown, None),
+            Some(ServiceStatus::Publishing)
+        );
+        assert_eq!(
+            map.on_state(State::Bootstrapping, None),
+            Some(ServiceStatus::Publishing)
+        );
+        assert_eq!(
+            map.on_state(State::Running, None),
+            Some(ServiceStatus::Published)
+        );
+        // A new revision scheduled (a new consensus, a rate-limited upload).
+        assert_eq!(
+            map.on_state(State::Bootstrapping, None),
+            Some(ServiceStatus::Published)
+        );
+        // A problem arti names makes it degraded, with arti's words.
+        assert_eq!(
+            map.on_state(State::Recovering, Some("Ipt([…])".to_owned())),
+            Some(ServiceStatus::Degraded {
+                reason: "Ipt([…])".to_owned()
+            })
+        );
+        assert_eq!(
+            map.on_state(State::DegradedUnreachable, None),
+            Some(ServiceStatus::Degraded {
+                reason: "no reason given".to_owned()
+            })
+        );
+        assert_eq!(
+            map.on_state(State::DegradedReachable, None),
+            Some(ServiceStatus::Published)
+        );
+        assert_eq!(
+            map.on_state(State::Shutdown, None),
+            Some(ServiceStatus::Failed {
+                reason: "arti shut the onion service down".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn a_due_descriptor_is_published_once_arti_uploaded_it_or_the_bound_passed() {
+        use tor_hsservice::status::State;
+        let now = tokio::time::Instant::now();
+        let mut map = StatusMap::default();
+        assert_eq!(
+            map.on_state(State::Running, None),
+            Some(ServiceStatus::Published)
+        );
+
+        map.new_descriptor_due(now);
+        assert_eq!(map.due_until(), Some(now + NEW_DESCRIPTOR_BOUND));
+        // Still the old descriptor: nothing changes.
+        assert_eq!(map.on_state(State::Running, None), None);
+        // The upload pending, then done.
+        assert_eq!(
+            map.on_state(State::Bootstrapping, None),
+            Some(ServiceStatus::Publishing)
+        );
+        assert_eq!(
+            map.on_state(State::Running, None),
+            Some(ServiceStatus::Published)
+        );
+        assert_eq!(map.due_until(), None);
+
+        // arti never says: the bound decides, if arti was running.
+        map.new_descriptor_due(now);
+        assert_eq!(map.on_state(State::Running, None), None);
+        assert_eq!(map.due_passed(), Some(ServiceStatus::Published));
+        map.new_descriptor_due(now);
+        assert_eq!(
+            map.on_state(State::Recovering, None),
+            Some(ServiceStatus::Publishing)
+        );
+        assert_eq!(map.due_passed(), None);
     }
 
     #[test]
