@@ -43,7 +43,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
-use arti_client::config::Reconfigure;
 use arti_client::config::{CfgPath, TorClientConfigBuilder};
 use arti_client::{BootstrapBehavior, DataStream, HasKind, TorClient, TorClientConfig};
 use arti_client::{HsId, KeystoreSelector};
@@ -65,6 +64,7 @@ use tor_proto::stream::IncomingStreamRequest;
 use tor_rtcompat::PreferredRuntime;
 use zeroize::Zeroizing;
 
+use crate::censorship::{NetworkSettingsError, TorNetworkSettings};
 use crate::error::BoxError;
 use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
 
@@ -87,6 +87,7 @@ type Client = TorClient<PreferredRuntime>;
 pub struct ArtiConfig {
     profile_dir: PathBuf,
     network_toml: Option<String>,
+    network_settings: TorNetworkSettings,
     connect_timeout: Duration,
 }
 
@@ -102,8 +103,22 @@ impl ArtiConfig {
         Self {
             profile_dir: profile_dir.as_ref().to_owned(),
             network_toml: None,
+            network_settings: TorNetworkSettings::default(),
             connect_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// Reaches the Tor network as `settings` say: through bridges (with
+    /// their pluggable transports), an upstream proxy, or only on some
+    /// ports (see [`crate::censorship`]). Default: directly.
+    ///
+    /// [`ArtiTransport::new`] refuses what arti cannot honour: an upstream
+    /// proxy together with a pluggable-transport bridge (arti 0.47 does not
+    /// hand the proxy to the plugin, whose connections would then go out
+    /// directly). [`crate::control::TorLaunch`] can do that.
+    pub fn network_settings(mut self, settings: TorNetworkSettings) -> Self {
+        self.network_settings = settings;
+        self
     }
 
     /// Uses a custom Tor network (a private test network, or special
@@ -156,6 +171,7 @@ impl ArtiConfig {
             .storage()
             .state_dir(CfgPath::new_literal(self.state_dir()))
             .cache_dir(CfgPath::new_literal(self.cache_dir()));
+        apply_network_settings(&mut builder, &self.network_settings)?;
         builder.build().map_err(|e| TransportError::Configuration {
             reason: "the arti configuration is not valid".to_owned(),
             source: Some(Box::new(e)),
@@ -187,6 +203,79 @@ impl ArtiConfig {
         let _ = arti_dir;
         Ok(())
     }
+}
+
+/// Puts `settings` into arti's configuration, or says why arti cannot
+/// honour them. Checks that every plugin binary exists.
+fn apply_network_settings(
+    builder: &mut TorClientConfigBuilder,
+    settings: &TorNetworkSettings,
+) -> Result<(), TransportError> {
+    use arti_client::config::BridgeConfigBuilder;
+    use arti_client::config::pt::TransportConfigBuilder;
+
+    let invalid = |e: NetworkSettingsError| TransportError::Configuration {
+        reason: e.to_string(),
+        source: Some(Box::new(e)),
+    };
+    settings.check().map_err(invalid)?;
+    let uses_plugins = settings.bridges.iter().any(|b| b.transport().is_some());
+    if settings.proxy.is_some() && uses_plugins {
+        return Err(TransportError::config(
+            "arti cannot send a pluggable transport's connections through an upstream proxy \
+             (they would go out directly): use plain bridges with the proxy, or launch C tor \
+             (control::TorLaunch), which hands the proxy to the plugin",
+        ));
+    }
+    let arti_refused = |what: &str, e: &dyn fmt::Display| {
+        TransportError::config(format!("arti does not accept {what}: {e}"))
+    };
+    for bridge in &settings.bridges {
+        let line = bridge.to_string();
+        let parsed: BridgeConfigBuilder = line
+            .parse()
+            .map_err(|e| arti_refused(&format!("the bridge line {line:?}"), &e))?;
+        builder.bridges().bridges().push(parsed);
+    }
+    for plugin in &settings.transports {
+        let path = plugin.locate().map_err(invalid)?;
+        let mut protocols = Vec::new();
+        for name in &plugin.transports {
+            protocols.push(
+                name.parse()
+                    .map_err(|e| arti_refused(&format!("the transport name {name:?}"), &e))?,
+            );
+        }
+        let mut transport = TransportConfigBuilder::default();
+        transport
+            .protocols(protocols)
+            .path(CfgPath::new_literal(path))
+            .arguments(plugin.args.clone())
+            .run_on_startup(false);
+        builder.bridges().transports().push(transport);
+    }
+    if let Some(proxy) = &settings.proxy {
+        // arti names an HTTP CONNECT proxy `http://`.
+        let url = proxy.to_url_with_password();
+        let url = Zeroizing::new(match url.strip_prefix("https://") {
+            Some(rest) => format!("http://{rest}"),
+            None => url,
+        });
+        let parsed: tor_chanmgr::ProxyProtocol = url
+            .parse()
+            .map_err(|e| arti_refused(&format!("the proxy {proxy}"), &e))?;
+        builder.channel().outbound_proxy(parsed);
+    }
+    if let Some(ports) = &settings.reachable_ports {
+        for port in ports.iter() {
+            let pattern: tor_netdoc::types::policy::AddrPortPattern =
+                format!("*:{port}")
+                    .parse()
+                    .map_err(|e| arti_refused("a reachable port", &e))?;
+            builder.path_rules().reachable_addrs().push(pattern);
+        }
+    }
+    Ok(())
 }
 
 /// The embedded-arti transport. See the [module docs](self).
@@ -467,30 +556,24 @@ impl ArtiTransport {
             .map(|hsid| hsid.display_unredacted().to_string())
             .unwrap_or_default();
         let (sender, incoming) = mpsc::channel(ACCEPT_QUEUE);
-        let task = tokio::spawn(async move {
-            tor_hsservice::handle_rend_requests(rend_requests)
-                .for_each_concurrent(None, |request| answer(request, port, sender.clone()))
-                .await;
-        });
         tracing::debug!(%id, port, "arti onion service launched");
-        let status = watch::Sender::new(ServiceStatus::Publishing);
-        let new_descriptor = Arc::new(tokio::sync::Notify::new());
-        let status_task = tokio::spawn(follow_status(
-            service.status_events(),
-            status.clone(),
-            new_descriptor.clone(),
-        ));
-        Ok(ArtiListener {
+        let mut listener = ArtiListener {
             id,
             onion_address,
             incoming,
-            task,
-            status,
-            status_task,
-            new_descriptor,
+            status: watch::Sender::new(ServiceStatus::Publishing),
             private: authorized.is_some(),
-            service: Some(service),
-        })
+            running: None,
+            relaunch: Relaunch {
+                client: Arc::clone(client),
+                expanded: Zeroizing::new(*v3.expanded_secret_key()),
+                keystore,
+                port,
+                sender,
+            },
+        };
+        listener.run(service, rend_requests);
+        Ok(listener)
     }
 }
 
@@ -530,115 +613,59 @@ fn service_config(
     })
 }
 
-/// Feeds arti's status events of the service, and the notices that a new
-/// descriptor is due, to a [`StatusMap`], and publishes what it says.
+/// Feeds arti's status events of the service to a [`StatusMap`], and
+/// publishes what it says.
 async fn follow_status(
     mut events: tor_hsservice::status::OnionServiceStatusStream,
     status: watch::Sender<ServiceStatus>,
-    new_descriptor: Arc<tokio::sync::Notify>,
 ) {
     let mut map = StatusMap::default();
-    loop {
-        let bound = map.due_until();
-        let ours = tokio::select! {
-            event = events.next() => match event {
-                Some(event) => {
-                    let problem = event.current_problem().map(|p| format!("{p:?}"));
-                    map.on_state(event.state(), problem)
-                }
-                None => return,
-            },
-            () = new_descriptor.notified() => {
-                map.new_descriptor_due(tokio::time::Instant::now());
-                None
-            }
-            () = async {
-                match bound {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => map.due_passed(),
-        };
-        if let Some(ours) = ours {
-            status.send_if_modified(|status| {
-                let changed = *status != ours;
-                *status = ours;
-                changed
-            });
-        }
+    while let Some(event) = events.next().await {
+        let problem = event.current_problem().map(|p| format!("{p:?}"));
+        let ours = map.on_state(event.state(), problem);
+        status.send_if_modified(|status| {
+            let changed = *status != ours;
+            *status = ours;
+            changed
+        });
     }
 }
 
-/// Turns arti's states of an onion service into ours: published once arti
-/// says the descriptor is up to date with working introduction points.
+/// Turns arti's states of one launch of an onion service into ours:
+/// published once arti says the descriptor is up to date with working
+/// introduction points.
 ///
-/// - After that, arti says "bootstrapping" (with no problem) whenever its
-///   publisher schedules an upload of a new revision of the descriptor: on a
-///   new consensus whose directory ring moved, a new introduction point, or
-///   while the upload is rate-limited. The last descriptor still serves, so
-///   the service stays published (calling it degraded was issue 23's
-///   `first_contact_over_arti` flake). Only a problem arti names ("recovering",
-///   "degraded unreachable") makes it degraded.
-/// - After a new authorised set ([`StatusMap::new_descriptor_due`]), arti may
-///   go on reporting "running" on the old descriptor until its publisher
-///   takes the change (it uploads at most once a minute): "published" then
-///   waits until arti has reported the upload pending (bootstrapping) and
-///   running again, or [`NEW_DESCRIPTOR_BOUND`] has passed, since arti sends
-///   no event of the upload itself.
+/// After that, arti says "bootstrapping" (with no problem) whenever its
+/// publisher schedules an upload of a new revision of the descriptor: on a
+/// new consensus whose directory ring moved, a new introduction point, or
+/// while the upload is rate-limited. The last descriptor still serves, so
+/// the service stays published (calling it degraded was issue 23's
+/// `first_contact_over_arti` flake). Only a problem arti names
+/// ("recovering", "degraded unreachable") makes it degraded.
+///
+/// A new authorised set relaunches the service (see
+/// [`ArtiListener::set_authorized`]), with a map of its own: "published"
+/// then means the new descriptor is up.
 #[derive(Debug, Default)]
 struct StatusMap {
-    /// Whether arti has reported the service running at least once.
+    /// Whether arti has reported this launch running at least once.
     published: bool,
-    /// Since when a new descriptor is due, and whether arti has said since
-    /// that its upload is pending.
-    due: Option<(tokio::time::Instant, bool)>,
-    /// Whether arti's last state was a running one.
-    last_running: bool,
 }
 
 impl StatusMap {
-    /// Until when a due descriptor is waited for, if one is.
-    fn due_until(&self) -> Option<tokio::time::Instant> {
-        self.due.map(|(since, _)| since + NEW_DESCRIPTOR_BOUND)
-    }
-
-    /// A new descriptor (a new authorised set) is due from `now` on.
-    fn new_descriptor_due(&mut self, now: tokio::time::Instant) {
-        self.due = Some((now, false));
-    }
-
-    /// [`NEW_DESCRIPTOR_BOUND`] passed without arti reporting the upload.
-    fn due_passed(&mut self) -> Option<ServiceStatus> {
-        self.due = None;
-        self.last_running.then_some(ServiceStatus::Published)
-    }
-
-    /// arti reported `state`, with its current `problem` if any; returns
-    /// our status, or `None` to keep the one we have.
+    /// arti reported `state`, with its current `problem` if any.
     fn on_state(
         &mut self,
         state: tor_hsservice::status::State,
         problem: Option<String>,
-    ) -> Option<ServiceStatus> {
+    ) -> ServiceStatus {
         use tor_hsservice::status::State;
-        let running = state.is_fully_reachable();
-        self.last_running = running;
-        if let Some((_, seen_pending)) = &mut self.due {
-            if !running {
-                *seen_pending = true;
-            } else if *seen_pending {
-                self.due = None;
-            } else {
-                // Still the old descriptor.
-                return None;
-            }
-        }
         let reason = || {
             problem
                 .clone()
                 .unwrap_or_else(|| "no reason given".to_owned())
         };
-        Some(match state {
+        match state {
             State::Running | State::DegradedReachable => {
                 self.published = true;
                 ServiceStatus::Published
@@ -649,19 +676,13 @@ impl StatusMap {
                 reason: "arti shut the onion service down".to_owned(),
             },
             State::Broken => ServiceStatus::Failed { reason: reason() },
-            // Before the first upload, or while a new descriptor is due.
-            _ if !self.published || self.due.is_some() => ServiceStatus::Publishing,
+            _ if !self.published => ServiceStatus::Publishing,
             // A new revision being uploaded; the last one still serves.
             State::Bootstrapping if problem.is_none() => ServiceStatus::Published,
             _ => ServiceStatus::Degraded { reason: reason() },
-        })
+        }
     }
 }
-
-/// How long [`follow_status`] waits for arti to report the upload of a new
-/// descriptor before it believes "running" again: twice arti's upload rate
-/// limit (60 s).
-const NEW_DESCRIPTOR_BOUND: Duration = Duration::from_secs(120);
 
 /// Launches the onion service of `key` (whose id is `id`), named
 /// `ricochet-<id>` in arti's keystore and state.
@@ -769,16 +790,39 @@ pub struct ArtiListener {
     id: ServiceId,
     onion_address: String,
     incoming: mpsc::Receiver<DataStream>,
-    task: JoinHandle<()>,
     status: watch::Sender<ServiceStatus>,
-    /// Forwards arti's status events into `status`.
-    status_task: JoinHandle<()>,
-    /// Tells `status_task` that a new descriptor is due (a new authorised
-    /// set): "published" then waits for arti to upload it.
-    new_descriptor: Arc<tokio::sync::Notify>,
     /// Published with [`Transport::listen_private`].
     private: bool,
-    service: Option<Arc<RunningOnionService>>,
+    /// The current launch of the service, if it runs.
+    running: Option<Running>,
+    relaunch: Relaunch,
+}
+
+/// One launch of the service, and the tasks that serve it.
+struct Running {
+    service: Arc<RunningOnionService>,
+    /// Answers its stream requests.
+    task: JoinHandle<()>,
+    /// Forwards arti's status events into the listener's status.
+    status_task: JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.status_task.abort();
+    }
+}
+
+/// What launching the service again needs.
+struct Relaunch {
+    client: Arc<Client>,
+    /// The identity key's expanded secret (wiped when dropped).
+    expanded: Zeroizing<[u8; 64]>,
+    keystore: PathBuf,
+    port: u16,
+    /// Where accepted streams go, whichever launch accepted them.
+    sender: mpsc::Sender<DataStream>,
 }
 
 impl fmt::Debug for ArtiListener {
@@ -799,7 +843,24 @@ impl ArtiListener {
 
     /// arti's handle of the running service (e.g. for its status events).
     pub fn running_service(&self) -> Option<&RunningOnionService> {
-        self.service.as_deref()
+        self.running.as_ref().map(|running| &*running.service)
+    }
+
+    /// Serves the launch `service`: its stream requests into `incoming`,
+    /// its status into `status`.
+    fn run(&mut self, service: Arc<RunningOnionService>, rend_requests: RendRequests) {
+        let (port, sender) = (self.relaunch.port, self.relaunch.sender.clone());
+        let task = tokio::spawn(async move {
+            tor_hsservice::handle_rend_requests(rend_requests)
+                .for_each_concurrent(None, |request| answer(request, port, sender.clone()))
+                .await;
+        });
+        let status_task = tokio::spawn(follow_status(service.status_events(), self.status.clone()));
+        self.running = Some(Running {
+            service,
+            task,
+            status_task,
+        });
     }
 }
 
@@ -822,36 +883,51 @@ impl Listener for ArtiListener {
         self.status.subscribe()
     }
 
-    /// arti republishes the descriptor (at most one upload a minute).
+    /// Launches the service again with the new set: the new descriptor is
+    /// up seconds later. (Reconfiguring the running service would wait for
+    /// arti's upload rate limit, one upload a minute, which arti 0.47 lifts
+    /// only at a later consensus or reupload: up to an hour on the real
+    /// network, see testnet/README.md.) Streams already accepted stay
+    /// open; a dial that arrives during the relaunch fails, and is tried
+    /// again as any failed dial.
     async fn set_authorized(
         &mut self,
         authorized: &[ClientAuthPublicKey],
     ) -> Result<(), TransportError> {
         TransportError::check_authorized(self.private, authorized)?;
         let config = service_config(&self.id, Some(authorized))?;
-        let service = self
-            .service
-            .as_ref()
-            .ok_or_else(|| TransportError::tor("the onion service stopped"))?;
-        service
-            .reconfigure(config, Reconfigure::AllOrNothing)
-            .map_err(|e| TransportError::Configuration {
-                reason: "arti refused the new authorised clients".to_owned(),
+        self.running = None;
+        self.status.send_replace(ServiceStatus::Publishing);
+        let relaunch = &self.relaunch;
+        let launched = match V3IdentityKey::from_expanded(&relaunch.expanded) {
+            Ok(key) => {
+                launch(
+                    &relaunch.client,
+                    &key,
+                    &self.id,
+                    &relaunch.keystore,
+                    &config,
+                )
+                .await
+            }
+            Err(e) => Err(TransportError::Configuration {
+                reason: "the identity key no longer loads".to_owned(),
                 source: Some(Box::new(e)),
-            })?;
-        self.status.send_if_modified(|status| {
-            std::mem::replace(status, ServiceStatus::Publishing) != ServiceStatus::Publishing
-        });
-        self.new_descriptor.notify_one();
-        Ok(())
-    }
-}
-
-impl Drop for ArtiListener {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.status_task.abort();
-        self.service.take();
+            }),
+        };
+        match launched {
+            Ok((service, rend_requests)) => {
+                tracing::debug!(id = %self.id, "arti onion service relaunched for a new authorised set");
+                self.run(service, rend_requests);
+                Ok(())
+            }
+            Err(e) => {
+                self.status.send_replace(ServiceStatus::Failed {
+                    reason: format!("relaunching for a new authorised set: {e}"),
+                });
+                Err(e)
+            }
+        }
     }
 }
 
@@ -1106,83 +1182,110 @@ mod test {
     fn a_republished_descriptor_keeps_the_service_published() {
         use tor_hsservice::status::State;
         let mut map = StatusMap::default();
+        let publishing = ServiceStatus::Publishing;
+        assert_eq!(map.on_state(State::Shutdown, None), publishing);
+        assert_eq!(map.on_state(State::Bootstrapping, None), publishing);
         assert_eq!(
-            map.on_state(State::Shutdown, None),
-            Some(ServiceStatus::Publishing)
+            map.on_state(State::Recovering, Some("Ipt".into())),
+            publishing
         );
-        assert_eq!(
-            map.on_state(State::Bootstrapping, None),
-            Some(ServiceStatus::Publishing)
-        );
-        assert_eq!(
-            map.on_state(State::Running, None),
-            Some(ServiceStatus::Published)
-        );
+        assert_eq!(map.on_state(State::Running, None), ServiceStatus::Published);
         // A new revision scheduled (a new consensus, a rate-limited upload).
         assert_eq!(
             map.on_state(State::Bootstrapping, None),
-            Some(ServiceStatus::Published)
+            ServiceStatus::Published
         );
         // A problem arti names makes it degraded, with arti's words.
         assert_eq!(
             map.on_state(State::Recovering, Some("Ipt([…])".to_owned())),
-            Some(ServiceStatus::Degraded {
+            ServiceStatus::Degraded {
                 reason: "Ipt([…])".to_owned()
-            })
+            }
         );
         assert_eq!(
             map.on_state(State::DegradedUnreachable, None),
-            Some(ServiceStatus::Degraded {
+            ServiceStatus::Degraded {
                 reason: "no reason given".to_owned()
-            })
+            }
         );
         assert_eq!(
             map.on_state(State::DegradedReachable, None),
-            Some(ServiceStatus::Published)
+            ServiceStatus::Published
+        );
+        assert_eq!(
+            map.on_state(State::Broken, Some("Runtime".into())),
+            ServiceStatus::Failed {
+                reason: "Runtime".to_owned()
+            }
         );
         assert_eq!(
             map.on_state(State::Shutdown, None),
-            Some(ServiceStatus::Failed {
+            ServiceStatus::Failed {
                 reason: "arti shut the onion service down".to_owned()
-            })
+            }
         );
     }
 
     #[test]
-    fn a_due_descriptor_is_published_once_arti_uploaded_it_or_the_bound_passed() {
-        use tor_hsservice::status::State;
-        let now = tokio::time::Instant::now();
-        let mut map = StatusMap::default();
-        assert_eq!(
-            map.on_state(State::Running, None),
-            Some(ServiceStatus::Published)
+    fn network_settings_reach_arti_or_are_refused() {
+        use crate::censorship::{BridgeLine, TransportPlugin, UpstreamProxy};
+        let obfs4 = BridgeLine::parse(
+            "obfs4 192.0.2.55:443 316E643333645F6D79216558614D3931657A5F5F \
+             cert=YXJlIGZyZXF1ZW50bHkgZnVsbCBvZiBsaXR0bGUgbWVzc2FnZXMgeW91IGNhbiBmaW5kLg iat-mode=0",
+        )
+        .unwrap();
+        // A plugin binary that exists everywhere the tests run.
+        let plugin = TransportPlugin::new(["obfs4"], "sh");
+        let proxy: UpstreamProxy = "socks5://u:secret@127.0.0.1:1080".parse().unwrap();
+        let settings = TorNetworkSettings::default()
+            .with_bridges([obfs4.clone()])
+            .with_transport(plugin.clone())
+            .with_reachable_ports("443".parse().unwrap());
+        let built = ArtiConfig::new("/p")
+            .network_settings(settings.clone())
+            .client_config()
+            .unwrap();
+        let debug = format!("{built:?}");
+        assert!(debug.contains("192.0.2.55:443"), "{debug}");
+        assert!(debug.contains("/sh"), "{debug}");
+
+        let kind = |settings: TorNetworkSettings| {
+            ArtiTransport::new(ArtiConfig::new("/p").network_settings(settings))
+                .map(|_| ())
+                .unwrap_err()
+        };
+        // Without its plugin, the bridge would be dialled undisguised.
+        let error = kind(TorNetworkSettings::default().with_bridges([obfs4.clone()]));
+        assert_eq!(error.kind(), crate::ErrorKind::Configuration);
+        assert!(error.to_string().contains("no plugin binary"), "{error}");
+        // arti would not send the plugin's connections through the proxy.
+        let error = kind(settings.clone().with_proxy(proxy.clone()));
+        assert!(error.to_string().contains("TorLaunch"), "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+        // A missing plugin binary is named.
+        let error = kind(
+            TorNetworkSettings::default()
+                .with_bridges([obfs4])
+                .with_transport(TransportPlugin::new(["obfs4"], "/nonexistent/obfs4proxy")),
+        );
+        assert!(
+            error.to_string().contains("/nonexistent/obfs4proxy"),
+            "{error}"
         );
 
-        map.new_descriptor_due(now);
-        assert_eq!(map.due_until(), Some(now + NEW_DESCRIPTOR_BOUND));
-        // Still the old descriptor: nothing changes.
-        assert_eq!(map.on_state(State::Running, None), None);
-        // The upload pending, then done.
-        assert_eq!(
-            map.on_state(State::Bootstrapping, None),
-            Some(ServiceStatus::Publishing)
-        );
-        assert_eq!(
-            map.on_state(State::Running, None),
-            Some(ServiceStatus::Published)
-        );
-        assert_eq!(map.due_until(), None);
-
-        // arti never says: the bound decides, if arti was running.
-        map.new_descriptor_due(now);
-        assert_eq!(map.on_state(State::Running, None), None);
-        assert_eq!(map.due_passed(), Some(ServiceStatus::Published));
-        map.new_descriptor_due(now);
-        assert_eq!(
-            map.on_state(State::Recovering, None),
-            Some(ServiceStatus::Publishing)
-        );
-        assert_eq!(map.due_passed(), None);
+        // A proxy alone, and HTTPS, are arti's too.
+        for url in [
+            "socks5://u:secret@127.0.0.1:1080",
+            "https://127.0.0.1:3128",
+            "socks4://127.0.0.1:1080",
+        ] {
+            let settings = TorNetworkSettings::default().with_proxy(url.parse().unwrap());
+            let built = ArtiConfig::new("/p")
+                .network_settings(settings)
+                .client_config()
+                .unwrap();
+            assert!(format!("{built:?}").contains("127.0.0.1"), "{url}");
+        }
     }
 
     #[test]

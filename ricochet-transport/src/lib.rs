@@ -4,6 +4,7 @@
 
 #[cfg(feature = "arti")]
 pub mod arti;
+pub mod censorship;
 #[cfg(feature = "tor-control")]
 pub mod control;
 mod error;

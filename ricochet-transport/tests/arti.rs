@@ -19,7 +19,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Budget, NewSet, key, suite};
+use common::{Budget, key, suite};
 use ricochet_identity::{Generation, IdentityKey, ServiceId};
 use ricochet_transport::arti::{ArtiConfig, ArtiTransport};
 use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig};
@@ -202,22 +202,13 @@ async fn private_services_between_arti_and_c_tor() {
     let profiles = tempfile::tempdir().unwrap();
     let make = |name: &str| arti_in(profiles.path(), name, net);
     let (host, dialer) = (make("host"), make("dialer"));
-    common::private_suite(
-        "arti -> arti",
-        &dialer,
-        &host,
-        &key(23),
-        Budget::TOR,
-        NewSet::Accepted,
-    )
-    .await;
+    common::private_suite("arti -> arti", &dialer, &host, &key(23), Budget::TOR).await;
     common::private_suite(
         "C tor -> arti",
         &c_tor(net.cl_control),
         &host,
         &key(24),
         Budget::TOR,
-        NewSet::Accepted,
     )
     .await;
     common::private_suite(
@@ -226,7 +217,6 @@ async fn private_services_between_arti_and_c_tor() {
         &c_tor(net.hs_control),
         &key(25),
         Budget::TOR,
-        NewSet::Used,
     )
     .await;
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Budget, NewSet, key, private_suite, suite};
+use common::{Budget, key, private_suite, suite};
 use ricochet_transport::tcp::{Directory, TcpTransport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +15,7 @@ async fn tcp_passes_the_suite() {
     let b = TcpTransport::new(directory);
     let figures = suite("tcp", &a, &b, &key(1), Budget::TCP).await;
     assert!(figures.throughput_mib_s > 0.0);
-    private_suite("tcp", &a, &b, &key(21), Budget::TCP, NewSet::Used).await;
+    private_suite("tcp", &a, &b, &key(21), Budget::TCP).await;
 }
 
 mod tor {
@@ -24,7 +24,7 @@ mod tor {
     use ricochet_transport::control::{ControlAddr, SystemTor, SystemTorConfig, TorLaunch};
     use ricochet_transport::{ErrorKind, Transport};
 
-    use super::common::{Budget, NewSet, key, private_suite, suite, tor_network};
+    use super::common::{Budget, key, private_suite, suite, tor_network};
 
     fn system_tor(control: u16) -> SystemTor {
         SystemTor::new(SystemTorConfig::new(ControlAddr::Tcp(
@@ -48,15 +48,7 @@ mod tor {
         let Some(net) = tor_network() else { return };
         let dialer = system_tor(net.cl_control);
         let host = system_tor(net.hs_control);
-        private_suite(
-            "system tor",
-            &dialer,
-            &host,
-            &key(22),
-            Budget::TOR,
-            NewSet::Used,
-        )
-        .await;
+        private_suite("system tor", &dialer, &host, &key(22), Budget::TOR).await;
     }
 
     /// `find_first` skips places without a tor and finds the one with it.
@@ -160,6 +152,87 @@ async fn control_port_auth_methods() {
     let open = SystemTor::launch(launch).await.unwrap();
     let listener = open.listen(&key(8), 9878).await.unwrap();
     assert_eq!(listener.service_id(), key(8).service_id());
+}
+
+/// A tor we launch takes the censorship settings (issue 24): what would
+/// connect undisguised is refused before tor starts; what tor itself
+/// refuses is reported in tor's words; a bridge, its plugin, a SOCKS5 proxy
+/// with a password and reachable ports reach tor's configuration (as
+/// `GETCONF` shows them) through a torrc only we can read. The tors here
+/// have `DisableNetwork 1`: they never touch any network.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launched_tor_takes_the_network_settings() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use ricochet_transport::ErrorKind;
+    use ricochet_transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
+    use ricochet_transport::control::{SystemTor, TorLaunch};
+
+    if common::tor_network().is_none() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let obfs4 = BridgeLine::parse(
+        "obfs4 192.0.2.55:443 316E643333645F6D79216558614D3931657A5F5F \
+         cert=YXJlIGZyZXF1ZW50bHkgZnVsbCBvZiBsaXR0bGUgbWVzc2FnZXMgeW91IGNhbiBmaW5kLg iat-mode=0",
+    )
+    .unwrap();
+
+    // No plugin for the bridge's transport: refused before tor starts.
+    let launch = TorLaunch::new(data.path().join("a"))
+        .network_settings(TorNetworkSettings::default().with_bridges([obfs4.clone()]));
+    let error = SystemTor::launch(launch).await.map(drop).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration, "{error}");
+    assert!(error.to_string().contains("no plugin binary"), "{error}");
+    assert!(!data.path().join("a/torrc").exists());
+
+    // tor's own refusal, in tor's words (two kinds of proxy, given as raw
+    // torrc lines that our settings cannot express).
+    let mut launch = TorLaunch::new(data.path().join("b"));
+    launch.extra_torrc = vec![
+        "DisableNetwork 1".into(),
+        "Socks5Proxy 127.0.0.1:9".into(),
+        "HTTPSProxy 127.0.0.1:8".into(),
+    ];
+    let error = SystemTor::launch(launch).await.map(drop).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration, "{error}");
+    let text = error.to_string();
+    assert!(text.contains("tor exited at start"), "{text}");
+    assert!(!text.contains("see warnings above"), "{text}");
+    assert!(text.contains("more than one proxy type"), "{text}");
+
+    // Everything at once, as tor sees it.
+    let plugin = TransportPlugin::new(["obfs4"], "sh");
+    let settings = TorNetworkSettings::default()
+        .with_bridges([obfs4])
+        .with_transport(plugin)
+        .with_proxy("socks5://alice:open%20sesame@127.0.0.1:9".parse().unwrap())
+        .with_reachable_ports("443,80".parse().unwrap());
+    let mut launch = TorLaunch::new(data.path().join("c")).network_settings(settings);
+    launch.extra_torrc = vec!["DisableNetwork 1".into()];
+    let tor = SystemTor::launch(launch).await.unwrap();
+    let torrc = data.path().join("c/torrc");
+    let mode = std::fs::metadata(&torrc).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the torrc holds the proxy's password");
+    let report = tor.network_report().await.unwrap();
+    assert!(report.uses_bridges, "{report:?}");
+    assert_eq!(report.bridges.len(), 1, "{report:?}");
+    assert!(
+        report.bridges[0].starts_with("obfs4 192.0.2.55:443"),
+        "{report:?}"
+    );
+    assert_eq!(report.transports, ["obfs4"], "{report:?}");
+    assert_eq!(
+        report.proxy.as_deref(),
+        Some("socks5://127.0.0.1:9"),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.reachable_addresses.as_deref(),
+        Some("*:80,*:443"),
+        "{report:?}"
+    );
 }
 
 /// A control address where something accepts but never answers fails

@@ -233,6 +233,24 @@ impl SystemTor {
         })
     }
 
+    /// How this tor reaches the Tor network, as its owner configured it
+    /// (`GETCONF`): a running system tor takes no [`TorNetworkSettings`]
+    /// from us, so an application can show whether it goes through bridges
+    /// or a proxy, and point the user to tor's own configuration.
+    ///
+    /// [`TorNetworkSettings`]: crate::censorship::TorNetworkSettings
+    pub async fn network_report(&self) -> Result<NetworkReport, TransportError> {
+        let mut control = self.control().await?;
+        let reply = control
+            .command_ok(
+                "GETCONF",
+                "GETCONF UseBridges Bridge ClientTransportPlugin Socks4Proxy Socks5Proxy \
+                 HTTPSProxy ReachableAddresses",
+            )
+            .await?;
+        Ok(NetworkReport::from_getconf(&reply))
+    }
+
     async fn control(&self) -> Result<ControlConnection, TransportError> {
         ControlConnection::open(
             &self.config.control,
@@ -378,6 +396,61 @@ impl Transport for SystemTor {
                 }
             }
         }
+    }
+}
+
+/// How a running tor reaches the Tor network ([`SystemTor::network_report`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NetworkReport {
+    /// Whether tor enters the network through bridges (`UseBridges 1` with
+    /// at least one `Bridge` line).
+    pub uses_bridges: bool,
+    /// Its bridge lines (`Bridge`), as configured.
+    pub bridges: Vec<String>,
+    /// The transports its plugins provide (`ClientTransportPlugin`).
+    pub transports: Vec<String>,
+    /// Its upstream proxy, as `socks4://…`, `socks5://…` or `https://…`
+    /// (the address only: tor does not show credentials).
+    pub proxy: Option<String>,
+    /// Its `ReachableAddresses`, if set.
+    pub reachable_addresses: Option<String>,
+}
+
+impl NetworkReport {
+    /// Reads the answer to `GETCONF UseBridges Bridge ClientTransportPlugin
+    /// Socks4Proxy Socks5Proxy HTTPSProxy ReachableAddresses`: one
+    /// `key=value` line per value, a bare `key` for an unset option.
+    fn from_getconf(reply: &reply::Reply) -> Self {
+        let mut report = Self::default();
+        let mut use_bridges = false;
+        for line in &reply.lines {
+            let Some((key, value)) = line.text.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"').to_owned();
+            if value.is_empty() {
+                continue;
+            }
+            match key {
+                "UseBridges" => use_bridges = value == "1",
+                "Bridge" => report.bridges.push(value),
+                "ClientTransportPlugin" => {
+                    if let Some(names) = value.split_whitespace().next() {
+                        report
+                            .transports
+                            .extend(names.split(',').map(str::to_owned));
+                    }
+                }
+                "Socks4Proxy" => report.proxy = Some(format!("socks4://{value}")),
+                "Socks5Proxy" => report.proxy = Some(format!("socks5://{value}")),
+                "HTTPSProxy" => report.proxy = Some(format!("https://{value}")),
+                "ReachableAddresses" => report.reachable_addresses = Some(value),
+                _ => {}
+            }
+        }
+        report.uses_bridges = use_bridges && !report.bridges.is_empty();
+        report
     }
 }
 
@@ -709,6 +782,35 @@ mod test {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn network_report_reads_getconf() {
+        let mut parser = reply::ReplyParser::new();
+        parser.push(
+            b"250-UseBridges=1\r\n250-Bridge=obfs4 192.0.2.1:443 cert=x iat-mode=0\r\n\
+              250-Bridge=192.0.2.2:9001\r\n\
+              250-ClientTransportPlugin=obfs4,meek_lite exec /usr/bin/obfs4proxy\r\n\
+              250-Socks4Proxy\r\n250-Socks5Proxy=127.0.0.1:1080\r\n250-HTTPSProxy\r\n\
+              250 ReachableAddresses\r\n",
+        );
+        let report = NetworkReport::from_getconf(&parser.next_reply().unwrap().unwrap());
+        assert_eq!(
+            report,
+            NetworkReport {
+                uses_bridges: true,
+                bridges: vec![
+                    "obfs4 192.0.2.1:443 cert=x iat-mode=0".into(),
+                    "192.0.2.2:9001".into()
+                ],
+                transports: vec!["obfs4".into(), "meek_lite".into()],
+                proxy: Some("socks5://127.0.0.1:1080".into()),
+                reachable_addresses: None,
+            }
+        );
+        parser.push(b"250-UseBridges=0\r\n250 Bridge\r\n");
+        let direct = NetworkReport::from_getconf(&parser.next_reply().unwrap().unwrap());
+        assert_eq!(direct, NetworkReport::default());
     }
 
     #[test]

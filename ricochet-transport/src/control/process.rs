@@ -9,6 +9,7 @@ use tokio::process::{Child, Command};
 use super::ControlAddr;
 use super::connection::ControlConnection;
 use crate::TransportError;
+use crate::censorship::{NetworkSettingsError, TorNetworkSettings};
 
 /// How to start our own tor.
 #[derive(Debug, Clone)]
@@ -19,6 +20,10 @@ pub struct TorLaunch {
     /// tor's data directory (created with mode 0700; holds its state,
     /// cookie and logs). Keep it between runs so tor starts faster.
     pub data_dir: PathBuf,
+    /// How tor reaches the Tor network: bridges, pluggable transports, an
+    /// upstream proxy, reachable ports (see [`crate::censorship`]).
+    /// Default: directly.
+    pub network: TorNetworkSettings,
     /// More torrc lines, e.g. to join a private test network.
     pub extra_torrc: Vec<String>,
     /// Longest wait for tor to open its control port. Default: 60 s.
@@ -33,11 +38,33 @@ impl TorLaunch {
         Self {
             tor: PathBuf::from("tor"),
             data_dir: data_dir.as_ref().to_owned(),
+            network: TorNetworkSettings::default(),
             extra_torrc: Vec::new(),
             start_timeout: Duration::from_secs(60),
             bootstrap_timeout: Duration::from_secs(300),
         }
     }
+
+    /// This launch with `settings` for reaching the Tor network.
+    #[must_use]
+    pub fn network_settings(mut self, settings: TorNetworkSettings) -> Self {
+        self.network = settings;
+        self
+    }
+}
+
+/// The torrc lines of `settings`, each plugin at the full path of its
+/// binary (checked to exist).
+fn network_torrc(settings: &TorNetworkSettings) -> Result<Vec<String>, TransportError> {
+    let invalid = |e: NetworkSettingsError| TransportError::Configuration {
+        reason: e.to_string(),
+        source: Some(Box::new(e)),
+    };
+    let mut located = settings.clone();
+    for plugin in &mut located.transports {
+        plugin.path = plugin.locate().map_err(invalid)?;
+    }
+    located.torrc_lines().map_err(invalid)
 }
 
 /// The running process and the connection that owns it (`TAKEOWNERSHIP`:
@@ -81,19 +108,41 @@ impl TorProcess {
             port = port_file.display(),
             pid = std::process::id(),
         );
-        for line in &launch.extra_torrc {
+        for line in network_torrc(&launch.network)?
+            .iter()
+            .chain(&launch.extra_torrc)
+        {
             torrc.push_str(line);
             torrc.push('\n');
         }
         let torrc_path = dir.join("torrc");
-        std::fs::write(&torrc_path, torrc)
-            .map_err(|e| TransportError::io("writing the torrc", e))?;
-        let child = Command::new(&launch.tor)
+        // Owner-only: it may hold the proxy's password.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let write = |options: &std::fs::OpenOptions| -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut file = options.open(&torrc_path)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            file.write_all(torrc.as_bytes())
+        };
+        write(&options).map_err(|e| TransportError::io("writing the torrc", e))?;
+        // What tor says before its log file is open (a torrc it refuses)
+        // goes to a file, so that a failed start can say why.
+        let console_path = dir.join("console.log");
+        let console = std::fs::File::create(&console_path)
+            .map_err(|e| TransportError::io("creating tor's console log", e))?;
+        let mut child = Command::new(&launch.tor)
             .arg("-f")
             .arg(&torrc_path)
-            .arg("--quiet")
+            .arg("--hush")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(console)
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -108,6 +157,16 @@ impl TorProcess {
                 .and_then(|text| parse_port_file(&text))
             {
                 break ControlAddr::Tcp(addr);
+            }
+            if let Ok(Some(exit)) = child.try_wait() {
+                let said = std::fs::read_to_string(&console_path).unwrap_or_default();
+                return Err(TransportError::Configuration {
+                    reason: format!(
+                        "tor exited at start ({exit}){}",
+                        last_words(&said).map_or_else(String::new, |w| format!(": {w}"))
+                    ),
+                    source: None,
+                });
             }
             if started.elapsed() > launch.start_timeout {
                 return Err(TransportError::TimedOut {
@@ -132,6 +191,23 @@ impl TorProcess {
             control,
         ))
     }
+}
+
+/// The last warnings tor printed (`[warn]`/`[err]`), or its last line.
+fn last_words(console: &str) -> Option<String> {
+    let lines: Vec<&str> = console.lines().filter(|l| !l.trim().is_empty()).collect();
+    let warnings: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("[warn]") || l.contains("[err]"))
+        .filter(|l| !l.contains("see warnings above") && !l.contains("running Tor as root"))
+        .map(|l| l.split_once("] ").map_or(*l, |(_, text)| text))
+        .collect();
+    let chosen = if warnings.is_empty() {
+        lines.last().map(|l| vec![*l]).unwrap_or_default()
+    } else {
+        warnings.iter().rev().take(3).rev().copied().collect()
+    };
+    (!chosen.is_empty()).then(|| chosen.join(" / "))
 }
 
 /// `PORT=127.0.0.1:39283` from `ControlPortWriteToFile`.

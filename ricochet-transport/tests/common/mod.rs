@@ -389,29 +389,15 @@ async fn dial_and_greet<D: Transport, L: Listener>(
     assert_eq!(&got, b"olleh");
 }
 
-/// What [`private_suite`] checks of a new authorised set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NewSet {
-    /// It is published, and works for its key.
-    Used,
-    /// The host takes it. (arti uploads the new descriptor at most once a
-    /// minute; locally its dialler then connects after 60-75 s, but in one
-    /// loaded CI run it did not within 150 s, which is not settled yet: see
-    /// docs/private-mode.md.)
-    Accepted,
-}
-
 /// A service for authorised clients only: without a key the dialer finds
 /// nothing (as if the service were offline), with an authorised key it
-/// connects; a new authorised set is taken (and, with [`NewSet::Used`],
-/// published and works for its key).
+/// connects; a new authorised set is published and works for its key.
 pub async fn private_suite<D: Transport, H: Transport>(
     name: &str,
     dialer: &D,
     host: &H,
     host_key: &IdentityKey,
     budget: Budget,
-    new_set: NewSet,
 ) {
     use ricochet_identity::ClientAuthSecretKey;
 
@@ -461,10 +447,6 @@ pub async fn private_suite<D: Transport, H: Transport>(
         .set_authorized(&[second.public_key()])
         .await
         .unwrap();
-    if new_set == NewSet::Accepted {
-        dialer.set_client_auth(&id, None).await.unwrap();
-        return;
-    }
     published(name, &listener, budget.unreachable).await;
     dialer.set_client_auth(&id, Some(&second)).await.unwrap();
     dial_and_greet(dialer, &mut listener, &id, budget.unreachable).await;
