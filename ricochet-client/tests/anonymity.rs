@@ -65,17 +65,25 @@ struct ChildSpec {
     cl_control: u16,
     /// Arti: the file holding the network's arti TOML.
     arti_toml: PathBuf,
+    /// Through the network's obfs4 bridge: its line (empty: directly).
+    bridge: String,
+    /// A launched tor: the file holding the torrc lines that join the
+    /// network.
+    torrc_lines: PathBuf,
 }
 
 impl ChildSpec {
     fn encode(&self) -> String {
         format!(
-            "backend={}\ndir={}\nhs_control={}\ncl_control={}\narti_toml={}",
+            "backend={}\ndir={}\nhs_control={}\ncl_control={}\narti_toml={}\nbridge={}\n\
+             torrc_lines={}",
             self.backend,
             self.dir.display(),
             self.hs_control,
             self.cl_control,
-            self.arti_toml.display()
+            self.arti_toml.display(),
+            self.bridge,
+            self.torrc_lines.display()
         )
     }
 
@@ -89,11 +97,24 @@ impl ChildSpec {
                 "hs_control" => spec.hs_control = value.parse().unwrap(),
                 "cl_control" => spec.cl_control = value.parse().unwrap(),
                 "arti_toml" => spec.arti_toml = value.into(),
+                "bridge" => spec.bridge = value.to_owned(),
+                "torrc_lines" => spec.torrc_lines = value.into(),
                 other => panic!("unknown child setting {other}"),
             }
         }
         spec
     }
+}
+
+/// Through the bridge of `line` (none if empty), with obfs4proxy for it.
+fn network_settings(line: &str) -> ricochet_client::transport::censorship::TorNetworkSettings {
+    use ricochet_client::transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
+    if line.is_empty() {
+        return TorNetworkSettings::default();
+    }
+    TorNetworkSettings::default()
+        .with_bridges([BridgeLine::parse(line).unwrap()])
+        .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy"))
 }
 
 fn system_tor(port: u16) -> SystemTor {
@@ -124,11 +145,35 @@ async fn child() {
             use std::path::Path;
             let toml = std::fs::read_to_string(&spec.arti_toml).unwrap();
             let arti = |profile: &Path| {
-                ArtiTransport::new(ArtiConfig::new(profile).custom_network(toml.clone())).unwrap()
+                ArtiTransport::new(
+                    ArtiConfig::new(profile)
+                        .custom_network(toml.clone())
+                        .network_settings(network_settings(&spec.bridge)),
+                )
+                .unwrap()
             };
             tokio::join!(
                 start_on(&alice_dir, arti(&alice_dir)),
                 start_on(&bob_dir, arti(&bob_dir)),
+            )
+        }
+        "launched" => {
+            use ricochet_client::transport::control::TorLaunch;
+            let lines: Vec<String> = std::fs::read_to_string(&spec.torrc_lines)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let launch = |dir: &std::path::Path| {
+                let mut launch = TorLaunch::new(dir.join("tor"))
+                    .network_settings(network_settings(&spec.bridge));
+                launch.extra_torrc = lines.clone();
+                SystemTor::launch(launch)
+            };
+            let (a, b) = tokio::join!(launch(&alice_dir), launch(&bob_dir));
+            tokio::join!(
+                start_on(&alice_dir, a.unwrap()),
+                start_on(&bob_dir, b.unwrap())
             )
         }
         other => panic!("unknown backend {other}"),
@@ -517,12 +562,18 @@ async fn system_tor_client_uses_only_tors_control_and_socks_ports() {
     assert!(!trace.listens.is_empty(), "{trace:?}");
 }
 
-/// The ORPorts and DirPorts of the network's relays and authorities.
+/// The ORPorts and DirPorts of the network's relays and authorities (the
+/// same as `TorNet::relay_ports`, read here from their torrc files).
 #[cfg(feature = "arti")]
 fn relay_ports(net: &ricochet_testnet::TorNet) -> (BTreeSet<u16>, BTreeSet<u16>) {
     let (mut or_ports, mut dir_ports) = (BTreeSet::new(), BTreeSet::new());
     for node in std::fs::read_dir(net.dir.join("net")).unwrap() {
-        let torrc = node.unwrap().path().join("torrc");
+        let node = node.unwrap().path();
+        // The bridge is not listed: a client that uses none never learns of it.
+        if node.ends_with("bridge0") {
+            continue;
+        }
+        let torrc = node.join("torrc");
         let Ok(text) = std::fs::read_to_string(&torrc) else {
             continue;
         };
@@ -572,6 +623,144 @@ async fn arti_client_uses_only_the_tor_networks_relays() {
     assert!(reached >= 2, "{trace:?}");
     // In-process Tor needs no local port: nothing listens.
     assert!(trace.listens.is_empty(), "{trace:?}");
+}
+
+/// Through the network's obfs4 bridge (issue 24): the traced child (both
+/// clients, their Tor and its obfs4proxy) reaches the Tor network only
+/// through the bridge's obfs4 port. It connects to no relay's or
+/// authority's ORPort or DirPort, nor to the bridge's own ORPort (that
+/// would be Tor's protocol, undisguised); its other connects are to local
+/// ports of its own (the plugin's SOCKS port, a launched tor's control and
+/// SOCKS ports, the onion services' local ports).
+async fn only_the_bridge(backend: &str, net: &ricochet_testnet::TorNet, spec: ChildSpec) {
+    let bridge = spec.bridge.clone();
+    let obfs4_port: u16 = bridge
+        .split_whitespace()
+        .nth(1)
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the bridge line has an address");
+    let bridge_orport: u16 = {
+        let torrc = std::fs::read_to_string(net.dir.join("net/bridge0/torrc")).unwrap();
+        torrc
+            .lines()
+            .find_map(|l| l.strip_prefix("ORPort 127.0.0.1:"))
+            .and_then(|p| p.parse().ok())
+            .expect("bridge0 has an ORPort")
+    };
+    let mut trace = traced_child(&spec).await;
+    if spec.backend == "launched" {
+        // C tor asks the kernel for its interface addresses over netlink
+        // (route sockets; nothing leaves the machine). Our own process
+        // does not, which the other tests check.
+        let netlink = |text: &str| text.contains("AF_NETLINK");
+        let asked = trace
+            .sockets
+            .remove(&("AF_NETLINK".to_owned(), "SOCK_RAW".to_owned()));
+        trace
+            .binds
+            .retain(|addr, _| !matches!(addr, Addr::Other(text) if netlink(text)));
+        trace
+            .sent_to
+            .retain(|addr, _| !matches!(addr, Addr::Other(text) if netlink(text)));
+        eprintln!(
+            "{backend}: note: {} netlink socket(s) of tor's",
+            asked.unwrap_or(0)
+        );
+    }
+    let forbidden: BTreeSet<u16> = net
+        .relay_ports
+        .iter()
+        .copied()
+        .chain([bridge_orport])
+        .collect();
+    let touched: Vec<u16> = forbidden
+        .iter()
+        .copied()
+        .filter(|&port| connects_to(&trace, port) > 0)
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "{backend}: connected past the bridge to ports {touched:?} (relays and authorities: \
+         {:?}; the bridge's ORPort: {bridge_orport})",
+        net.relay_ports
+    );
+    // Every other connect is on loopback (and no UDP, no DNS): the usual
+    // checks, with the local ports this trace used.
+    let local: BTreeSet<u16> = trace
+        .connects
+        .keys()
+        .filter_map(|addr| match addr {
+            Addr::Inet(ip, port) if ip.is_loopback() && !forbidden.contains(port) => Some(*port),
+            _ => None,
+        })
+        .collect();
+    assert_clean(backend, &trace, &local);
+    // Not vacuous: the bridge was reached, over obfs4.
+    assert!(
+        connects_to(&trace, obfs4_port) >= 1,
+        "{backend}: never reached the bridge's obfs4 port {obfs4_port}: {trace:?}"
+    );
+}
+
+/// The bridge line of the network, or `None` (the test skips; without
+/// obfs4proxy and with `RICOCHET_REQUIRE_TOR` the network itself fails).
+fn bridge_of(net: &ricochet_testnet::TorNet) -> Option<String> {
+    if net.bridge_line.is_none() {
+        eprintln!(
+            "\n!!!!!!!! SKIPPING: the test network has no bridge (apt-get install obfs4proxy) !!!!!!!!\n"
+        );
+    }
+    net.bridge_line.clone()
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arti_through_the_obfs4_bridge_contacts_only_the_bridge() {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let Some(bridge) = bridge_of(net) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let arti_toml = dir.path().join("arti.toml");
+    std::fs::write(&arti_toml, &net.arti_toml).unwrap();
+    let spec = ChildSpec {
+        backend: "arti".to_owned(),
+        dir: dir.path().to_owned(),
+        arti_toml,
+        bridge,
+        ..ChildSpec::default()
+    };
+    only_the_bridge("arti through the bridge", net, spec).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launched_tor_through_the_obfs4_bridge_contacts_only_the_bridge() {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let Some(bridge) = bridge_of(net) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let torrc_lines = dir.path().join("torrc-lines");
+    std::fs::write(&torrc_lines, net.client_torrc_lines().join("\n")).unwrap();
+    let spec = ChildSpec {
+        backend: "launched".to_owned(),
+        dir: dir.path().to_owned(),
+        bridge,
+        torrc_lines,
+        ..ChildSpec::default()
+    };
+    only_the_bridge("launched tor through the bridge", net, spec).await;
 }
 
 #[test]

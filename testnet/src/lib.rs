@@ -22,6 +22,13 @@ pub struct TorNet {
     pub cl_cookie: PathBuf,
     pub arti_toml: String,
     pub bring_up: Duration,
+    /// The obfs4 bridge's line (`obfs4 127.0.0.1:PORT FINGERPRINT cert=…
+    /// iat-mode=0`); `None` when `obfs4proxy` is not installed.
+    pub bridge_line: Option<String>,
+    /// The ORPorts and DirPorts of every listed relay and authority on
+    /// 127.0.0.1: what a client entering through the bridge must never
+    /// connect to.
+    pub relay_ports: Vec<u16>,
 }
 
 fn json_field(json: &str, key: &str) -> String {
@@ -68,6 +75,10 @@ pub fn tor_network() -> Option<&'static TorNet> {
             .expect("running tornet.py");
         assert!(up.status.success(), "tornet.py up failed:\n{}", String::from_utf8_lossy(&up.stderr));
         let json = String::from_utf8(up.stdout).unwrap();
+        let info: serde_json::Value = serde_json::from_str(&json).unwrap();
+        if info["bridge_line"].is_null() && std::env::var_os("RICOCHET_REQUIRE_TOR").is_some() {
+            panic!("RICOCHET_REQUIRE_TOR is set but the network has no bridge: apt-get install obfs4proxy");
+        }
         let arti = std::process::Command::new("python3")
             .arg(&script)
             .args(["arti-toml", "--dir"])
@@ -84,6 +95,13 @@ pub fn tor_network() -> Option<&'static TorNet> {
             cl_cookie: json_field(&json, "cl_cookie").into(),
             arti_toml: String::from_utf8(arti.stdout).unwrap(),
             bring_up: started.elapsed(),
+            bridge_line: info["bridge_line"].as_str().map(str::to_owned),
+            relay_ports: info["relay_ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| u16::try_from(p.as_u64().unwrap()).unwrap())
+                .collect(),
             dir,
         };
         eprintln!("private Tor network up in {:?}: {net:?}", net.bring_up);
