@@ -102,6 +102,21 @@ pub enum TransportError {
         #[source]
         source: Box<Self>,
     },
+    /// Tor could not reach the Tor network: it made no progress for
+    /// `after` while reporting `problem`. Kind:
+    /// [`ErrorKind::NotBootstrapped`].
+    #[error(
+        "cannot connect to the Tor network: {problem} (no progress for {after:?}){}",
+        advice(entry)
+    )]
+    BootstrapStalled {
+        /// What Tor reported, in its words.
+        problem: String,
+        /// The bridge or proxy it was trying, as configured, if known.
+        entry: Option<String>,
+        /// How long it made no progress.
+        after: Duration,
+    },
     /// See [`ErrorKind::Tor`].
     #[error("tor: {what}")]
     Tor {
@@ -113,11 +128,21 @@ pub enum TransportError {
     },
 }
 
+/// What a user can do about a stalled bootstrap through `entry`.
+fn advice(entry: &Option<String>) -> String {
+    match entry {
+        Some(entry) => {
+            format!("; tried {entry}: it may be down or blocked, try another bridge or proxy")
+        }
+        None => String::new(),
+    }
+}
+
 impl TransportError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotBootstrapped => ErrorKind::NotBootstrapped,
+            Self::NotBootstrapped | Self::BootstrapStalled { .. } => ErrorKind::NotBootstrapped,
             Self::Unreachable { .. } => ErrorKind::Unreachable,
             Self::Refused { .. } => ErrorKind::Refused,
             Self::TimedOut { .. } => ErrorKind::TimedOut,

@@ -235,6 +235,58 @@ async fn launched_tor_takes_the_network_settings() {
     );
 }
 
+/// A bridge that is down (issue 24): the tor we launch gives up within a
+/// bounded time, with tor's own words and the bridge named, instead of
+/// waiting for its whole bootstrap timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_that_is_down_stalls_bootstrap_with_a_clear_error() {
+    use std::time::{Duration, Instant};
+
+    use ricochet_transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
+    use ricochet_transport::control::{SystemTor, TorLaunch};
+    use ricochet_transport::{ErrorKind, Transport, TransportError};
+
+    let Some(net) = common::tor_network() else {
+        return;
+    };
+    let Some(line) = &net.bridge_line else {
+        eprintln!(
+            "\n!!!!!!!! SKIPPING: the test network has no bridge (apt-get install obfs4proxy) !!!!!!!!\n"
+        );
+        return;
+    };
+    // The network's bridge, at a port where nothing listens.
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    words[1] = "127.0.0.1:9";
+    let down = BridgeLine::parse(&words.join(" ")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut launch = TorLaunch::new(data.path().join("tor")).network_settings(
+        TorNetworkSettings::default()
+            .with_bridges([down])
+            .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy")),
+    );
+    launch.extra_torrc = net.client_torrc_lines();
+    launch.bootstrap_stall_timeout = Duration::from_secs(15);
+    let tor = SystemTor::launch(launch).await.unwrap();
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
+        .await
+        .expect("a stalled bootstrap gives up by itself")
+        .unwrap_err();
+    eprintln!(
+        "a bridge that is down: {error} (after {:?})",
+        started.elapsed()
+    );
+    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
+    assert!(
+        matches!(error, TransportError::BootstrapStalled { .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(text.contains("the obfs4 bridge at 127.0.0.1:9"), "{text}");
+    assert!(text.contains("try another bridge"), "{text}");
+}
+
 /// A control address where something accepts but never answers fails
 /// within the handshake bound with `TimedOut`; one that speaks another
 /// protocol fails at once; both errors name the address.

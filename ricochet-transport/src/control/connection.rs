@@ -126,6 +126,11 @@ impl ControlConnection {
         }
     }
 
+    /// The events that arrived while replies were read, oldest first.
+    pub(crate) fn take_events(&mut self) -> Vec<Reply> {
+        self.events.drain(..).collect()
+    }
+
     /// The next asynchronous event (`650 …`) tor sends, after `SETEVENTS`.
     pub(crate) async fn next_event(&mut self) -> Result<Reply, TransportError> {
         if let Some(event) = self.events.pop_front() {

@@ -29,7 +29,7 @@ pub use process::TorLaunch;
 
 use self::connection::ControlConnection;
 use self::process::TorProcess;
-use self::reply::{bootstrap_phase, hs_desc_event, service_rendezvous_circuits};
+use self::reply::{bootstrap_phase, bootstrap_warning, hs_desc_event, service_rendezvous_circuits};
 use crate::{BootstrapStatus, ErrorChain, Listener, ServiceStatus, Transport, TransportError};
 
 /// Where tor's control port is.
@@ -176,6 +176,11 @@ pub struct SystemTorConfig {
     pub connect_timeout: Duration,
     /// Longest wait for tor to finish bootstrapping. Default: 300 s.
     pub bootstrap_timeout: Duration,
+    /// Bootstrap gives up sooner, with
+    /// [`TransportError::BootstrapStalled`], when tor has made no progress
+    /// for this long while reporting a problem (a bridge or proxy that is
+    /// down or blocked, a network that cuts Tor off). Default: 60 s.
+    pub bootstrap_stall_timeout: Duration,
     /// Longest wait to connect to the control port and authenticate
     /// (`PROTOCOLINFO`, `AUTHENTICATE`): what answers on the control
     /// address but is not a working tor fails within it. Default: 10 s.
@@ -191,6 +196,7 @@ impl SystemTorConfig {
             socks: None,
             connect_timeout: Duration::from_secs(120),
             bootstrap_timeout: Duration::from_secs(300),
+            bootstrap_stall_timeout: Duration::from_secs(60),
             handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
@@ -205,6 +211,9 @@ pub struct SystemTor {
     config: SystemTorConfig,
     socks: OnceLock<SocketAddr>,
     status: watch::Sender<BootstrapStatus>,
+    /// How a launched tor enters the network (its bridges and proxy), to
+    /// name them when bootstrap stalls.
+    network: crate::censorship::TorNetworkSettings,
     /// The tor process we started, if any; it exits when this is dropped.
     _process: Option<TorProcess>,
 }
@@ -216,6 +225,7 @@ impl SystemTor {
             config,
             socks: OnceLock::new(),
             status: watch::Sender::new(BootstrapStatus::starting()),
+            network: crate::censorship::TorNetworkSettings::default(),
             _process: None,
         }
     }
@@ -227,8 +237,10 @@ impl SystemTor {
         let (process, control) = TorProcess::start(&launch).await?;
         let mut config = SystemTorConfig::new(control);
         config.bootstrap_timeout = launch.bootstrap_timeout;
+        config.bootstrap_stall_timeout = launch.bootstrap_stall_timeout;
         Ok(Self {
             _process: Some(process),
+            network: launch.network,
             ..Self::new(config)
         })
     }
@@ -249,6 +261,26 @@ impl SystemTor {
             )
             .await?;
         Ok(NetworkReport::from_getconf(&reply))
+    }
+
+    /// The bridge or proxy a stalled bootstrap was going through, as
+    /// configured: the bridge at `host` (tor's `HOSTADDR`) or named in
+    /// tor's `warning`, else the proxy.
+    fn entry_for(&self, host: Option<&str>, warning: &str) -> Option<String> {
+        let bridge = self.network.bridges.iter().find(|bridge| {
+            let addr = bridge.addr().to_string();
+            host == Some(addr.as_str())
+                || warning.contains(&format!("{addr} "))
+                || warning.ends_with(&addr)
+        });
+        match (bridge, &self.network.proxy) {
+            (Some(bridge), _) => Some(match bridge.transport() {
+                Some(transport) => format!("the {transport} bridge at {}", bridge.addr()),
+                None => format!("the bridge at {}", bridge.addr()),
+            }),
+            (None, Some(proxy)) => Some(format!("the proxy {proxy}")),
+            (None, None) => None,
+        }
     }
 
     async fn control(&self) -> Result<ControlConnection, TransportError> {
@@ -275,6 +307,14 @@ impl Transport for SystemTor {
     async fn bootstrap(&self) -> Result<(), TransportError> {
         let mut control = self.control().await?;
         let started = Instant::now();
+        // The highest percentage so far, and since when.
+        let mut progress = (0u8, started);
+        // What tor last warned about, and where, since `noticed`.
+        let mut problem: Option<(String, Option<String>)> = None;
+        let mut noticed = started;
+        control
+            .command_ok("SETEVENTS WARN", "SETEVENTS WARN")
+            .await?;
         loop {
             let reply = control
                 .command_ok(
@@ -282,14 +322,42 @@ impl Transport for SystemTor {
                     "GETINFO status/bootstrap-phase",
                 )
                 .await?;
-            if let Some((percent, phase)) = reply
-                .value("status/bootstrap-phase")
-                .and_then(|v| bootstrap_phase(&v))
-            {
+            let value = reply.value("status/bootstrap-phase").unwrap_or_default();
+            if let Some((percent, phase)) = bootstrap_phase(&value) {
                 self.status.send_replace(BootstrapStatus { percent, phase });
                 if percent >= 100 {
                     break;
                 }
+                if percent > progress.0 {
+                    progress = (percent, Instant::now());
+                }
+            }
+            // tor's warnings since the last progress: in the phase (a
+            // relay or bridge it cannot reach), or only in its log (a
+            // pluggable transport that cannot reach its bridge: the phase
+            // stays "Connected to pluggable transport").
+            if let Some(warning) = bootstrap_warning(&value).filter(|w| w.recommended) {
+                problem = Some((warning.warning, warning.host));
+            }
+            for event in control.take_events() {
+                if let Some(text) = event.first_text().strip_prefix("WARN ") {
+                    problem = Some((text.to_owned(), None));
+                }
+            }
+            if progress.1 > noticed {
+                // Progress since the last warning: forget it.
+                noticed = progress.1;
+                problem = None;
+            }
+            let stalled = progress.1.elapsed();
+            if let Some((text, host)) = &problem
+                && stalled >= self.config.bootstrap_stall_timeout
+            {
+                return Err(TransportError::BootstrapStalled {
+                    problem: text.clone(),
+                    entry: self.entry_for(host.as_deref(), text),
+                    after: stalled,
+                });
             }
             if started.elapsed() > self.config.bootstrap_timeout {
                 return Err(control.error(TransportError::TimedOut {

@@ -30,6 +30,9 @@ pub struct TorLaunch {
     pub start_timeout: Duration,
     /// Longest wait for tor to bootstrap. Default: 300 s.
     pub bootstrap_timeout: Duration,
+    /// See [`super::SystemTorConfig::bootstrap_stall_timeout`]. Default:
+    /// 60 s.
+    pub bootstrap_stall_timeout: Duration,
 }
 
 impl TorLaunch {
@@ -42,6 +45,7 @@ impl TorLaunch {
             extra_torrc: Vec::new(),
             start_timeout: Duration::from_secs(60),
             bootstrap_timeout: Duration::from_secs(300),
+            bootstrap_stall_timeout: Duration::from_secs(60),
         }
     }
 

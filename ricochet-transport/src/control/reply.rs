@@ -291,6 +291,38 @@ pub fn bootstrap_phase(value: &str) -> Option<(u8, String)> {
     Some((progress.min(100), summary))
 }
 
+/// A problem tor reports while bootstrapping: `status/bootstrap-phase` of
+/// the form `WARN BOOTSTRAP PROGRESS=… WARNING="…" REASON=… COUNT=…
+/// RECOMMENDATION=warn HOSTADDR=…` (control-spec §5.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapWarning {
+    /// tor's words (`WARNING`).
+    pub warning: String,
+    /// The address it was trying (`HOSTADDR`), if given.
+    pub host: Option<String>,
+    /// How many times it has failed so far (`COUNT`).
+    pub count: u32,
+    /// Whether tor recommends telling the user (`RECOMMENDATION=warn`).
+    pub recommended: bool,
+}
+
+/// The problem in a `status/bootstrap-phase` value, if it reports one.
+pub fn bootstrap_warning(value: &str) -> Option<BootstrapWarning> {
+    if !value.trim_start().starts_with("WARN") {
+        return None;
+    }
+    let words = keywords(value);
+    let get = |key: &str| words.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    Some(BootstrapWarning {
+        warning: get("WARNING")
+            .or_else(|| get("SUMMARY"))
+            .unwrap_or_else(|| "no reason given".to_owned()),
+        host: get("HOSTADDR"),
+        count: get("COUNT").and_then(|c| c.parse().ok()).unwrap_or(1),
+        recommended: get("RECOMMENDATION").as_deref() == Some("warn"),
+    })
+}
+
 /// An `HS_DESC` event (control-spec §4.1.25): something happened to the
 /// descriptor of one onion service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,6 +480,27 @@ mod test {
             Some((85, "Connecting to a relay".into()))
         );
         assert_eq!(bootstrap_phase("garbage"), None);
+        let value = "WARN BOOTSTRAP PROGRESS=5 TAG=conn SUMMARY=\"Connecting to a relay\" \
+                     WARNING=\"general SOCKS server failure\" REASON=MISC COUNT=4 \
+                     RECOMMENDATION=warn HOSTID=\"$CEB4FD439E9B50A1780597457EB7FB18A4B0DD8A\" \
+                     HOSTADDR=\"127.0.0.1:9\"";
+        assert_eq!(
+            bootstrap_warning(value),
+            Some(BootstrapWarning {
+                warning: "general SOCKS server failure".to_owned(),
+                host: Some("127.0.0.1:9".to_owned()),
+                count: 4,
+                recommended: true,
+            })
+        );
+        assert_eq!(
+            bootstrap_phase(value),
+            Some((5, "Connecting to a relay".to_owned()))
+        );
+        assert_eq!(
+            bootstrap_warning("NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY=\"Done\""),
+            None
+        );
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(
             keywords("A=\"x\\\"y\" B C=d"),
