@@ -70,20 +70,23 @@ struct ChildSpec {
     /// A launched tor: the file holding the torrc lines that join the
     /// network.
     torrc_lines: PathBuf,
+    /// Through an upstream proxy: its URL, password included (empty: none).
+    proxy: String,
 }
 
 impl ChildSpec {
     fn encode(&self) -> String {
         format!(
             "backend={}\ndir={}\nhs_control={}\ncl_control={}\narti_toml={}\nbridge={}\n\
-             torrc_lines={}",
+             torrc_lines={}\nproxy={}",
             self.backend,
             self.dir.display(),
             self.hs_control,
             self.cl_control,
             self.arti_toml.display(),
             self.bridge,
-            self.torrc_lines.display()
+            self.torrc_lines.display(),
+            self.proxy
         )
     }
 
@@ -99,6 +102,7 @@ impl ChildSpec {
                 "arti_toml" => spec.arti_toml = value.into(),
                 "bridge" => spec.bridge = value.to_owned(),
                 "torrc_lines" => spec.torrc_lines = value.into(),
+                "proxy" => spec.proxy = value.to_owned(),
                 other => panic!("unknown child setting {other}"),
             }
         }
@@ -106,15 +110,22 @@ impl ChildSpec {
     }
 }
 
-/// Through the bridge of `line` (none if empty), with obfs4proxy for it.
-fn network_settings(line: &str) -> ricochet_client::transport::censorship::TorNetworkSettings {
+/// Through the bridge of `spec` (if any), with obfs4proxy for it, and its
+/// proxy (if any).
+fn network_settings(
+    spec: &ChildSpec,
+) -> ricochet_client::transport::censorship::TorNetworkSettings {
     use ricochet_client::transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
-    if line.is_empty() {
-        return TorNetworkSettings::default();
+    let mut settings = TorNetworkSettings::default();
+    if !spec.bridge.is_empty() {
+        settings = settings
+            .with_bridges([BridgeLine::parse(&spec.bridge).unwrap()])
+            .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy"));
     }
-    TorNetworkSettings::default()
-        .with_bridges([BridgeLine::parse(line).unwrap()])
-        .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy"))
+    if !spec.proxy.is_empty() {
+        settings = settings.with_proxy(spec.proxy.parse().unwrap());
+    }
+    settings
 }
 
 fn system_tor(port: u16) -> SystemTor {
@@ -148,7 +159,7 @@ async fn child() {
                 ArtiTransport::new(
                     ArtiConfig::new(profile)
                         .custom_network(toml.clone())
-                        .network_settings(network_settings(&spec.bridge)),
+                        .network_settings(network_settings(&spec)),
                 )
                 .unwrap()
             };
@@ -165,8 +176,8 @@ async fn child() {
                 .map(str::to_owned)
                 .collect();
             let launch = |dir: &std::path::Path| {
-                let mut launch = TorLaunch::new(dir.join("tor"))
-                    .network_settings(network_settings(&spec.bridge));
+                let mut launch =
+                    TorLaunch::new(dir.join("tor")).network_settings(network_settings(&spec));
                 launch.extra_torrc = lines.clone();
                 SystemTor::launch(launch)
             };
@@ -625,21 +636,20 @@ async fn arti_client_uses_only_the_tor_networks_relays() {
     assert!(trace.listens.is_empty(), "{trace:?}");
 }
 
-/// Through the network's obfs4 bridge (issue 24): the traced child (both
-/// clients, their Tor and its obfs4proxy) reaches the Tor network only
-/// through the bridge's obfs4 port. It connects to no relay's or
-/// authority's ORPort or DirPort, nor to the bridge's own ORPort (that
-/// would be Tor's protocol, undisguised); its other connects are to local
-/// ports of its own (the plugin's SOCKS port, a launched tor's control and
-/// SOCKS ports, the onion services' local ports).
-async fn only_the_bridge(backend: &str, net: &ricochet_testnet::TorNet, spec: ChildSpec) {
-    let bridge = spec.bridge.clone();
-    let obfs4_port: u16 = bridge
-        .split_whitespace()
-        .nth(1)
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|port| port.parse().ok())
-        .expect("the bridge line has an address");
+/// Through the network's obfs4 bridge, or a SOCKS5 proxy (issue 24): the
+/// traced child (both clients, their Tor and any transport plugin) reaches
+/// the Tor network only through `entry_port` (the bridge's obfs4 port, or
+/// the proxy, which runs in this process, untraced). It connects to no
+/// relay's or authority's ORPort or DirPort, nor to the bridge's own ORPort
+/// (that would be Tor's protocol, undisguised); its other connects are to
+/// local ports of its own (a plugin's SOCKS port, a launched tor's control
+/// and SOCKS ports, the onion services' local ports).
+async fn only_through(
+    backend: &str,
+    net: &ricochet_testnet::TorNet,
+    spec: ChildSpec,
+    entry_port: u16,
+) {
     let bridge_orport: u16 = {
         let torrc = std::fs::read_to_string(net.dir.join("net/bridge0/torrc")).unwrap();
         torrc
@@ -681,7 +691,7 @@ async fn only_the_bridge(backend: &str, net: &ricochet_testnet::TorNet, spec: Ch
         .collect();
     assert!(
         touched.is_empty(),
-        "{backend}: connected past the bridge to ports {touched:?} (relays and authorities: \
+        "{backend}: connected past its entry to ports {touched:?} (relays and authorities: \
          {:?}; the bridge's ORPort: {bridge_orport})",
         net.relay_ports
     );
@@ -696,11 +706,20 @@ async fn only_the_bridge(backend: &str, net: &ricochet_testnet::TorNet, spec: Ch
         })
         .collect();
     assert_clean(backend, &trace, &local);
-    // Not vacuous: the bridge was reached, over obfs4.
+    // Not vacuous: the entry was reached.
     assert!(
-        connects_to(&trace, obfs4_port) >= 1,
-        "{backend}: never reached the bridge's obfs4 port {obfs4_port}: {trace:?}"
+        connects_to(&trace, entry_port) >= 1,
+        "{backend}: never reached its entry, port {entry_port}: {trace:?}"
     );
+}
+
+/// The port of the obfs4 bridge's line.
+fn obfs4_port(line: &str) -> u16 {
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the bridge line has an address")
 }
 
 /// The bridge line of the network, or `None` (the test skips; without
@@ -736,7 +755,8 @@ async fn arti_through_the_obfs4_bridge_contacts_only_the_bridge() {
         bridge,
         ..ChildSpec::default()
     };
-    only_the_bridge("arti through the bridge", net, spec).await;
+    let port = obfs4_port(&spec.bridge);
+    only_through("arti through the bridge", net, spec, port).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -760,7 +780,39 @@ async fn launched_tor_through_the_obfs4_bridge_contacts_only_the_bridge() {
         torrc_lines,
         ..ChildSpec::default()
     };
-    only_the_bridge("launched tor through the bridge", net, spec).await;
+    let port = obfs4_port(&spec.bridge);
+    only_through("launched tor through the bridge", net, spec, port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launched_tor_through_a_socks5_proxy_contacts_only_the_proxy() {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let (proxy, forwarded) = ricochet_testnet::socks5_proxy(Some(("alice", "open sesame")));
+    let dir = tempfile::tempdir().unwrap();
+    let torrc_lines = dir.path().join("torrc-lines");
+    std::fs::write(&torrc_lines, net.client_torrc_lines().join("\n")).unwrap();
+    let spec = ChildSpec {
+        backend: "launched".to_owned(),
+        dir: dir.path().to_owned(),
+        torrc_lines,
+        proxy: format!("socks5://alice:open%20sesame@{proxy}"),
+        ..ChildSpec::default()
+    };
+    only_through(
+        "launched tor through a SOCKS5 proxy",
+        net,
+        spec,
+        proxy.port(),
+    )
+    .await;
+    let forwarded = forwarded.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("the proxy forwarded {forwarded} connection(s)");
+    assert!(forwarded >= 1);
 }
 
 #[test]

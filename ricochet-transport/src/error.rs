@@ -107,7 +107,7 @@ pub enum TransportError {
     /// [`ErrorKind::NotBootstrapped`].
     #[error(
         "cannot connect to the Tor network: {problem} (no progress for {after:?}){}",
-        advice(entry)
+        advice(entry, problem)
     )]
     BootstrapStalled {
         /// What Tor reported, in its words.
@@ -129,8 +129,11 @@ pub enum TransportError {
 }
 
 /// What a user can do about a stalled bootstrap through `entry`.
-fn advice(entry: &Option<String>) -> String {
+fn advice(entry: &Option<String>, problem: &str) -> String {
     match entry {
+        Some(entry) if problem.contains("authentication failed") => {
+            format!("; tried {entry}: check its user name and password")
+        }
         Some(entry) => {
             format!("; tried {entry}: it may be down or blocked, try another bridge or proxy")
         }

@@ -287,6 +287,53 @@ async fn a_bridge_that_is_down_stalls_bootstrap_with_a_clear_error() {
     assert!(text.contains("try another bridge"), "{text}");
 }
 
+/// An upstream proxy that refuses our credentials (issue 24): the tor we
+/// launch gives up within a bounded time, naming the proxy (without its
+/// password).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_proxy_credentials_stall_bootstrap_with_a_clear_error() {
+    use std::time::{Duration, Instant};
+
+    use ricochet_transport::censorship::TorNetworkSettings;
+    use ricochet_transport::control::{SystemTor, TorLaunch};
+    use ricochet_transport::{ErrorKind, Transport, TransportError};
+
+    let Some(net) = common::tor_network() else {
+        return;
+    };
+    let (proxy, forwarded) = ricochet_testnet::socks5_proxy(Some(("alice", "open sesame")));
+    let data = tempfile::tempdir().unwrap();
+    let mut launch = TorLaunch::new(data.path().join("tor")).network_settings(
+        TorNetworkSettings::default()
+            .with_proxy(format!("socks5://alice:wrong@{proxy}").parse().unwrap()),
+    );
+    launch.extra_torrc = net.client_torrc_lines();
+    launch.bootstrap_stall_timeout = Duration::from_secs(15);
+    let tor = SystemTor::launch(launch).await.unwrap();
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
+        .await
+        .expect("a stalled bootstrap gives up by itself")
+        .unwrap_err();
+    eprintln!(
+        "wrong proxy credentials: {error} (after {:?})",
+        started.elapsed()
+    );
+    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
+    assert!(
+        matches!(error, TransportError::BootstrapStalled { .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("the proxy socks5://alice:***@{proxy}")),
+        "{text}"
+    );
+    assert!(text.contains("check its user name and password"), "{text}");
+    assert!(!text.contains("wrong"), "{text}");
+    assert_eq!(forwarded.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
 /// A control address where something accepts but never answers fails
 /// within the handshake bound with `TimedOut`; one that speaks another
 /// protocol fails at once; both errors name the address.

@@ -189,3 +189,103 @@ pub fn silent_listener() -> std::net::SocketAddr {
     });
     address
 }
+
+/// A SOCKS5 proxy on loopback (RFC 1928, `CONNECT` only; with `credentials`
+/// it requires RFC 1929 user/password authentication), for the tests of an
+/// upstream proxy. It forwards only to 127.0.0.1 (the tests never reach
+/// anything else). Returns its address and a count of the connections it
+/// forwarded; it lives as long as the test process.
+pub fn socks5_proxy(
+    credentials: Option<(&str, &str)>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding on loopback");
+    let address = listener.local_addr().expect("a bound address");
+    let forwarded = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = forwarded.clone();
+    let credentials = credentials.map(|(u, p)| (u.as_bytes().to_vec(), p.as_bytes().to_vec()));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let credentials = credentials.clone();
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let serve = |mut client: std::net::TcpStream| -> std::io::Result<()> {
+                    let mut head = [0u8; 2];
+                    client.read_exact(&mut head)?;
+                    let mut methods = vec![0u8; usize::from(head[1])];
+                    client.read_exact(&mut methods)?;
+                    let wanted = if credentials.is_some() { 2 } else { 0 };
+                    if head[0] != 5 || !methods.contains(&wanted) {
+                        client.write_all(&[5, 0xff])?;
+                        return Ok(());
+                    }
+                    client.write_all(&[5, wanted])?;
+                    if let Some((user, password)) = &credentials {
+                        let mut version_len = [0u8; 2];
+                        client.read_exact(&mut version_len)?;
+                        let mut got_user = vec![0u8; usize::from(version_len[1])];
+                        client.read_exact(&mut got_user)?;
+                        let mut len = [0u8; 1];
+                        client.read_exact(&mut len)?;
+                        let mut got_password = vec![0u8; usize::from(len[0])];
+                        client.read_exact(&mut got_password)?;
+                        if &got_user != user || &got_password != password {
+                            client.write_all(&[1, 1])?;
+                            return Ok(());
+                        }
+                        client.write_all(&[1, 0])?;
+                    }
+                    let mut request = [0u8; 4];
+                    client.read_exact(&mut request)?;
+                    let target = match request[3] {
+                        1 => {
+                            let mut ip = [0u8; 4];
+                            client.read_exact(&mut ip)?;
+                            std::net::IpAddr::from(ip)
+                        }
+                        4 => {
+                            let mut ip = [0u8; 16];
+                            client.read_exact(&mut ip)?;
+                            std::net::IpAddr::from(ip)
+                        }
+                        _ => {
+                            client.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0])?;
+                            return Ok(());
+                        }
+                    };
+                    let mut port = [0u8; 2];
+                    client.read_exact(&mut port)?;
+                    let port = u16::from_be_bytes(port);
+                    if request[1] != 1 || target != std::net::IpAddr::from([127, 0, 0, 1]) {
+                        // Not CONNECT, or not loopback: "connection not allowed".
+                        client.write_all(&[5, 2, 0, 1, 0, 0, 0, 0, 0, 0])?;
+                        return Ok(());
+                    }
+                    let Ok(upstream) = std::net::TcpStream::connect((target, port)) else {
+                        client.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0])?;
+                        return Ok(());
+                    };
+                    client.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0])?;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let (mut a, mut b) = (client.try_clone()?, upstream.try_clone()?);
+                    let (mut c, mut d) = (upstream, client);
+                    let one = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut a, &mut c);
+                        let _ = c.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut b, &mut d);
+                    let _ = d.shutdown(std::net::Shutdown::Write);
+                    let _ = one.join();
+                    Ok(())
+                };
+                let _ = serve(client);
+            });
+        }
+    });
+    (address, forwarded)
+}
