@@ -89,6 +89,7 @@ pub struct ArtiConfig {
     network_toml: Option<String>,
     network_settings: TorNetworkSettings,
     connect_timeout: Duration,
+    bootstrap_stall_timeout: Duration,
 }
 
 impl ArtiConfig {
@@ -105,7 +106,19 @@ impl ArtiConfig {
             network_toml: None,
             network_settings: TorNetworkSettings::default(),
             connect_timeout: Duration::from_secs(120),
+            bootstrap_stall_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// [`Transport::bootstrap`] gives up, with
+    /// [`TransportError::BootstrapStalled`], when arti has made no progress
+    /// for `timeout` (a bridge or proxy that is down or blocked, a network
+    /// that cuts Tor off; arti itself retries for ever). Default: 120 s
+    /// (arti names no problem when stuck, so this waits longer than a
+    /// launched tor, which fails after 60 s only while it warns).
+    pub fn bootstrap_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.bootstrap_stall_timeout = timeout;
+        self
     }
 
     /// Reaches the Tor network as `settings` say: through bridges (with
@@ -388,6 +401,40 @@ impl Drop for ArtiTransport {
     }
 }
 
+/// Resolves once arti has made no progress for `stall`: with arti's words
+/// (why it is blocked, if it says, else where it stands) and how long.
+async fn stalled_bootstrap(
+    mut events: arti_client::status::BootstrapEvents,
+    stall: Duration,
+) -> (String, Duration) {
+    let mut best = 0.0f32;
+    let mut since = tokio::time::Instant::now();
+    let mut problem = "no progress".to_owned();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(event) => {
+                    if event.as_frac() > best {
+                        best = event.as_frac();
+                        since = tokio::time::Instant::now();
+                    }
+                    problem = match event.blocked() {
+                        Some(blockage) => blockage.to_string(),
+                        None => format!("stuck at {event}"),
+                    };
+                }
+                // No more events: nothing more to judge by.
+                None => std::future::pending().await,
+            },
+            _ = tick.tick() => {}
+        }
+        if since.elapsed() >= stall {
+            return (problem, since.elapsed());
+        }
+    }
+}
+
 /// Our status from arti's. The percentage stays below 100 until
 /// [`Transport::bootstrap`] has succeeded, and is 100 from then on (arti
 /// keeps its directory fresh by itself); the phase is arti's live
@@ -427,10 +474,20 @@ impl Transport for ArtiTransport {
             return Ok(());
         }
         let client = self.create_client(&mut slot)?;
-        client
-            .bootstrap()
-            .await
-            .map_err(|e| arti_error("bootstrapping arti", e))?;
+        let stalled = stalled_bootstrap(
+            client.bootstrap_events(),
+            self.config.bootstrap_stall_timeout,
+        );
+        tokio::select! {
+            done = client.bootstrap() => done.map_err(|e| arti_error("bootstrapping arti", e))?,
+            (problem, after) = stalled => {
+                return Err(TransportError::BootstrapStalled {
+                    entry: self.config.network_settings.entry_for(None, &problem),
+                    problem,
+                    after,
+                });
+            }
+        }
         let _ = self.ready.set(Arc::clone(&client));
         self.bootstrapped.store(true, Ordering::SeqCst);
         let now = client.bootstrap_status();

@@ -261,6 +261,32 @@ impl TorNetworkSettings {
     }
 }
 
+impl TorNetworkSettings {
+    /// The bridge or proxy that a Tor which cannot bootstrap was going
+    /// through, for people: the bridge at `host` or named in Tor's
+    /// `warning`, else the only bridge, else all of them, else the proxy
+    /// (shown without its password).
+    pub fn entry_for(&self, host: Option<&str>, warning: &str) -> Option<String> {
+        let describe = |bridge: &BridgeLine| match bridge.transport() {
+            Some(transport) => format!("the {transport} bridge at {}", bridge.addr()),
+            None => format!("the bridge at {}", bridge.addr()),
+        };
+        let named = self.bridges.iter().find(|bridge| {
+            let addr = bridge.addr().to_string();
+            host == Some(addr.as_str())
+                || warning.contains(&format!("{addr} "))
+                || warning.ends_with(&addr)
+        });
+        match (named, self.bridges.as_slice(), &self.proxy) {
+            (Some(bridge), _, _) => Some(describe(bridge)),
+            (None, [only], _) => Some(describe(only)),
+            (None, [_, ..], _) => Some(format!("all {} bridges given", self.bridges.len())),
+            (None, [], Some(proxy)) => Some(format!("the proxy {proxy}")),
+            (None, [], None) => None,
+        }
+    }
+}
+
 /// A torrc value, quoted (with C escapes) when it has anything tor's parser
 /// would split or cut at.
 fn torrc_value(value: &str) -> String {

@@ -263,26 +263,6 @@ impl SystemTor {
         Ok(NetworkReport::from_getconf(&reply))
     }
 
-    /// The bridge or proxy a stalled bootstrap was going through, as
-    /// configured: the bridge at `host` (tor's `HOSTADDR`) or named in
-    /// tor's `warning`, else the proxy.
-    fn entry_for(&self, host: Option<&str>, warning: &str) -> Option<String> {
-        let bridge = self.network.bridges.iter().find(|bridge| {
-            let addr = bridge.addr().to_string();
-            host == Some(addr.as_str())
-                || warning.contains(&format!("{addr} "))
-                || warning.ends_with(&addr)
-        });
-        match (bridge, &self.network.proxy) {
-            (Some(bridge), _) => Some(match bridge.transport() {
-                Some(transport) => format!("the {transport} bridge at {}", bridge.addr()),
-                None => format!("the bridge at {}", bridge.addr()),
-            }),
-            (None, Some(proxy)) => Some(format!("the proxy {proxy}")),
-            (None, None) => None,
-        }
-    }
-
     async fn control(&self) -> Result<ControlConnection, TransportError> {
         ControlConnection::open(
             &self.config.control,
@@ -355,7 +335,7 @@ impl Transport for SystemTor {
             {
                 return Err(TransportError::BootstrapStalled {
                     problem: text.clone(),
-                    entry: self.entry_for(host.as_deref(), text),
+                    entry: self.network.entry_for(host.as_deref(), text),
                     after: stalled,
                 });
             }
