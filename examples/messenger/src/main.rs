@@ -11,6 +11,7 @@
 mod app;
 mod command;
 mod json;
+mod network;
 mod plain;
 mod setup;
 mod tui;
@@ -53,10 +54,13 @@ async fn run(args: Args) -> ExitCode {
         return fail(format!("cannot create {}: {error}", profile.display()));
     }
     init_logging(&profile);
-    let (builder, directory) = match args.builder(&profile) {
+    let (builder, directory, network) = match args.builder(&profile) {
         Ok(built) => built,
         Err(message) => return fail(message),
     };
+    let transport_name = args.transport_name(network.as_deref());
+    let through_bridges =
+        args.direct.is_none() && network.as_deref().is_some_and(|n| n.contains("bridge"));
     let settings = Settings {
         downloads: args.downloads_dir(&profile),
     };
@@ -64,32 +68,45 @@ async fn run(args: Args) -> ExitCode {
     let peers = args.direct.clone();
     let start = async move |builder: ClientBuilder| -> Result<(Client, Events), String> {
         let status = builder.bootstrap_status();
-        let started = start_client(builder, timeout, status).await?;
+        let started = start_client(builder, timeout, status, through_bridges).await?;
         if let (Some(path), Some(directory)) = (peers, directory) {
             setup::sync_peers_file(path, directory, started.0.ids().to_vec());
         }
         Ok(started)
     };
     if args.plain {
-        plain::run(builder, start, settings, args.transport_name()).await
+        plain::run(builder, start, settings, &transport_name).await
     } else {
-        tui::run(builder, start, settings, args.transport_name()).await
+        tui::run(builder, start, settings, &transport_name).await
     }
 }
 
 /// Starts the client, giving up after `timeout` with advice a person can
-/// act on.
+/// act on: where Tor makes no progress and no bridge is set, where to get
+/// bridges.
 async fn start_client(
     builder: ClientBuilder,
     timeout: Duration,
     status: Option<tokio::sync::watch::Receiver<ricochet_client::transport::BootstrapStatus>>,
+    through_bridges: bool,
 ) -> Result<(Client, Events), String> {
+    let suggest_bridges = |text: String| {
+        if through_bridges {
+            text
+        } else {
+            format!(
+                "{text}\nIf Tor is blocked where you are, {}.",
+                network::GET_BRIDGES
+            )
+        }
+    };
     match tokio::time::timeout(timeout, builder.start()).await {
         Ok(Ok(started)) => Ok(started),
-        Ok(Err(error)) => Err(format!(
-            "could not start: {}",
-            ricochet_client::ErrorChain(&error)
-        )),
+        Ok(Err(error)) => {
+            let text = format!("could not start: {}", ricochet_client::ErrorChain(&error));
+            let stalled = text.contains("cannot connect to the Tor network");
+            Err(if stalled { suggest_bridges(text) } else { text })
+        }
         Err(_) => {
             let (percent, phase) = status
                 .map(|s| {
@@ -97,12 +114,12 @@ async fn start_client(
                     (now.percent, now.phase.clone())
                 })
                 .unwrap_or((0, String::new()));
-            Err(format!(
+            Err(suggest_bridges(format!(
                 "Tor is not ready after {} s (stuck at {percent}%: {phase}). Tor needs \
                  network access: check your connection, or chat without Tor on a LAN \
                  or on this machine with --direct PEERS-FILE.",
                 timeout.as_secs()
-            ))
+            )))
         }
     }
 }

@@ -48,6 +48,39 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["direct", "tor_control"])]
     pub tor_network: Option<PathBuf>,
 
+    /// Reach Tor through this bridge (repeatable), as
+    /// bridges.torproject.org gives it: `obfs4 IP:PORT FINGERPRINT cert=…
+    /// iat-mode=0`, `webtunnel …`, `snowflake …` or a plain `IP:PORT
+    /// FINGERPRINT`. Kept in the profile for the next start.
+    #[arg(long, value_name = "LINE", conflicts_with_all = ["direct", "tor_control"])]
+    pub bridge: Vec<String>,
+
+    /// Reach Tor through the bridges in FILE (one line each; `#` starts a
+    /// comment). Kept in the profile for the next start.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["direct", "tor_control"])]
+    pub bridges: Option<PathBuf>,
+
+    /// Reach Tor through this proxy: socks4://IP:PORT,
+    /// socks5://[USER:PASSWORD@]IP:PORT or https://[USER:PASSWORD@]IP:PORT.
+    /// Kept in the profile (readable by you only) for the next start.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["direct", "tor_control"])]
+    pub proxy: Option<String>,
+
+    /// Only these ports get through your firewall (e.g. 80,443): Tor uses
+    /// only relays and bridges on them. Kept in the profile.
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["direct", "tor_control"])]
+    pub reachable_ports: Option<String>,
+
+    /// The pluggable-transport plugin for obfs4, meek, webtunnel or
+    /// snowflake bridges. Default: lyrebird or obfs4proxy from PATH.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["direct", "tor_control"])]
+    pub transport_plugin: Option<PathBuf>,
+
+    /// Forget the bridges, proxy and ports kept in the profile (new ones
+    /// given with this start replace them).
+    #[arg(long)]
+    pub clear_network_settings: bool,
+
     /// Give up starting if Tor is not ready after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub bootstrap_timeout: u64,
@@ -89,9 +122,22 @@ impl Args {
         })
     }
 
-    /// Which transport, in words (for the status line).
-    pub fn transport_name(&self) -> &'static str {
-        if self.direct.is_some() {
+    /// What the command line says about reaching Tor.
+    fn given_network(&self) -> crate::network::Given {
+        crate::network::Given {
+            bridges: self.bridge.clone(),
+            bridges_file: self.bridges.clone(),
+            proxy: self.proxy.clone(),
+            reachable_ports: self.reachable_ports.clone(),
+            plugin: self.transport_plugin.clone(),
+            clear: self.clear_network_settings,
+        }
+    }
+
+    /// Which transport, in words (for the status line), with how it
+    /// reaches Tor (`network`, from [`Args::builder`]).
+    pub fn transport_name(&self, network: Option<&str>) -> String {
+        let name = if self.direct.is_some() {
             "direct TCP (no Tor)"
         } else if self.tor_control.is_some() {
             "system tor"
@@ -99,12 +145,20 @@ impl Args {
             "embedded arti, custom network"
         } else {
             "embedded arti"
+        };
+        match network {
+            Some(how) => format!("{name}, {how}"),
+            None => name.to_owned(),
         }
     }
 
-    /// The client builder for these options, and (with `--direct`) the
-    /// peers directory to keep in sync with the file.
-    pub fn builder(&self, profile: &Path) -> Result<(ClientBuilder, Option<Directory>), String> {
+    /// The client builder for these options, (with `--direct`) the peers
+    /// directory to keep in sync with the file, and how the transport
+    /// reaches Tor, in words, if not directly.
+    pub fn builder(
+        &self,
+        profile: &Path,
+    ) -> Result<(ClientBuilder, Option<Directory>, Option<String>), String> {
         let mut builder = ClientBuilder::new(profile).nickname(&self.nickname);
         if let Some(refresh) = &self.import_refresh {
             builder = builder.import_refresh_profile(refresh);
@@ -124,7 +178,7 @@ impl Args {
             let builder = builder
                 .transport(transport)
                 .reconnect(ReconnectPolicy::fixed(Duration::from_secs(2)));
-            return Ok((builder, Some(directory)));
+            return Ok((builder, Some(directory), None));
         }
         if let Some(control) = &self.tor_control {
             let addr = if control.starts_with('/') {
@@ -136,16 +190,18 @@ impl Args {
             };
             let mut config = SystemTorConfig::new(addr);
             config.bootstrap_timeout = Duration::from_secs(self.bootstrap_timeout);
-            return Ok((builder.transport(SystemTor::new(config)), None));
+            return Ok((builder.transport(SystemTor::new(config)), None, None));
         }
-        let mut config = ArtiConfig::new(profile);
+        let network = crate::network::settings(profile, &self.given_network())?;
+        let described = crate::network::describe(&network);
+        let mut config = ArtiConfig::new(profile).network_settings(network);
         if let Some(file) = &self.tor_network {
             let toml = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             config = config.custom_network(toml);
         }
         let transport = ArtiTransport::new(config).map_err(|e| e.to_string())?;
-        Ok((builder.transport(transport), None))
+        Ok((builder.transport(transport), None, described))
     }
 }
 
