@@ -365,9 +365,13 @@ fn parse_trace(log: &str) -> Trace {
             _ => trace.unparsed.push(line.to_owned()),
         }
     }
+    // A call still unfinished at the end: its process was killed inside
+    // it (tor and its plugin are, when the test ends). strace names a call
+    // it no longer knows `???`: none of the traced ones.
     trace.unparsed.extend(
         pending
             .into_values()
+            .filter(|head| !head.starts_with("???("))
             .map(|head| format!("unfinished: {head}")),
     );
     trace
@@ -833,6 +837,7 @@ fn the_strace_parser_reads_what_strace_prints() {
 101 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 9
 101 listen(9, 128) = 0
 101 connect(13, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr("93.184.215.14")}, 16) = 0
+103 ???( <unfinished ...>
 "#;
     let trace = parse_trace(log);
     assert!(trace.unparsed.is_empty(), "{:?}", trace.unparsed);
