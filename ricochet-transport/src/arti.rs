@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use arti_client::config::{CfgPath, TorClientConfigBuilder};
 use arti_client::{BootstrapBehavior, DataStream, HasKind, TorClient, TorClientConfig};
-use arti_client::{HsId, KeystoreSelector};
+use arti_client::{HsId, IsolationToken, KeystoreSelector, StreamPrefs};
 use futures::StreamExt as _;
 use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey};
 use ricochet_identity::{Generation, IdentityKey, ServiceId, V3IdentityKey};
@@ -307,6 +307,11 @@ pub struct ArtiTransport {
     bootstrapped: Arc<AtomicBool>,
     /// Forwards arti's bootstrap events into `status`.
     status_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The isolation of our dials to each service: dials share a
+    /// rendezvous circuit until one fails, and the next gets a token of its
+    /// own, so arti builds a fresh circuit instead of handing out the one
+    /// the failure may have left behind (see [`Transport::connect`]).
+    dial_isolation: std::sync::Mutex<std::collections::HashMap<ServiceId, IsolationToken>>,
 }
 
 impl fmt::Debug for ArtiTransport {
@@ -333,6 +338,7 @@ impl ArtiTransport {
             status: Arc::new(watch::Sender::new(BootstrapStatus::starting())),
             bootstrapped: Arc::new(AtomicBool::new(false)),
             status_task: std::sync::Mutex::new(None),
+            dial_isolation: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -385,6 +391,20 @@ impl ArtiTransport {
         }
         *slot = Some(Arc::clone(&client));
         Ok(client)
+    }
+
+    /// The isolation for a dial to `id`: the one its dials share, or
+    /// (`renew`) a new one from now on.
+    fn isolation_for(&self, id: &ServiceId, renew: bool) -> IsolationToken {
+        // Only ever holds tokens: still consistent after a panic.
+        let mut tokens = self
+            .dial_isolation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if renew {
+            tokens.remove(id);
+        }
+        *tokens.entry(*id).or_insert_with(IsolationToken::new)
     }
 
     fn lock_status_task(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
@@ -512,30 +532,53 @@ impl Transport for ArtiTransport {
         let timeout = self.config.connect_timeout;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
-        let dial =
-            || tokio::time::timeout_at(deadline, client.connect((id.onion_hostname(), port)));
-        let mut outcome = dial().await;
-        // arti keeps one rendezvous circuit per service and hands it out
-        // while it still looks open; if it dies under our BEGIN (its far end
-        // or a relay destroyed it a moment before), the dial fails although
-        // the service is up. By then arti sees the circuit closed, so one
-        // more try, within the same deadline, builds a fresh one
-        // (testnet/README.md, "Pass rates of the Tor test binaries").
+        let dial = |isolation: IsolationToken| {
+            let mut prefs = StreamPrefs::new();
+            prefs.set_isolation(isolation);
+            async move {
+                tokio::time::timeout_at(
+                    deadline,
+                    client.connect_with_prefs((id.onion_hostname(), port), &prefs),
+                )
+                .await
+            }
+        };
+        let mut outcome = dial(self.isolation_for(id, false)).await;
+        // arti keeps one rendezvous circuit per service (and isolation) and
+        // hands it out while it still looks open; if it dies under our BEGIN
+        // (its far end or a relay destroyed it a moment before), the dial
+        // fails although the service may be up: one more try, within the
+        // same deadline, on a fresh circuit (a new isolation token), since
+        // arti may go on handing out the dead one, whose BEGIN then waits
+        // for ever (testnet/README.md, "Pass rates of the Tor test
+        // binaries").
         if let Ok(Err(e)) = &outcome
             && circuit_died_under_the_dial(e)
         {
             tracing::debug!(%id, error = %crate::ErrorChain(e),
                 "the rendezvous circuit died under the dial; dialling again on a fresh one");
-            outcome = dial().await;
+            outcome = dial(self.isolation_for(id, true)).await;
         }
-        match outcome {
+        let result = match outcome {
             Err(_) => Err(TransportError::TimedOut {
                 what: "connecting to the onion service",
                 after: timeout,
             }),
-            Ok(Ok(stream)) => Ok(ArtiStream::new(stream)),
+            Ok(Ok(stream)) => return Ok(ArtiStream::new(stream)),
             Ok(Err(e)) => Err(connect_error(*id, e, started.elapsed())),
+        };
+        // A dial that hung or failed inside Tor may leave a circuit behind
+        // that would fail the next one the same way: the next dial does not
+        // reuse it. (A refusal, or a service that is not there, leaves none.)
+        if let Err(error) = &result
+            && !matches!(
+                error.kind(),
+                crate::ErrorKind::Refused | crate::ErrorKind::Unreachable
+            )
+        {
+            self.isolation_for(id, true);
         }
+        result
     }
 
     async fn listen(&self, key: &IdentityKey, port: u16) -> Result<ArtiListener, TransportError> {
