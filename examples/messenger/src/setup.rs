@@ -60,8 +60,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["direct", "tor_control"])]
     pub bridges: Option<PathBuf>,
 
-    /// Reach Tor through this proxy: socks4://IP:PORT,
-    /// socks5://[USER:PASSWORD@]IP:PORT or https://[USER:PASSWORD@]IP:PORT.
+    /// Reach Tor through this proxy: `socks4://IP:PORT`,
+    /// `socks5://[USER:PASSWORD@]IP:PORT` or `https://[USER:PASSWORD@]IP:PORT`.
     /// Kept in the profile (readable by you only) for the next start.
     #[arg(long, value_name = "URL", conflicts_with_all = ["direct", "tor_control"])]
     pub proxy: Option<String>,
