@@ -719,11 +719,22 @@ async fn only_through(
 
 /// The port of the obfs4 bridge's line.
 fn obfs4_port(line: &str) -> u16 {
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|addr| addr.rsplit(':').next())
-        .and_then(|port| port.parse().ok())
-        .expect("the bridge line has an address")
+    ricochet_client::transport::censorship::BridgeLine::parse(line)
+        .unwrap()
+        .addr()
+        .port()
+}
+
+/// The child's settings for launched tors joining `net`, in `dir`.
+fn launched(net: &ricochet_testnet::TorNet, dir: &std::path::Path) -> ChildSpec {
+    let torrc_lines = dir.join("torrc-lines");
+    std::fs::write(&torrc_lines, net.client_torrc_lines().join("\n")).unwrap();
+    ChildSpec {
+        backend: "launched".to_owned(),
+        dir: dir.to_owned(),
+        torrc_lines,
+        ..ChildSpec::default()
+    }
 }
 
 /// The bridge line of the network, or `None` (the test skips; without
@@ -775,14 +786,9 @@ async fn launched_tor_through_the_obfs4_bridge_contacts_only_the_bridge() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let torrc_lines = dir.path().join("torrc-lines");
-    std::fs::write(&torrc_lines, net.client_torrc_lines().join("\n")).unwrap();
     let spec = ChildSpec {
-        backend: "launched".to_owned(),
-        dir: dir.path().to_owned(),
         bridge,
-        torrc_lines,
-        ..ChildSpec::default()
+        ..launched(net, dir.path())
     };
     let port = obfs4_port(&spec.bridge);
     only_through("launched tor through the bridge", net, spec, port).await;
@@ -798,14 +804,9 @@ async fn launched_tor_through_a_socks5_proxy_contacts_only_the_proxy() {
     };
     let (proxy, forwarded) = ricochet_testnet::socks5_proxy(Some(("alice", "open sesame")));
     let dir = tempfile::tempdir().unwrap();
-    let torrc_lines = dir.path().join("torrc-lines");
-    std::fs::write(&torrc_lines, net.client_torrc_lines().join("\n")).unwrap();
     let spec = ChildSpec {
-        backend: "launched".to_owned(),
-        dir: dir.path().to_owned(),
-        torrc_lines,
         proxy: format!("socks5://alice:open%20sesame@{proxy}"),
-        ..ChildSpec::default()
+        ..launched(net, dir.path())
     };
     only_through(
         "launched tor through a SOCKS5 proxy",

@@ -483,48 +483,20 @@ async fn a_host_that_lags_after_closing_a_stream_loses_the_circuit() {
 /// forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_that_is_down_stalls_bootstrap_with_a_clear_error() {
-    use ricochet_transport::TransportError;
-    use ricochet_transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
-
     let Some(net) = common::tor_network() else {
         return;
     };
-    let Some(line) = &net.bridge_line else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING: the test network has no bridge (apt-get install obfs4proxy) !!!!!!!!\n"
-        );
+    let Some(down) = common::dead_bridge(net) else {
         return;
     };
-    // The network's bridge, at a port where nothing listens.
-    let mut words: Vec<&str> = line.split_whitespace().collect();
-    words[1] = "127.0.0.1:9";
-    let down = BridgeLine::parse(&words.join(" ")).unwrap();
     let profiles = tempfile::tempdir().unwrap();
     let arti = ArtiTransport::new(
         ArtiConfig::new(profiles.path().join("blocked"))
             .custom_network(net.arti_toml.clone())
-            .network_settings(
-                TorNetworkSettings::default()
-                    .with_bridges([down])
-                    .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy")),
-            )
+            .network_settings(down)
             .bootstrap_stall_timeout(Duration::from_secs(15)),
     )
     .unwrap();
-    let started = Instant::now();
-    let error = tokio::time::timeout(Duration::from_secs(120), arti.bootstrap())
-        .await
-        .expect("a stalled bootstrap gives up by itself")
-        .unwrap_err();
-    eprintln!(
-        "arti, a bridge that is down: {error} (after {:?})",
-        started.elapsed()
-    );
-    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
-    assert!(
-        matches!(error, TransportError::BootstrapStalled { .. }),
-        "{error:?}"
-    );
-    let text = error.to_string();
+    let text = common::stalled_bootstrap("arti, a bridge that is down", arti.bootstrap()).await;
     assert!(text.contains("the obfs4 bridge at 127.0.0.1:9"), "{text}");
 }

@@ -240,49 +240,23 @@ async fn launched_tor_takes_the_network_settings() {
 /// waiting for its whole bootstrap timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_that_is_down_stalls_bootstrap_with_a_clear_error() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use ricochet_transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
+    use ricochet_transport::Transport;
     use ricochet_transport::control::{SystemTor, TorLaunch};
-    use ricochet_transport::{ErrorKind, Transport, TransportError};
 
     let Some(net) = common::tor_network() else {
         return;
     };
-    let Some(line) = &net.bridge_line else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING: the test network has no bridge (apt-get install obfs4proxy) !!!!!!!!\n"
-        );
+    let Some(down) = common::dead_bridge(net) else {
         return;
     };
-    // The network's bridge, at a port where nothing listens.
-    let mut words: Vec<&str> = line.split_whitespace().collect();
-    words[1] = "127.0.0.1:9";
-    let down = BridgeLine::parse(&words.join(" ")).unwrap();
     let data = tempfile::tempdir().unwrap();
-    let mut launch = TorLaunch::new(data.path().join("tor")).network_settings(
-        TorNetworkSettings::default()
-            .with_bridges([down])
-            .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy")),
-    );
+    let mut launch = TorLaunch::new(data.path().join("tor")).network_settings(down);
     launch.extra_torrc = net.client_torrc_lines();
     launch.bootstrap_stall_timeout = Duration::from_secs(15);
     let tor = SystemTor::launch(launch).await.unwrap();
-    let started = Instant::now();
-    let error = tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
-        .await
-        .expect("a stalled bootstrap gives up by itself")
-        .unwrap_err();
-    eprintln!(
-        "a bridge that is down: {error} (after {:?})",
-        started.elapsed()
-    );
-    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
-    assert!(
-        matches!(error, TransportError::BootstrapStalled { .. }),
-        "{error:?}"
-    );
-    let text = error.to_string();
+    let text = common::stalled_bootstrap("a bridge that is down", tor.bootstrap()).await;
     assert!(text.contains("the obfs4 bridge at 127.0.0.1:9"), "{text}");
     assert!(text.contains("try another bridge"), "{text}");
 }
@@ -292,11 +266,11 @@ async fn a_bridge_that_is_down_stalls_bootstrap_with_a_clear_error() {
 /// password).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_proxy_credentials_stall_bootstrap_with_a_clear_error() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
+    use ricochet_transport::Transport;
     use ricochet_transport::censorship::TorNetworkSettings;
     use ricochet_transport::control::{SystemTor, TorLaunch};
-    use ricochet_transport::{ErrorKind, Transport, TransportError};
 
     let Some(net) = common::tor_network() else {
         return;
@@ -310,21 +284,7 @@ async fn wrong_proxy_credentials_stall_bootstrap_with_a_clear_error() {
     launch.extra_torrc = net.client_torrc_lines();
     launch.bootstrap_stall_timeout = Duration::from_secs(15);
     let tor = SystemTor::launch(launch).await.unwrap();
-    let started = Instant::now();
-    let error = tokio::time::timeout(Duration::from_secs(120), tor.bootstrap())
-        .await
-        .expect("a stalled bootstrap gives up by itself")
-        .unwrap_err();
-    eprintln!(
-        "wrong proxy credentials: {error} (after {:?})",
-        started.elapsed()
-    );
-    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
-    assert!(
-        matches!(error, TransportError::BootstrapStalled { .. }),
-        "{error:?}"
-    );
-    let text = error.to_string();
+    let text = common::stalled_bootstrap("wrong proxy credentials", tor.bootstrap()).await;
     assert!(
         text.contains(&format!("the proxy socks5://alice:***@{proxy}")),
         "{text}"

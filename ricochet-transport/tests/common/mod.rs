@@ -456,3 +456,48 @@ pub async fn private_suite<D: Transport, H: Transport>(
     );
     dialer.set_client_auth(&id, None).await.unwrap();
 }
+
+/// Settings that enter the network through its obfs4 bridge moved to a port
+/// where nothing listens (a bridge that is down), or `None` (with a loud
+/// message) when the network has no bridge.
+pub fn dead_bridge(
+    net: &ricochet_testnet::TorNet,
+) -> Option<ricochet_transport::censorship::TorNetworkSettings> {
+    use ricochet_transport::censorship::{BridgeLine, TorNetworkSettings, TransportPlugin};
+    let Some(line) = &net.bridge_line else {
+        eprintln!(
+            "\n!!!!!!!! SKIPPING: the test network has no bridge (apt-get install obfs4proxy) !!!!!!!!\n"
+        );
+        return None;
+    };
+    let bridge = BridgeLine::parse(line).unwrap();
+    let moved = line.replacen(&bridge.addr().to_string(), "127.0.0.1:9", 1);
+    Some(
+        TorNetworkSettings::default()
+            .with_bridges([BridgeLine::parse(&moved).unwrap()])
+            .with_transport(TransportPlugin::new(["obfs4"], "obfs4proxy")),
+    )
+}
+
+/// Runs `bootstrap`, which must give up by itself (within 120 s) with
+/// `TransportError::BootstrapStalled`; returns its text.
+pub async fn stalled_bootstrap(
+    name: &str,
+    bootstrap: impl Future<Output = Result<(), ricochet_transport::TransportError>>,
+) -> String {
+    let started = Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(120), bootstrap)
+        .await
+        .expect("a stalled bootstrap gives up by itself")
+        .unwrap_err();
+    eprintln!("{name}: {error} (after {:?})", started.elapsed());
+    assert_eq!(error.kind(), ErrorKind::NotBootstrapped, "{error}");
+    assert!(
+        matches!(
+            error,
+            ricochet_transport::TransportError::BootstrapStalled { .. }
+        ),
+        "{error:?}"
+    );
+    error.to_string()
+}
