@@ -64,7 +64,7 @@ use tor_proto::stream::IncomingStreamRequest;
 use tor_rtcompat::PreferredRuntime;
 use zeroize::Zeroizing;
 
-use crate::censorship::{NetworkSettingsError, TorNetworkSettings};
+use crate::censorship::{NetworkSettingsError, TorNetworkSettings, UpstreamProxy};
 use crate::error::BoxError;
 use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
 
@@ -128,7 +128,8 @@ impl ArtiConfig {
     /// [`ArtiTransport::new`] refuses what arti cannot honour: an upstream
     /// proxy together with a pluggable-transport bridge (arti 0.47 does not
     /// hand the proxy to the plugin, whose connections would then go out
-    /// directly). [`crate::control::TorLaunch`] can do that.
+    /// directly), and an HTTPS proxy with a user and password (arti 0.47
+    /// sends them scrubbed). [`crate::control::TorLaunch`] can do both.
     pub fn network_settings(mut self, settings: TorNetworkSettings) -> Self {
         self.network_settings = settings;
         self
@@ -239,6 +240,21 @@ fn apply_network_settings(
              (they would go out directly): use plain bridges with the proxy, or launch C tor \
              (control::TorLaunch), which hands the proxy to the plugin",
         ));
+    }
+    if let Some(proxy @ UpstreamProxy::Https { .. }) = &settings.proxy
+        && proxy.credentials().is_some()
+    {
+        // tor-chanmgr 0.47 (`transport/proxied.rs`,
+        // `build_http_connect_request`) formats the user and password
+        // through `safelog::Sensitive`, so the proxy receives
+        // "[scrubbed]:[scrubbed]" and answers 407 (seen in
+        // `arti_through_an_https_proxy_contacts_only_the_proxy`).
+        return Err(TransportError::config(format!(
+            "arti 0.47 cannot log in to an HTTPS proxy (it sends the user and password \
+             scrubbed, and the proxy refuses them): use https://{} without a user and \
+             password, a SOCKS5 proxy, or launch C tor (control::TorLaunch)",
+            proxy.addr()
+        )));
     }
     let arti_refused = |what: &str, e: &dyn fmt::Display| {
         TransportError::config(format!("arti does not accept {what}: {e}"))
@@ -998,6 +1014,7 @@ impl Listener for ArtiListener {
         let config = service_config(&self.id, Some(authorized))?;
         self.running = None;
         self.status.send_replace(ServiceStatus::Publishing);
+        after_the_last_descriptors_second().await;
         let relaunch = &self.relaunch;
         let launched = match V3IdentityKey::from_expanded(&relaunch.expanded) {
             Ok(key) => {
@@ -1029,6 +1046,29 @@ impl Listener for ArtiListener {
             }
         }
     }
+}
+
+/// Waits until the wall clock is in a later second than any descriptor the
+/// service just stopped can have built.
+///
+/// A descriptor's revision counter is its time within the shared-random
+/// period in whole seconds (rend-spec, "encrypted time in period";
+/// tor-hsservice 0.47 `generate_revision_counter`), and a directory keeps
+/// only a descriptor with a higher counter than the one it has: C tor
+/// answers "400 Invalid HS descriptor. Rejected.". A service relaunched
+/// within the second in which the old one built its last descriptor gets
+/// the same counter for that time period, is refused on every retry of
+/// that upload, and stays "publishing" until arti builds a new descriptor
+/// (pass-rate run of `private_services_between_arti_and_c_tor`: more than
+/// 150 s). Stopping the old service is not instant either (its publisher
+/// sees the signal a moment later), hence the margin.
+async fn after_the_last_descriptors_second() {
+    const MARGIN: Duration = Duration::from_millis(250);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let next_second = Duration::from_secs((now + MARGIN).as_secs() + 1);
+    tokio::time::sleep(next_second.saturating_sub(now)).await;
 }
 
 /// A stream to or from an onion service, through arti.
@@ -1373,7 +1413,15 @@ mod test {
             "{error}"
         );
 
-        // A proxy alone, and HTTPS, are arti's too.
+        // An HTTPS proxy's login would reach it scrubbed.
+        let error = kind(
+            TorNetworkSettings::default()
+                .with_proxy("https://u:secret@127.0.0.1:3128".parse().unwrap()),
+        );
+        assert_eq!(error.kind(), crate::ErrorKind::Configuration);
+        assert!(error.to_string().contains("TorLaunch"), "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+        // A proxy alone, and HTTPS without a login, are arti's too.
         for url in [
             "socks5://u:secret@127.0.0.1:1080",
             "https://127.0.0.1:3128",
