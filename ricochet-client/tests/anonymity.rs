@@ -633,14 +633,7 @@ async fn arti_client_uses_only_the_tor_networks_relays() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let arti_toml = dir.path().join("arti.toml");
-    std::fs::write(&arti_toml, &net.arti_toml).unwrap();
-    let spec = ChildSpec {
-        backend: "arti".to_owned(),
-        dir: dir.path().to_owned(),
-        arti_toml,
-        ..ChildSpec::default()
-    };
+    let spec = arti(net, dir.path());
     let trace = traced_child(&spec).await;
     let (or_ports, dir_ports) = relay_ports(net);
     let allowed: BTreeSet<u16> = or_ports.union(&dir_ports).copied().collect();
@@ -653,8 +646,8 @@ async fn arti_client_uses_only_the_tor_networks_relays() {
     assert!(trace.listens.is_empty(), "{trace:?}");
 }
 
-/// Through the network's obfs4 bridge, or a SOCKS5 proxy (issue 24): the
-/// traced child (both clients, their Tor and any transport plugin) reaches
+/// Through the network's obfs4 bridge, or an upstream proxy (SOCKS5 or
+/// HTTPS; issue 24): the traced child (both clients, their Tor and any transport plugin) reaches
 /// the Tor network only through `entry_port` (the bridge's obfs4 port, or
 /// the proxy, which runs in this process, untraced). It connects to no
 /// relay's or authority's ORPort or DirPort, nor to the bridge's own ORPort
@@ -774,14 +767,9 @@ async fn arti_through_the_obfs4_bridge_contacts_only_the_bridge() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let arti_toml = dir.path().join("arti.toml");
-    std::fs::write(&arti_toml, &net.arti_toml).unwrap();
     let spec = ChildSpec {
-        backend: "arti".to_owned(),
-        dir: dir.path().to_owned(),
-        arti_toml,
         bridge,
-        ..ChildSpec::default()
+        ..arti(net, dir.path())
     };
     let port = obfs4_port(&spec.bridge);
     only_through("arti through the bridge", net, spec, port).await;
@@ -807,6 +795,45 @@ async fn launched_tor_through_the_obfs4_bridge_contacts_only_the_bridge() {
     only_through("launched tor through the bridge", net, spec, port).await;
 }
 
+/// The proxy tests' user and password (a space, to be sure it is carried).
+const PROXY_USER: (&str, &str) = ("alice", "open sesame");
+
+/// Through the upstream proxy at `proxy`, which this process runs (see
+/// [`only_through`]), and which forwarded something.
+async fn only_through_the_proxy(
+    what: &str,
+    net: &ricochet_testnet::TorNet,
+    spec: ChildSpec,
+    (proxy, forwarded): (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ),
+) {
+    only_through(what, net, spec, proxy.port()).await;
+    let forwarded = forwarded.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("{what}: the proxy forwarded {forwarded} connection(s)");
+    assert!(forwarded >= 1, "{what}: the proxy forwarded nothing");
+}
+
+/// `scheme://alice:open%20sesame@ADDRESS`.
+fn proxy_url(scheme: &str, proxy: std::net::SocketAddr) -> String {
+    let (user, password) = PROXY_USER;
+    format!("{scheme}://{user}:{}@{proxy}", password.replace(' ', "%20"))
+}
+
+/// The child's settings for artis joining `net`, in `dir`.
+#[cfg(feature = "arti")]
+fn arti(net: &ricochet_testnet::TorNet, dir: &std::path::Path) -> ChildSpec {
+    let arti_toml = dir.join("arti.toml");
+    std::fs::write(&arti_toml, &net.arti_toml).unwrap();
+    ChildSpec {
+        backend: "arti".to_owned(),
+        dir: dir.to_owned(),
+        arti_toml,
+        ..ChildSpec::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launched_tor_through_a_socks5_proxy_contacts_only_the_proxy() {
     if !have_strace() {
@@ -815,22 +842,68 @@ async fn launched_tor_through_a_socks5_proxy_contacts_only_the_proxy() {
     let Some(net) = ricochet_testnet::tor_network() else {
         return;
     };
-    let (proxy, forwarded) = ricochet_testnet::socks5_proxy(Some(("alice", "open sesame")));
+    let proxy = ricochet_testnet::socks5_proxy(Some(PROXY_USER));
     let dir = tempfile::tempdir().unwrap();
     let spec = ChildSpec {
-        proxy: format!("socks5://alice:open%20sesame@{proxy}"),
+        proxy: proxy_url("socks5", proxy.0),
         ..launched(net, dir.path())
     };
-    only_through(
-        "launched tor through a SOCKS5 proxy",
-        net,
-        spec,
-        proxy.port(),
-    )
-    .await;
-    let forwarded = forwarded.load(std::sync::atomic::Ordering::SeqCst);
-    eprintln!("the proxy forwarded {forwarded} connection(s)");
-    assert!(forwarded >= 1);
+    only_through_the_proxy("launched tor through a SOCKS5 proxy", net, spec, proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launched_tor_through_an_https_proxy_contacts_only_the_proxy() {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let proxy = ricochet_testnet::http_connect_proxy(Some(PROXY_USER));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ChildSpec {
+        proxy: proxy_url("https", proxy.0),
+        ..launched(net, dir.path())
+    };
+    only_through_the_proxy("launched tor through an HTTPS proxy", net, spec, proxy).await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arti_through_a_socks5_proxy_contacts_only_the_proxy() {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let proxy = ricochet_testnet::socks5_proxy(Some(PROXY_USER));
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ChildSpec {
+        proxy: proxy_url("socks5", proxy.0),
+        ..arti(net, dir.path())
+    };
+    only_through_the_proxy("arti through a SOCKS5 proxy", net, spec, proxy).await;
+}
+
+#[cfg(feature = "arti")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arti_through_an_https_proxy_contacts_only_the_proxy() {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    // Without a login: arti 0.47 would send it scrubbed, so
+    // `ArtiTransport::new` refuses one (its unit test).
+    let proxy = ricochet_testnet::http_connect_proxy(None);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ChildSpec {
+        proxy: format!("https://{}", proxy.0),
+        ..arti(net, dir.path())
+    };
+    only_through_the_proxy("arti through an HTTPS proxy", net, spec, proxy).await;
 }
 
 #[test]

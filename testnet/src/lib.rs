@@ -190,6 +190,106 @@ pub fn silent_listener() -> std::net::SocketAddr {
     address
 }
 
+/// An HTTP CONNECT proxy on loopback (what Tor's `HTTPSProxy` and arti's
+/// `http://` outbound proxy speak; with `credentials` it requires
+/// `Proxy-Authorization: Basic`, RFC 7617, and answers 407 otherwise), for
+/// the tests of an upstream proxy. Like [`socks5_proxy`] it forwards only
+/// to 127.0.0.1, and returns its address and a count of the connections it
+/// forwarded.
+pub fn http_connect_proxy(
+    credentials: Option<(&str, &str)>,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Longest request head read (a CONNECT needs a few hundred bytes).
+    const MAX_HEAD: usize = 8192;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding on loopback");
+    let address = listener.local_addr().expect("a bound address");
+    let forwarded = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = forwarded.clone();
+    let expected = credentials.map(|(user, password)| {
+        format!(
+            "basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    });
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let expected = expected.clone();
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let serve = |mut client: std::net::TcpStream| -> std::io::Result<()> {
+                    // Byte by byte up to the blank line, so that nothing of
+                    // the tunnelled stream is read into the head.
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if head.len() >= MAX_HEAD {
+                            return client.write_all(b"HTTP/1.1 431 Too Large\r\n\r\n");
+                        }
+                        client.read_exact(&mut byte)?;
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let mut lines = head.lines();
+                    let request: Vec<&str> =
+                        lines.next().unwrap_or("").split_whitespace().collect();
+                    let authorised = lines.any(|line| {
+                        line.split_once(':').is_some_and(|(name, value)| {
+                            name.eq_ignore_ascii_case("proxy-authorization")
+                                && expected
+                                    .as_deref()
+                                    .is_some_and(|e| value.trim().eq_ignore_ascii_case(e))
+                        })
+                    });
+                    if expected.is_some() && !authorised {
+                        eprintln!("http_connect_proxy: 407 for {head:?}");
+                        return client.write_all(
+                            b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                              Proxy-Authenticate: Basic realm=\"testnet\"\r\n\r\n",
+                        );
+                    }
+                    let target = match request.as_slice() {
+                        ["CONNECT", target, _] => target.parse::<std::net::SocketAddr>().ok(),
+                        _ => None,
+                    };
+                    let Some(target) = target.filter(|t| t.ip().is_loopback()) else {
+                        return client.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n");
+                    };
+                    let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                        return client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    };
+                    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    relay(client, upstream)
+                };
+                let _ = serve(client);
+            });
+        }
+    });
+    (address, forwarded)
+}
+
+/// Copies bytes both ways between a proxy's client and the upstream until
+/// both sides have finished.
+fn relay(client: std::net::TcpStream, upstream: std::net::TcpStream) -> std::io::Result<()> {
+    let (mut a, mut b) = (client.try_clone()?, upstream.try_clone()?);
+    let (mut c, mut d) = (upstream, client);
+    let one = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut a, &mut c);
+        let _ = c.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut b, &mut d);
+    let _ = d.shutdown(std::net::Shutdown::Write);
+    let _ = one.join();
+    Ok(())
+}
+
 /// A SOCKS5 proxy on loopback (RFC 1928, `CONNECT` only; with `credentials`
 /// it requires RFC 1929 user/password authentication), for the tests of an
 /// upstream proxy. It forwards only to 127.0.0.1 (the tests never reach
@@ -272,16 +372,7 @@ pub fn socks5_proxy(
                     };
                     client.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0])?;
                     counter.fetch_add(1, Ordering::SeqCst);
-                    let (mut a, mut b) = (client.try_clone()?, upstream.try_clone()?);
-                    let (mut c, mut d) = (upstream, client);
-                    let one = std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut a, &mut c);
-                        let _ = c.shutdown(std::net::Shutdown::Write);
-                    });
-                    let _ = std::io::copy(&mut b, &mut d);
-                    let _ = d.shutdown(std::net::Shutdown::Write);
-                    let _ = one.join();
-                    Ok(())
+                    relay(client, upstream)
                 };
                 let _ = serve(client);
             });
