@@ -7,6 +7,7 @@ use ricochet_client::{Client, ContactStatus, RicochetId, TransferId};
 use serde_json::{Value, json};
 
 use crate::app::{App, Item, status_word};
+use crate::network;
 
 /// The help text (the TUI's help screen and `/help` in line mode).
 pub const HELP: &str = "\
@@ -32,6 +33,10 @@ Commands (a <contact> is a nickname, a ricochet: id, or the start of one):
                             you privately (you are told who would be cut off first)
   /requests on              accept contact requests again
   /history [<contact>]      show the conversation
+  /network                  how we reach Tor, now and at the next start
+  /network bridge <line> | proxy <url>|none | ports <list>|all | clear
+                            add a bridge, set a proxy or the ports that get through
+                            the firewall, or go direct again (from the next start)
   /help                     this help
   /quit                     leave
 Keys (TUI): Tab switches between the contact list and the input line;
@@ -92,6 +97,8 @@ pub enum Command {
     AcceptRequests(bool),
     /// `/history [<contact>]`
     History { contact: Option<String> },
+    /// `/network [bridge <line> | proxy <url>|none | ports <list>|all | clear]`
+    Network { change: Option<network::Change> },
 }
 
 /// Splits off the first word.
@@ -217,9 +224,29 @@ pub fn parse(line: &str) -> Result<Command, String> {
         "history" => Command::History {
             contact: optional(args),
         },
+        "network" => Command::Network {
+            change: parse_network(args)?,
+        },
         other => return Err(format!("unknown command /{other}; /help lists them")),
     };
     Ok(command)
+}
+
+/// The arguments of `/network`.
+fn parse_network(args: &str) -> Result<Option<network::Change>, String> {
+    const USAGE: &str =
+        "usage: /network [bridge <line> | proxy <url>|none | ports <list>|all | clear]";
+    let (what, value) = word(args);
+    let value = value.trim();
+    let unless = |off: &str| (!value.eq_ignore_ascii_case(off)).then(|| value.to_owned());
+    Ok(Some(match (what, value) {
+        ("", _) => return Ok(None),
+        ("clear", "") => network::Change::Clear,
+        ("bridge", line) if !line.is_empty() => network::Change::AddBridge(line.to_owned()),
+        ("proxy", url) if !url.is_empty() => network::Change::Proxy(unless("none")),
+        ("ports", list) if !list.is_empty() => network::Change::Ports(unless("all")),
+        _ => return Err(USAGE.to_owned()),
+    }))
 }
 
 /// What a command produced.
@@ -237,11 +264,58 @@ pub enum Reply {
     Qr,
 }
 
-/// Where things go.
+/// Where things go, and how this start reaches Tor.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where accepted files are saved.
     pub downloads: PathBuf,
+    /// The profile directory (it keeps the network settings).
+    pub profile: PathBuf,
+    /// How this start reaches Tor, if not directly (for `/network`).
+    pub network_in_use: Option<String>,
+    /// Whether this start uses the kept network settings at all (not with
+    /// `--tor-control`, whose tor its owner configures, nor `--direct`).
+    pub network_applies: bool,
+}
+
+/// `/network`: shows how this start reaches Tor and what the next start
+/// will use, or changes the latter.
+async fn network_command(
+    change: Option<network::Change>,
+    settings: &Settings,
+) -> Result<Reply, String> {
+    let profile = settings.profile.clone();
+    let changed = change.is_some();
+    // A file in the profile: off the runtime's threads.
+    let next = tokio::task::spawn_blocking(move || match change {
+        Some(change) => network::change(&profile, &change),
+        None => network::kept(&profile),
+    })
+    .await
+    .map_err(|e| format!("the network settings could not be read: {e}"))??;
+    let next = network::describe(&next);
+    let words = |how: &Option<String>| how.clone().unwrap_or_else(|| "directly".to_owned());
+    let now = if settings.network_applies {
+        format!("Tor is reached {} now", words(&settings.network_in_use))
+    } else {
+        "this start does not use them (--tor-control: its owner configures that tor; \
+         --direct: no Tor)"
+            .to_owned()
+    };
+    let summary = if changed {
+        format!(
+            "kept: the next start reaches Tor {}; {now}. Quit and start again to use them.",
+            words(&next)
+        )
+    } else if settings.network_applies && next == settings.network_in_use {
+        format!("{now}, and so will the next start.")
+    } else {
+        format!("{now}; the next start: {}.", words(&next))
+    };
+    Ok(Reply::Data {
+        summary,
+        data: json!({ "now": settings.network_in_use, "next_start": next }),
+    })
 }
 
 /// Finds a contact (or requester) by id, nickname, or id prefix.
@@ -488,6 +562,7 @@ pub async fn run(
             client.cancel_transfer(id).await.map_err(error)?;
             Ok(Reply::Done(format!("cancelled #{transfer}")))
         }
+        Command::Network { change } => network_command(change, settings).await,
         Command::Contacts => {
             let contacts = client.contacts().await.map_err(error)?;
             let list: Vec<Value> = contacts
@@ -657,6 +732,40 @@ mod tests {
             Command::AcceptRequests(true)
         );
         assert!(parse("/requests maybe").is_err());
+        use network::Change;
+        assert_eq!(
+            parse("/network").unwrap(),
+            Command::Network { change: None }
+        );
+        assert_eq!(
+            parse("/network bridge obfs4 192.0.2.1:443 FP cert=c iat-mode=0").unwrap(),
+            Command::Network {
+                change: Some(Change::AddBridge(
+                    "obfs4 192.0.2.1:443 FP cert=c iat-mode=0".to_owned()
+                ))
+            }
+        );
+        assert_eq!(
+            parse("/network proxy none").unwrap(),
+            Command::Network {
+                change: Some(Change::Proxy(None))
+            }
+        );
+        assert_eq!(
+            parse("/network ports 80,443").unwrap(),
+            Command::Network {
+                change: Some(Change::Ports(Some("80,443".to_owned())))
+            }
+        );
+        assert_eq!(
+            parse("/network clear").unwrap(),
+            Command::Network {
+                change: Some(Change::Clear)
+            }
+        );
+        assert!(parse("/network bridge").is_err());
+        assert!(parse("/network clear all").is_err());
+        assert!(parse("/network frobnicate").is_err());
         assert!(parse("/frobnicate").is_err());
         assert!(parse("   ").is_err());
         assert!(parse("/msg bob").is_err());

@@ -63,6 +63,9 @@ async fn run(args: Args) -> ExitCode {
         args.direct.is_none() && network.as_deref().is_some_and(|n| n.contains("bridge"));
     let settings = Settings {
         downloads: args.downloads_dir(&profile),
+        profile: profile.clone(),
+        network_in_use: network.clone(),
+        network_applies: args.direct.is_none() && args.tor_control.is_none(),
     };
     let timeout = Duration::from_secs(args.bootstrap_timeout);
     let peers = args.direct.clone();

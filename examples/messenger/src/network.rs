@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use ricochet_client::transport::censorship::{
-    BridgeLine, ReachablePorts, TorNetworkSettings, TransportPlugin, UpstreamProxy,
+    BridgeLine, NetworkSettingsError, ReachablePorts, TorNetworkSettings, TransportPlugin,
+    UpstreamProxy,
 };
 
 /// The file in the profile.
@@ -86,8 +87,7 @@ fn to_text(given: &Given) -> Result<String, String> {
         bridges.extend(parsed.iter().map(ToString::to_string));
     }
     for (index, line) in bridges.iter().enumerate() {
-        let bridge =
-            BridgeLine::parse(line).map_err(|e| format!("--bridge #{}: {e}", index + 1))?;
+        let bridge = parse_bridge(line).map_err(|e| format!("--bridge #{}: {e}", index + 1))?;
         lines.push(format!("bridge {bridge}"));
     }
     if let Some(proxy) = &given.proxy {
@@ -106,6 +106,105 @@ fn to_text(given: &Given) -> Result<String, String> {
     let mut text = lines.join("\n");
     text.push('\n');
     Ok(text)
+}
+
+/// One bridge line; an error names the field, not a line number (there
+/// is one line).
+fn parse_bridge(line: &str) -> Result<BridgeLine, String> {
+    BridgeLine::parse(line).map_err(|error| match error {
+        NetworkSettingsError::Bridge { field, reason, .. } => format!("{field}: {reason}"),
+        other => other.to_string(),
+    })
+}
+
+/// A change to the settings kept in the profile, from `/network` in a
+/// running messenger. Tor is already connected, so it takes effect at the
+/// next start (as the flags do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `/network bridge LINE`: one more bridge.
+    AddBridge(String),
+    /// `/network proxy URL`, or `/network proxy none`.
+    Proxy(Option<String>),
+    /// `/network ports LIST`, or `/network ports all`.
+    Ports(Option<String>),
+    /// `/network clear`: directly again.
+    Clear,
+}
+
+/// The settings kept in `profile` for the next start (directly if none).
+pub fn kept(profile: &Path) -> Result<TorNetworkSettings, String> {
+    let file = profile.join(FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => parse(&text).map_err(|e| format!("{}: {e}", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TorNetworkSettings::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+    }
+}
+
+/// Applies `change` to the settings kept in `profile`; returns them as the
+/// next start will use them. Nothing is written unless the result is
+/// valid as a whole (a bridge outside the reachable ports, say, is
+/// refused).
+pub fn change(profile: &Path, change: &Change) -> Result<TorNetworkSettings, String> {
+    let file = profile.join(FILE);
+    if *change == Change::Clear {
+        return match std::fs::remove_file(&file) {
+            Ok(()) => Ok(TorNetworkSettings::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TorNetworkSettings::default()),
+            Err(e) => Err(format!("cannot remove {}: {e}", file.display())),
+        };
+    }
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+    };
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    let has_key = |line: &str, key: &str| line.split_whitespace().next() == Some(key);
+    match change {
+        Change::AddBridge(line) => {
+            let bridge = parse_bridge(line)?;
+            let kept = format!("bridge {bridge}");
+            if lines.contains(&kept) {
+                return Err("that bridge is already kept".to_owned());
+            }
+            lines.push(kept);
+        }
+        Change::Proxy(url) => {
+            lines.retain(|line| !has_key(line, "proxy"));
+            if let Some(url) = url {
+                let proxy: UpstreamProxy = url.parse().map_err(|e| format!("{e}"))?;
+                lines.push(format!("proxy {}", proxy.to_url_with_password()));
+            }
+        }
+        Change::Ports(list) => {
+            lines.retain(|line| !has_key(line, "reachable-ports"));
+            if let Some(list) = list {
+                let ports: ReachablePorts = list.parse().map_err(|e| format!("{e}"))?;
+                lines.push(format!("reachable-ports {ports}"));
+            }
+        }
+        Change::Clear => {}
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let settings = parse(&text)?;
+    // What the embedded arti would refuse at the next start, refused now.
+    ricochet_client::transport::arti::ArtiTransport::new(
+        ricochet_client::transport::arti::ArtiConfig::new(profile)
+            .network_settings(settings.clone()),
+    )
+    .map_err(|e| e.to_string())?;
+    if settings.is_direct() {
+        return self::change(profile, &Change::Clear);
+    }
+    save(&file, &text)?;
+    Ok(settings)
 }
 
 /// Writes `text` to `file`, readable by us only.
@@ -258,6 +357,58 @@ mod test {
         .unwrap();
         assert!(cleared.is_direct());
         assert!(describe(&cleared).is_none());
+    }
+
+    #[test]
+    fn the_network_command_changes_what_the_next_start_uses() {
+        let profile = tempfile::tempdir().unwrap();
+        let profile = profile.path();
+        // A plugin binary that exists everywhere the tests run (the default,
+        // obfs4proxy, may not be installed).
+        save(&profile.join(FILE), "plugin /bin/sh\n").unwrap();
+        let bridge = change(profile, &Change::AddBridge(LINE.to_owned())).unwrap();
+        assert_eq!(bridge.bridges.len(), 1);
+        assert!(bridge.plugin_for("obfs4").is_some());
+        assert_eq!(kept(profile).unwrap(), bridge);
+        // What the flags keep, the command reads, and the other way round.
+        assert_eq!(settings(profile, &Given::default()).unwrap(), bridge);
+        let error = change(profile, &Change::AddBridge(LINE.to_owned())).unwrap_err();
+        assert!(error.contains("already kept"), "{error}");
+        // A port list that would leave the bridge out is refused as a whole.
+        let error = change(profile, &Change::Ports(Some("80".to_owned()))).unwrap_err();
+        assert!(error.contains("port 443"), "{error}");
+        assert_eq!(kept(profile).unwrap(), bridge);
+        // What the embedded arti cannot do is refused at once.
+        let error = change(
+            profile,
+            &Change::Proxy(Some("https://me:pw@127.0.0.1:8443".to_owned())),
+        )
+        .unwrap_err();
+        assert!(error.contains("cannot log in"), "{error}");
+        let proxied = change(
+            profile,
+            &Change::Proxy(Some("https://127.0.0.1:8443".to_owned())),
+        )
+        .unwrap_err();
+        assert!(proxied.contains("pluggable transport"), "{proxied}");
+        change(profile, &Change::Clear).unwrap();
+        let proxied = change(
+            profile,
+            &Change::Proxy(Some("socks5://me:pw@127.0.0.1:1080".to_owned())),
+        )
+        .unwrap();
+        assert_eq!(
+            describe(&proxied).unwrap(),
+            "via the proxy socks5://me:***@127.0.0.1:1080"
+        );
+        assert!(change(profile, &Change::Proxy(None)).unwrap().is_direct());
+        let error = change(profile, &Change::Proxy(Some("ftp://x".to_owned()))).unwrap_err();
+        assert!(error.starts_with("proxy "), "{error}");
+        let error = change(profile, &Change::AddBridge("obfs4 nowhere".to_owned())).unwrap_err();
+        assert!(error.starts_with("address: "), "{error}");
+        assert!(change(profile, &Change::Clear).unwrap().is_direct());
+        assert!(!profile.join(FILE).exists());
+        assert!(kept(profile).unwrap().is_direct());
     }
 
     #[test]

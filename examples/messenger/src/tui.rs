@@ -295,6 +295,9 @@ mod tests {
         let (bob, mut bob_events) = start(&dir.path().join("bob"), &directory).await;
         let settings = Settings {
             downloads: dir.path().join("downloads"),
+            profile: dir.path().to_owned(),
+            network_in_use: None,
+            network_applies: false,
         };
         let mut app = App {
             my_id: Some(bob.id()),

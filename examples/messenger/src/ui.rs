@@ -377,7 +377,14 @@ fn popup(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect) {
-    let rect = popup(area, 84, 30);
+    // As large as the text (the popup shrinks to the screen and wraps).
+    let width = HELP.lines().map(|l| l.chars().count()).max().unwrap_or(0) + 2;
+    let height = HELP.lines().count() + 2;
+    let rect = popup(
+        area,
+        u16::try_from(width).unwrap_or(u16::MAX),
+        u16::try_from(height).unwrap_or(u16::MAX),
+    );
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(HELP)

@@ -272,6 +272,111 @@ async fn line_mode_over_the_private_tor_network() {
     bob.expect("stopped", |_| true).await;
 }
 
+/// Censored networks (issue 24): Alice reaches the private Tor network only
+/// through its obfs4 bridge (`--bridge`, `--transport-plugin`; that nothing
+/// else is contacted, the library's anonymity tests trace), and talks with
+/// Bob, who connects directly. The setting is kept in her profile: her next
+/// start, without the flags, goes through the bridge again and works, and
+/// `/network clear` forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_mode_through_the_obfs4_bridge_keeps_the_setting() {
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let Some(bridge) = net.bridge_line.clone() else {
+        eprintln!(
+            "\n!!!!!!!! SKIPPING: the test network has no bridge (apt-get install obfs4proxy) !!!!!!!!\n"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let network = dir.path().join("testnet-arti.toml");
+    std::fs::write(&network, &net.arti_toml).unwrap();
+    let network = network.to_str().unwrap();
+    let patient = |mut instance: Instance| {
+        instance.patience = Duration::from_secs(180);
+        instance
+    };
+    let started = std::time::Instant::now();
+    let through_bridge = [
+        "--tor-network",
+        network,
+        "--bridge",
+        &bridge,
+        "--transport-plugin",
+        "obfs4proxy",
+    ];
+    let mut alice = patient(Instance::start("alice", dir.path(), &through_bridge));
+    let mut bob = patient(Instance::start(
+        "bob",
+        dir.path(),
+        &["--tor-network", network],
+    ));
+    let ready = alice.expect("ready", |_| true).await;
+    assert_eq!(
+        ready["transport"],
+        "embedded arti, custom network, through an obfs4 bridge"
+    );
+    let alice_id = ready["id"].as_str().unwrap().to_owned();
+    let bob_id = bob.expect("ready", |_| true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ready = started.elapsed();
+
+    alice.send(&format!("/add {bob_id} through a bridge")).await;
+    bob.expect("contact_request", |v| v["from"] == alice_id.as_str())
+        .await;
+    bob.send(&format!("/accept {alice_id} Alice")).await;
+    alice
+        .send(&format!("/msg {bob_id} hello from behind the bridge"))
+        .await;
+    assert_eq!(
+        bob.expect("message", |_| true).await["text"],
+        "hello from behind the bridge"
+    );
+    alice
+        .expect("message_status", |v| v["status"] == "acknowledged")
+        .await;
+    alice.send("/network").await;
+    let shown = alice.expect("ok", |v| v["command"] == "/network").await;
+    assert_eq!(shown["now"], "through an obfs4 bridge");
+    assert_eq!(shown["next_start"], "through an obfs4 bridge");
+    alice.send("/quit").await;
+    alice.expect("stopped", |_| true).await;
+    let first = started.elapsed();
+
+    // The next start, without the flags.
+    let mut alice = patient(Instance::start(
+        "alice",
+        dir.path(),
+        &["--tor-network", network],
+    ));
+    let ready_again = alice.expect("ready", |_| true).await;
+    assert_eq!(
+        ready_again["transport"],
+        "embedded arti, custom network, through an obfs4 bridge"
+    );
+    bob.send("/msg Alice welcome back").await;
+    assert_eq!(
+        alice.expect("message", |_| true).await["text"],
+        "welcome back"
+    );
+    alice.send("/network clear").await;
+    let cleared = alice.expect("ok", |v| v["command"] == "/network").await;
+    assert_eq!(cleared["now"], "through an obfs4 bridge");
+    assert!(cleared["next_start"].is_null(), "{cleared}");
+    eprintln!(
+        "line mode through the obfs4 bridge: both ready after {ready:?}, first conversation \
+         {first:?}, again through the kept bridge {:?}",
+        started.elapsed()
+    );
+    alice.send("/quit").await;
+    bob.send("/quit").await;
+    alice.expect("stopped", |_| true).await;
+    bob.expect("stopped", |_| true).await;
+}
+
 /// `--import-refresh`: a Ricochet Refresh user keeps their id and contacts
 /// (the profile of `ricochet-client/tests/data/refresh-3.0`).
 #[tokio::test]
