@@ -429,6 +429,31 @@ impl ArtiTransport {
     }
 }
 
+/// Gives the service a new isolation token when a dial is dropped before it
+/// ends (its caller gave up: a timeout of its own, or another connection
+/// won). arti goes on with the connection attempt the dial started, and
+/// shares it with the next dial under the same token: when that attempt
+/// hangs, every later dial hangs on it too. Seen in a pass-rate run of
+/// `private_mode_over_system_tor`: a stranger's dial of a service just
+/// withdrawn got `INTRODUCE_ACK` success from an introduction point that
+/// still had the old circuit, then waited for a rendezvous that never
+/// came; the test cut each try after 15 s, and the next three tries
+/// started no connection attempt of their own, for 60 s.
+struct RenewIfGivenUp<'a> {
+    transport: &'a ArtiTransport,
+    id: ServiceId,
+    /// Cleared once the dial has an outcome.
+    armed: bool,
+}
+
+impl Drop for RenewIfGivenUp<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.transport.isolation_for(&self.id, true);
+        }
+    }
+}
+
 impl Drop for ArtiTransport {
     fn drop(&mut self) {
         if let Some(task) = self.lock_status_task().take() {
@@ -545,6 +570,11 @@ impl Transport for ArtiTransport {
             });
         }
         let client = self.ready_client()?;
+        let mut given_up = RenewIfGivenUp {
+            transport: self,
+            id: *id,
+            armed: true,
+        };
         let timeout = self.config.connect_timeout;
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -575,6 +605,7 @@ impl Transport for ArtiTransport {
                 "the rendezvous circuit died under the dial; dialling again on a fresh one");
             outcome = dial(self.isolation_for(id, true)).await;
         }
+        given_up.armed = false;
         let result = match outcome {
             Err(_) => Err(TransportError::TimedOut {
                 what: "connecting to the onion service",
