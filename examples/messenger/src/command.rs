@@ -302,9 +302,14 @@ async fn network_command(
          --direct: no Tor)"
             .to_owned()
     };
-    let summary = if changed {
+    let summary = if changed && settings.network_applies {
         format!(
             "kept: the next start reaches Tor {}; {now}. Quit and start again to use them.",
+            words(&next)
+        )
+    } else if changed {
+        format!(
+            "kept: a start with the embedded arti reaches Tor {}; {now}.",
             words(&next)
         )
     } else if settings.network_applies && next == settings.network_in_use {
