@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,11 +18,37 @@ struct Instance {
     lines: mpsc::UnboundedReceiver<Value>,
     name: &'static str,
     patience: Duration,
+    /// Its profile directory (which holds `messenger.log`).
+    profile: PathBuf,
+}
+
+/// With `RICOCHET_TEST_LOG=<file>` (as `testnet/passrate.py` sets it), the
+/// messengers log at debug level, and each one's `messenger.log` is kept as
+/// `<file>.<test pid>.<name>-<child pid>.messenger.log`: their profiles are
+/// temporary, and a failed run is diagnosed from these.
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let Some(prefix) = std::env::var_os("RICOCHET_TEST_LOG") else {
+            return;
+        };
+        let mut kept = prefix;
+        kept.push(format!(
+            ".{}.{}-{}.messenger.log",
+            std::process::id(),
+            self.name,
+            self.child.id().unwrap_or(0)
+        ));
+        let _ = std::fs::copy(self.profile.join("messenger.log"), kept);
+    }
 }
 
 impl Instance {
     fn start(name: &'static str, dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ricochet-messenger"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ricochet-messenger"));
+        if std::env::var_os("RICOCHET_TEST_LOG").is_some() {
+            command.env("RICOCHET_LOG", "debug");
+        }
+        let mut child = command
             .arg("--plain")
             .arg("--profile")
             .arg(dir.join(name))
@@ -54,6 +80,7 @@ impl Instance {
             lines,
             name,
             patience: Duration::from_secs(30),
+            profile: dir.join(name),
         }
     }
 
