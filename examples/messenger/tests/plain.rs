@@ -105,6 +105,10 @@ impl Instance {
                 if line["event"] == event && pick(&line) {
                     return line;
                 }
+                if line["event"] == "error" {
+                    // Not what is awaited, but what a failure is read from.
+                    eprintln!("{name}: {line}");
+                }
             }
         };
         tokio::time::timeout(patience, wait)
@@ -371,6 +375,11 @@ async fn line_mode_through_the_obfs4_bridge_keeps_the_setting() {
     assert_eq!(shown["next_start"], "through an obfs4 bridge");
     alice.send("/quit").await;
     alice.expect("stopped", |_| true).await;
+    // Its process still holds the profile (and arti's state) until it has
+    // exited, a moment after "stopped" (longer on a loaded machine: two
+    // pass-rate runs restarted too early and the new one refused the
+    // profile in use).
+    assert!(alice.child.wait().await.unwrap().success());
     let first = started.elapsed();
 
     // The next start, without the flags.
