@@ -378,13 +378,8 @@ mod test {
         let error = change(profile, &Change::Ports(Some("80".to_owned()))).unwrap_err();
         assert!(error.contains("port 443"), "{error}");
         assert_eq!(kept(profile).unwrap(), bridge);
-        // What the embedded arti cannot do is refused at once.
-        let error = change(
-            profile,
-            &Change::Proxy(Some("https://me:pw@127.0.0.1:8443".to_owned())),
-        )
-        .unwrap_err();
-        assert!(error.contains("cannot log in"), "{error}");
+        // What the embedded arti cannot do is refused at once: a proxy
+        // with the obfs4 bridge, and a login to an HTTPS proxy.
         let proxied = change(
             profile,
             &Change::Proxy(Some("https://127.0.0.1:8443".to_owned())),
@@ -392,6 +387,12 @@ mod test {
         .unwrap_err();
         assert!(proxied.contains("pluggable transport"), "{proxied}");
         change(profile, &Change::Clear).unwrap();
+        let error = change(
+            profile,
+            &Change::Proxy(Some("https://me:pw@127.0.0.1:8443".to_owned())),
+        )
+        .unwrap_err();
+        assert!(error.contains("cannot log in"), "{error}");
         let proxied = change(
             profile,
             &Change::Proxy(Some("socks5://me:pw@127.0.0.1:1080".to_owned())),
