@@ -798,27 +798,43 @@ async fn launched_tor_through_the_obfs4_bridge_contacts_only_the_bridge() {
 /// The proxy tests' user and password (a space, to be sure it is carried).
 const PROXY_USER: (&str, &str) = ("alice", "open sesame");
 
-/// Through the upstream proxy at `proxy`, which this process runs (see
-/// [`only_through`]), and which forwarded something.
-async fn only_through_the_proxy(
+/// Runs the flow with `spec`'s backend behind an upstream proxy of
+/// `scheme` (`socks5` or `https`, with [`PROXY_USER`] as its login if
+/// `login`), which this process runs: only the proxy may be contacted (see
+/// [`only_through`]), and it must have forwarded something.
+async fn through_a_proxy(
     what: &str,
-    net: &ricochet_testnet::TorNet,
-    spec: ChildSpec,
-    (proxy, forwarded): (
-        std::net::SocketAddr,
-        std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ),
+    spec: fn(&ricochet_testnet::TorNet, &std::path::Path) -> ChildSpec,
+    scheme: &str,
+    login: bool,
 ) {
+    if !have_strace() {
+        return;
+    }
+    let Some(net) = ricochet_testnet::tor_network() else {
+        return;
+    };
+    let user = login.then_some(PROXY_USER);
+    let (proxy, forwarded) = match scheme {
+        "socks5" => ricochet_testnet::socks5_proxy(user),
+        "https" => ricochet_testnet::http_connect_proxy(user),
+        other => panic!("no test proxy for {other}"),
+    };
+    let url = match user {
+        Some((user, password)) => {
+            format!("{scheme}://{user}:{}@{proxy}", password.replace(' ', "%20"))
+        }
+        None => format!("{scheme}://{proxy}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ChildSpec {
+        proxy: url,
+        ..spec(net, dir.path())
+    };
     only_through(what, net, spec, proxy.port()).await;
     let forwarded = forwarded.load(std::sync::atomic::Ordering::SeqCst);
     eprintln!("{what}: the proxy forwarded {forwarded} connection(s)");
     assert!(forwarded >= 1, "{what}: the proxy forwarded nothing");
-}
-
-/// `scheme://alice:open%20sesame@ADDRESS`.
-fn proxy_url(scheme: &str, proxy: std::net::SocketAddr) -> String {
-    let (user, password) = PROXY_USER;
-    format!("{scheme}://{user}:{}@{proxy}", password.replace(' ', "%20"))
 }
 
 /// The child's settings for artis joining `net`, in `dir`.
@@ -836,74 +852,38 @@ fn arti(net: &ricochet_testnet::TorNet, dir: &std::path::Path) -> ChildSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launched_tor_through_a_socks5_proxy_contacts_only_the_proxy() {
-    if !have_strace() {
-        return;
-    }
-    let Some(net) = ricochet_testnet::tor_network() else {
-        return;
-    };
-    let proxy = ricochet_testnet::socks5_proxy(Some(PROXY_USER));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ChildSpec {
-        proxy: proxy_url("socks5", proxy.0),
-        ..launched(net, dir.path())
-    };
-    only_through_the_proxy("launched tor through a SOCKS5 proxy", net, spec, proxy).await;
+    through_a_proxy(
+        "launched tor through a SOCKS5 proxy",
+        launched,
+        "socks5",
+        true,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launched_tor_through_an_https_proxy_contacts_only_the_proxy() {
-    if !have_strace() {
-        return;
-    }
-    let Some(net) = ricochet_testnet::tor_network() else {
-        return;
-    };
-    let proxy = ricochet_testnet::http_connect_proxy(Some(PROXY_USER));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ChildSpec {
-        proxy: proxy_url("https", proxy.0),
-        ..launched(net, dir.path())
-    };
-    only_through_the_proxy("launched tor through an HTTPS proxy", net, spec, proxy).await;
+    through_a_proxy(
+        "launched tor through an HTTPS proxy",
+        launched,
+        "https",
+        true,
+    )
+    .await;
 }
 
 #[cfg(feature = "arti")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arti_through_a_socks5_proxy_contacts_only_the_proxy() {
-    if !have_strace() {
-        return;
-    }
-    let Some(net) = ricochet_testnet::tor_network() else {
-        return;
-    };
-    let proxy = ricochet_testnet::socks5_proxy(Some(PROXY_USER));
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ChildSpec {
-        proxy: proxy_url("socks5", proxy.0),
-        ..arti(net, dir.path())
-    };
-    only_through_the_proxy("arti through a SOCKS5 proxy", net, spec, proxy).await;
+    through_a_proxy("arti through a SOCKS5 proxy", arti, "socks5", true).await;
 }
 
+/// Without a login: arti 0.47 would send it scrubbed, so
+/// `ArtiTransport::new` refuses one (its unit test).
 #[cfg(feature = "arti")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arti_through_an_https_proxy_contacts_only_the_proxy() {
-    if !have_strace() {
-        return;
-    }
-    let Some(net) = ricochet_testnet::tor_network() else {
-        return;
-    };
-    // Without a login: arti 0.47 would send it scrubbed, so
-    // `ArtiTransport::new` refuses one (its unit test).
-    let proxy = ricochet_testnet::http_connect_proxy(None);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ChildSpec {
-        proxy: format!("https://{}", proxy.0),
-        ..arti(net, dir.path())
-    };
-    only_through_the_proxy("arti through an HTTPS proxy", net, spec, proxy).await;
+    through_a_proxy("arti through an HTTPS proxy", arti, "https", false).await;
 }
 
 #[test]
