@@ -704,7 +704,7 @@ impl Connection {
         .await;
         drop(target.file);
         let outcome = match (hash_matches, flushed) {
-            (true, Ok(())) => match tokio::fs::rename(&target.part, &target.destination).await {
+            (true, Ok(())) => match move_into_place(&target.part, &target.destination).await {
                 Ok(()) => TransferOutcome::Completed {
                     path: target.destination,
                 },
@@ -817,4 +817,24 @@ fn part_path(destination: &std::path::Path) -> PathBuf {
     let mut name = destination.as_os_str().to_owned();
     name.push(".part");
     PathBuf::from(name)
+}
+
+/// Renames a finished download's part file to its name and syncs the
+/// folder, so that a file reported complete is there after a power cut
+/// too (its content was synced before).
+async fn move_into_place(
+    part: &std::path::Path,
+    destination: &std::path::Path,
+) -> std::io::Result<()> {
+    tokio::fs::rename(part, destination).await?;
+    #[cfg(unix)]
+    if let Some(folder) = destination.parent() {
+        let folder = if folder.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            folder
+        };
+        tokio::fs::File::open(folder).await?.sync_all().await?;
+    }
+    Ok(())
 }

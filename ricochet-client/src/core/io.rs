@@ -540,6 +540,27 @@ pub(crate) enum StoreJob {
     },
 }
 
+impl StoreJob {
+    /// Whether the job's effect must be on stable storage before the
+    /// store says it is done ("stable before visible"): its done goes
+    /// to a peer (an acknowledgement, a request or an answer), to
+    /// the application (stored, queued, removed) or both.
+    ///
+    /// Not the record of a peer's acknowledgements of our messages: lost
+    /// in a power cut, it only makes them go out again, with the same ids,
+    /// and the peer drops them as resends (§9.2). Reads write nothing, so
+    /// they have nothing to sync.
+    pub(crate) fn must_be_stable(&self) -> bool {
+        !matches!(
+            self,
+            Self::Acknowledge { .. }
+                | Self::FetchQueued { .. }
+                | Self::History { .. }
+                | Self::Message { .. }
+        )
+    }
+}
+
 /// What a [`StoreJob`] produced.
 #[derive(Debug)]
 pub(crate) enum Stored {

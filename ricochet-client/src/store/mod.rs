@@ -4,8 +4,13 @@
 //! The file is created with mode 0600 and held with an exclusive lock for
 //! as long as the [`Store`] lives, so a second client opening the same
 //! profile fails at once with [`StorageError::ProfileInUse`]. The journal is
-//! a write-ahead log with `synchronous=NORMAL`: a committed transaction
-//! survives the process being killed (though not necessarily a power cut).
+//! a write-ahead log, synced at the commit of every transaction whose effect
+//! leaves the process or reaches the application (`synchronous=FULL`): an
+//! acknowledgement to a peer, a reply that says stored or queued, a request
+//! or answer that goes out, a new identity. Only the record of a peer's
+//! acknowledgements of our messages commits unsynced (`NORMAL`): a power cut
+//! that loses it makes the messages go out again, and the peer drops them
+//! as resends (see [`StoreJob::must_be_stable`]).
 //!
 //! Ids are stored as canonical bare service ids, times as milliseconds since
 //! the Unix epoch.
@@ -225,6 +230,8 @@ pub(crate) struct Store {
     peers: RefCell<HashMap<ServiceId, i64>>,
     /// Whether a batch's transaction is open ([`Store::run_together`]).
     in_batch: Cell<bool>,
+    /// Whether commits sync the log now (`synchronous=FULL`), if set.
+    syncing: Cell<Option<bool>>,
 }
 
 impl fmt::Debug for Store {
@@ -333,9 +340,11 @@ impl Store {
             first_wire_ids: RefCell::new(first_wire_ids),
             peers: RefCell::new(HashMap::new()),
             in_batch: Cell::new(false),
+            syncing: Cell::new(None),
         };
         store.lock()?;
-        store.conn().pragma_update(None, "synchronous", "NORMAL")?;
+        // The identity, the migrations and the import are stable at once.
+        store.sync_commits(true)?;
         // A 16 MiB page cache (the default is 2 MiB), so that the message
         // indexes of a long history stay in memory (BENCHMARKS.md).
         store.conn().pragma_update(None, "cache_size", -16384)?;
@@ -383,6 +392,19 @@ impl Store {
         self.conn()
             .execute_batch("BEGIN EXCLUSIVE; COMMIT;")
             .map_err(in_use)
+    }
+
+    /// Whether the next commits sync the write-ahead log before they
+    /// return (`synchronous=FULL`) or leave that to the next checkpoint
+    /// (`NORMAL`). Either way a commit survives the process being killed;
+    /// only a synced one survives a power cut.
+    fn sync_commits(&self, sync: bool) -> Result<(), StorageError> {
+        if self.syncing.get() != Some(sync) {
+            let mode = if sync { "FULL" } else { "NORMAL" };
+            self.conn().pragma_update(None, "synchronous", mode)?;
+            self.syncing.set(Some(sync));
+        }
+        Ok(())
     }
 
     /// Applies the migrations the file has not had yet.
@@ -1399,6 +1421,7 @@ impl Store {
         &self,
         jobs: &mut [StoreJob],
     ) -> Result<Vec<Result<Stored, StorageError>>, StorageError> {
+        self.sync_commits(jobs.iter().any(StoreJob::must_be_stable))?;
         self.conn().execute_batch("BEGIN")?;
         self.in_batch.set(true);
         let outcomes: Result<Vec<Result<Stored, StorageError>>, StorageError> =
@@ -1417,6 +1440,7 @@ impl Store {
 
     /// Runs one job, all or nothing.
     fn run_alone(&self, job: &mut StoreJob) -> Result<Stored, StorageError> {
+        self.sync_commits(job.must_be_stable())?;
         let tx = self.atomic()?;
         let stored = self.run(job)?;
         tx.commit()?;

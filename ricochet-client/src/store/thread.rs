@@ -199,17 +199,44 @@ fn import_refresh(store: &Store, import: &Import) -> Result<(), ClientError> {
     }
 }
 
+/// Creates the profile directory (0700) if it is missing, and makes its
+/// name stable: the identity stored in it is reported at once, and a power
+/// cut must not take the whole directory away afterwards.
 fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
+    let error = |source| ClientError::ProfileDirectory {
+        path: path.to_owned(),
+        source,
+    };
+    // The directories this creates, innermost first: each one's name is
+    // in its parent, which must be synced after it is created.
+    let created: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
+    if created.is_empty() {
+        return Ok(());
+    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(path)
-        .map_err(|source| ClientError::ProfileDirectory {
-            path: path.to_owned(),
-            source,
-        })
+    builder.create(path).map_err(error)?;
+    for dir in created.iter().rev() {
+        sync_parent(dir).map_err(error)?;
+    }
+    Ok(())
+}
+
+/// Syncs the directory that holds `path`, so that its entry is stable.
+#[cfg(unix)]
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_parent(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Runs batches until the driver hangs up. Every batch waiting is run in
