@@ -59,10 +59,6 @@ use crate::model::{
     split_message,
 };
 
-/// How long the store write of acknowledgements may wait for company (see
-/// [`Core::store`]).
-const ACK_HOLD: Duration = Duration::from_millis(10);
-
 /// How often a contact may close our chat channel on one connection before
 /// we close the connection (see [`Core::chat_channel_closed`]).
 const MAX_CHAT_CHANNEL_CLOSURES: u32 = 3;
@@ -93,8 +89,6 @@ pub(crate) struct Core {
     private: Private,
     out: VecDeque<Output>,
     /// Acknowledgement writes waiting for company, and until when.
-    held_acks: Vec<StoreJob>,
-    acks_due: Option<Instant>,
     /// Shutting down: no new connections.
     closing: bool,
     /// The status the application last heard of each contact: it hears
@@ -120,8 +114,6 @@ impl Core {
             links: Links::new(),
             transfers: Transfers::default(),
             out: VecDeque::new(),
-            held_acks: Vec::new(),
-            acks_due: None,
             closing: false,
             shown: HashMap::new(),
         };
@@ -148,10 +140,7 @@ impl Core {
         if self.closing {
             return None;
         }
-        match (self.links.next_deadline(), self.acks_due) {
-            (Some(dial), Some(acks)) => Some(dial.min(acks)),
-            (dial, acks) => dial.or(acks),
-        }
+        self.links.next_deadline()
     }
 
     /// No connection is open (after [`Core::shutdown`]: done).
@@ -192,29 +181,12 @@ impl Core {
         self.out.push_back(Output::Notice(notice));
     }
 
-    /// Work for the store. Acknowledgement writes waiting for company (see
-    /// [`Core::hold_ack`]) go first, so that the store sees everything in
-    /// the order it happened.
+    /// Work for the store. Jobs go out at once: the store thread runs
+    /// whatever arrived while its last commit was in flight as one
+    /// transaction (group commit), so nothing waits on a timer while the
+    /// store is idle.
     fn store(&mut self, job: StoreJob) {
-        self.release_acks();
         self.out.push_back(Output::Store(job));
-    }
-
-    /// The write of acknowledgements waits up to [`ACK_HOLD`] for other
-    /// work to share its transaction: it is not urgent (one lost in a crash
-    /// only makes the message go out again, and the receiver drops it as a
-    /// resend), and a sender of one message at a time then pays one commit
-    /// per message, not two.
-    fn hold_ack(&mut self, now: Instant, job: StoreJob) {
-        self.held_acks.push(job);
-        self.acks_due.get_or_insert(now + ACK_HOLD);
-    }
-
-    fn release_acks(&mut self) {
-        self.acks_due = None;
-        for job in self.held_acks.drain(..) {
-            self.out.push_back(Output::Store(job));
-        }
     }
 
     fn command(&mut self, conn: ConnId, command: Command) {
@@ -351,9 +323,6 @@ impl Core {
 
     /// Time passed: dial whoever is due.
     pub(crate) fn handle_timeout(&mut self, now: Now) {
-        if self.acks_due.is_some_and(|due| due <= now.instant) {
-            self.release_acks();
-        }
         if self.closing {
             return;
         }
@@ -396,7 +365,6 @@ impl Core {
     /// [`Core::is_idle`].
     pub(crate) fn shutdown(&mut self) {
         self.closing = true;
-        self.release_acks();
         for conn in self.links.ids() {
             self.close(conn);
         }
@@ -808,7 +776,7 @@ impl Core {
             contact: peer,
             acks,
         };
-        self.hold_ack(now.instant, job);
+        self.store(job);
         self.pump(now, &peer);
     }
 
