@@ -548,8 +548,8 @@ impl StoreJob {
     ///
     /// Not the record of a peer's acknowledgements of our messages: lost
     /// in a power cut, it only makes them go out again, with the same ids,
-    /// and the peer drops them as resends (§9.2). Reads write nothing, so
-    /// they have nothing to sync.
+    /// and the peer drops them as resends (§9.2); the store bounds how many
+    /// go unsynced. Reads write nothing, so they have nothing to sync.
     pub(crate) fn must_be_stable(&self) -> bool {
         !matches!(
             self,

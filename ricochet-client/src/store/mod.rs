@@ -232,6 +232,29 @@ pub(crate) struct Store {
     in_batch: Cell<bool>,
     /// Whether commits sync the log now (`synchronous=FULL`), if set.
     syncing: Cell<Option<bool>>,
+    /// Acknowledgements of ours recorded by commits since the last synced
+    /// one (see [`MAX_UNSYNCED_ACKNOWLEDGEMENTS`]).
+    unsynced_acks: Cell<usize>,
+}
+
+/// How many of a contact's acknowledgements of our messages may be
+/// recorded without a sync. A power cut that loses their record makes
+/// those messages go out again, together with those in flight (up to
+/// [`crate::Limits::max_unacknowledged_messages`], 2048 by default): a
+/// receiver of this crate recognises resends among its last
+/// [`RESEND_WINDOW`] (4096) messages, and a peer that keeps no record of
+/// what it received shows them again. Bots, whose acknowledgements come
+/// by the thousand, sync every batch of them anyway; a chat's come one by
+/// one and ride on the next synced commit.
+const MAX_UNSYNCED_ACKNOWLEDGEMENTS: usize = 64;
+
+/// How a transaction commits ([`Store::commit_policy`]).
+struct PendingCommit {
+    sync: bool,
+    /// Unsynced acknowledgements after it, if it does not sync.
+    unsynced: usize,
+    /// `total_changes` before it.
+    changes_before: u64,
 }
 
 impl fmt::Debug for Store {
@@ -341,6 +364,7 @@ impl Store {
             peers: RefCell::new(HashMap::new()),
             in_batch: Cell::new(false),
             syncing: Cell::new(None),
+            unsynced_acks: Cell::new(0),
         };
         store.lock()?;
         // The identity, the migrations and the import are stable at once.
@@ -405,6 +429,41 @@ impl Store {
             self.syncing.set(Some(sync));
         }
         Ok(())
+    }
+
+    /// Sets how the transaction of `jobs` commits: synced if any of them
+    /// must be stable before it is done, or if the acknowledgements
+    /// recorded unsynced would exceed [`MAX_UNSYNCED_ACKNOWLEDGEMENTS`].
+    fn commit_policy(&self, jobs: &[StoreJob]) -> Result<PendingCommit, StorageError> {
+        let acks: usize = jobs
+            .iter()
+            .map(|job| match job {
+                StoreJob::Acknowledge { acks, .. } => acks.len(),
+                _ => 0,
+            })
+            .sum();
+        let unsynced = self.unsynced_acks.get() + acks;
+        let sync =
+            jobs.iter().any(StoreJob::must_be_stable) || unsynced > MAX_UNSYNCED_ACKNOWLEDGEMENTS;
+        self.sync_commits(sync)?;
+        Ok(PendingCommit {
+            sync,
+            unsynced,
+            changes_before: self.conn().total_changes(),
+        })
+    }
+
+    /// After the commit of a transaction set up by
+    /// [`Store::commit_policy`]: a synced commit that wrote synced the
+    /// whole log (a transaction that changed no row writes no log and
+    /// syncs nothing).
+    fn committed(&self, pending: &PendingCommit) {
+        let wrote = self.conn().total_changes() != pending.changes_before;
+        self.unsynced_acks.set(if pending.sync && wrote {
+            0
+        } else {
+            pending.unsynced
+        });
     }
 
     /// Applies the migrations the file has not had yet.
@@ -1421,7 +1480,7 @@ impl Store {
         &self,
         jobs: &mut [StoreJob],
     ) -> Result<Vec<Result<Stored, StorageError>>, StorageError> {
-        self.sync_commits(jobs.iter().any(StoreJob::must_be_stable))?;
+        let pending = self.commit_policy(jobs)?;
         self.conn().execute_batch("BEGIN")?;
         self.in_batch.set(true);
         let outcomes: Result<Vec<Result<Stored, StorageError>>, StorageError> =
@@ -1429,6 +1488,7 @@ impl Store {
         self.in_batch.set(false);
         let committed = outcomes.and_then(|outcomes| {
             self.conn().execute_batch("COMMIT")?;
+            self.committed(&pending);
             Ok(outcomes)
         });
         if committed.is_err() {
@@ -1440,10 +1500,11 @@ impl Store {
 
     /// Runs one job, all or nothing.
     fn run_alone(&self, job: &mut StoreJob) -> Result<Stored, StorageError> {
-        self.sync_commits(job.must_be_stable())?;
+        let pending = self.commit_policy(std::slice::from_ref(job))?;
         let tx = self.atomic()?;
         let stored = self.run(job)?;
         tx.commit()?;
+        self.committed(&pending);
         Ok(stored)
     }
 
@@ -1776,6 +1837,47 @@ mod tests {
         assert_eq!(history[0].text, "hi");
         assert_eq!(history[0].time, at(5));
         assert_eq!(history[0].contact, RicochetId(alice));
+    }
+
+    /// A contact's acknowledgements of ours commit without a sync up to
+    /// [`MAX_UNSYNCED_ACKNOWLEDGEMENTS`]; past it, and whenever a job must
+    /// be stable, the commit syncs (`synchronous` 2 = FULL, 1 = NORMAL).
+    #[test]
+    fn acknowledgements_commit_unsynced_up_to_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("profile.db")).unwrap();
+        let alice = new_id();
+        let synchronous = |store: &Store| -> i64 {
+            store
+                .conn()
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .unwrap()
+        };
+        let acks = |n: usize| StoreJob::Acknowledge {
+            contact: alice,
+            acks: (0..n)
+                .map(|i| (u32::try_from(i).unwrap(), true, None))
+                .collect(),
+        };
+        assert_eq!(synchronous(&store), 2, "the opening commits sync");
+        let step = |jobs: &[StoreJob]| {
+            let pending = store.commit_policy(jobs).unwrap();
+            let sync = pending.sync;
+            store.committed(&pending);
+            (sync, synchronous(&store), store.unsynced_acks.get())
+        };
+        assert_eq!(step(&[acks(40)]), (false, 1, 40));
+        assert_eq!(step(&[acks(24)]), (false, 1, 64));
+        // One more would pass the bound: this commit syncs. Nothing changed,
+        // so nothing was written and synced, and the count stays.
+        assert_eq!(step(&[acks(1)]), (true, 2, 65));
+        // A job that must be stable syncs, and its write syncs the log.
+        let pending = store
+            .commit_policy(&[StoreJob::RemoveRequest(alice), acks(1)])
+            .unwrap();
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store.committed(&pending);
+        assert_eq!((synchronous(&store), store.unsynced_acks.get()), (2, 0));
     }
 
     #[test]
