@@ -51,6 +51,10 @@ pub(crate) struct App {
     ask_requests: bool,
     /// Whom we may send to.
     talking_to: BTreeSet<usize>,
+    /// The simulation made a write of this client's store fail (an I/O
+    /// error, a full disk): errors of the store are what the user sees
+    /// then, and fine.
+    storage_failed: bool,
 }
 
 impl App {
@@ -69,6 +73,7 @@ impl App {
             unreachable: BTreeSet::new(),
             ask_requests: false,
             talking_to: BTreeSet::new(),
+            storage_failed: false,
         }
     }
 
@@ -104,6 +109,17 @@ impl App {
         self.calls.clear();
         self.waiting.clear();
         self.unreachable.clear();
+    }
+
+    /// A write of this client's store is made to fail.
+    pub(crate) fn storage_fails(&mut self) {
+        self.storage_failed = true;
+    }
+
+    /// Whether `error` is one this user may see: a store's, after a
+    /// storage fault.
+    fn tolerated(&self, error: &ClientError) -> bool {
+        self.storage_failed && matches!(error, ClientError::Storage(_))
     }
 
     /// The next thing the user does, if any.
@@ -213,6 +229,7 @@ impl App {
             (Pending::Send { .. }, Response::Queued(Err(error))) => match error {
                 // The contact rejected us meanwhile, or the store failed.
                 ClientError::NotMessageable { .. } | ClientError::NoSuchContact { .. } => {}
+                other if self.tolerated(&other) => {}
                 other => return Err(format!("sending failed: {other}")),
             },
             (Pending::Request, Response::Done(result)) => match result {
@@ -222,6 +239,7 @@ impl App {
                     | ClientError::Blocked { .. }
                     | ClientError::NoSuchRequest { .. },
                 ) => {}
+                Err(other) if self.tolerated(&other) => {}
                 Err(other) => return Err(format!("a contact request failed: {other}")),
             },
             // The contact may have gone (rejected us, failed the request)
@@ -229,10 +247,12 @@ impl App {
             (Pending::ConnectNow, Response::Done(result)) => match result {
                 Ok(())
                 | Err(ClientError::NoSuchContact { .. } | ClientError::NotMessageable { .. }) => {}
+                Err(other) if self.tolerated(&other) => {}
                 Err(other) => return Err(format!("connecting now failed: {other}")),
             },
             (Pending::Answer, Response::Done(result)) => match result {
                 Ok(()) | Err(ClientError::NoSuchRequest { .. }) => {}
+                Err(other) if self.tolerated(&other) => {}
                 Err(other) => return Err(format!("answering a request failed: {other}")),
             },
             (Pending::Requests, Response::ContactRequests(requests)) => {
@@ -291,6 +311,7 @@ impl App {
                 let to = self.index_of(contact.service_id())?;
                 self.unreachable.insert(to);
             }
+            Notice::Error { error, .. } if self.tolerated(&error) => {}
             Notice::Error { error, .. } => return Err(format!("the client reports {error}")),
             _ => {}
         }

@@ -5,7 +5,9 @@
 //! too: connections cut at any byte, dials that fail, deliveries in any
 //! order between connections, two clients dialling each other at once,
 //! crashes (the core dropped with its uncommitted store work, the store
-//! reopened), and jumps of the clock. Invariants are checked after every
+//! reopened), power cuts (a crash that also loses every commit not synced),
+//! failing writes (`SQLITE_IOERR`) and a full disk (`SQLITE_FULL`), and
+//! jumps of the clock. Invariants are checked after every
 //! step; at the end the network heals and everything must converge.
 
 mod app;
@@ -27,7 +29,7 @@ use crate::core::io::{Closure, Command, ConnId, Notice, Now, Output, Report, Sto
 use crate::core::private::PrivateConfig;
 use crate::core::{Core, CoreConfig};
 use crate::link::{ChatBatch, LinkState, Meaning};
-use crate::store::Store;
+use crate::store::{StorageFault, Store};
 
 /// Clients in one simulation.
 pub(crate) const NODES: usize = 5;
@@ -45,6 +47,11 @@ pub(crate) struct Tally {
     pub(crate) messages_confirmed: u64,
     pub(crate) messages_delivered: u64,
     pub(crate) store_batches: u64,
+    pub(crate) power_cuts: u64,
+    /// Power cuts that lost unsynced commits.
+    pub(crate) power_cuts_losing: u64,
+    pub(crate) failed_writes: u64,
+    pub(crate) full_disks: u64,
 }
 
 /// A broken invariant, with what led to it.
@@ -116,6 +123,9 @@ struct Node {
     key: Arc<IdentityKey>,
     id: ServiceId,
     database: PathBuf,
+    /// The database as of its last synced commit, while later commits are
+    /// not synced: what a power cut leaves.
+    synced_image: Option<PathBuf>,
     up: Option<Up>,
     app: App,
 }
@@ -123,6 +133,9 @@ struct Node {
 pub(crate) struct Sim {
     seed: u64,
     rng: StdRng,
+    /// The storage faults' own draws, so that adding them left the other
+    /// choices of every seed as they were.
+    storage_rng: StdRng,
     started: Instant,
     wall_start: SystemTime,
     elapsed: Duration,
@@ -159,6 +172,7 @@ impl Sim {
                 key,
                 id,
                 database: dir.path().join(format!("node{index}.sqlite3")),
+                synced_image: None,
                 up: None,
                 app: App::new(index),
             });
@@ -166,6 +180,7 @@ impl Sim {
         let mut sim = Self {
             seed,
             rng,
+            storage_rng: StdRng::seed_from_u64(seed ^ 0x5354_4f52_4147_4521),
             started: Instant::now(),
             wall_start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             elapsed: Duration::ZERO,
@@ -283,6 +298,27 @@ impl Sim {
         self.nodes[index].app.crashed();
     }
 
+    /// The power fails: a crash, and the database loses every commit
+    /// that was not synced.
+    fn power_cut(&mut self, index: usize) {
+        if self.nodes[index].up.is_none() {
+            return;
+        }
+        self.tally.power_cuts += 1;
+        self.note(format!("power cut at node{index}"));
+        self.crash(index);
+        let node = &mut self.nodes[index];
+        if let Some(image) = node.synced_image.take() {
+            self.tally.power_cuts_losing += 1;
+            let mut wal = node.database.as_os_str().to_owned();
+            wal.push("-wal");
+            let _ = std::fs::remove_file(PathBuf::from(wal));
+            if let Err(error) = std::fs::rename(&image, &node.database) {
+                panic!("node {index}: cannot put back its synced database: {error}");
+            }
+        }
+    }
+
     // ---- running ----
 
     /// Runs `steps` steps with faults, then heals the network and runs
@@ -334,6 +370,11 @@ impl Sim {
         self.fire_timers()?;
         let faults = !self.healing;
         let roll = self.rng.random_range(0..1000u32);
+        if faults && self.storage_rng.random_range(0..1000u32) == 0 {
+            let index = self.storage_rng.random_range(0..NODES);
+            self.power_cut(index);
+            return Ok(true);
+        }
         if faults && roll < 2 {
             return self.fault_cut().map(|()| true);
         }
@@ -501,6 +542,16 @@ impl Sim {
 
     fn run_store(&mut self, index: usize) -> Result<(), Failure> {
         let now = self.now();
+        // A failing write or a full disk, for this batch (if it runs).
+        let fault = if self.healing || self.nodes[index].up.is_none() {
+            None
+        } else {
+            match self.storage_rng.random_range(0..300u32) {
+                0 => Some(StorageFault::Io),
+                1 => Some(StorageFault::Full),
+                _ => None,
+            }
+        };
         let Some(up) = self.nodes[index].up.as_mut() else {
             return Ok(());
         };
@@ -514,7 +565,43 @@ impl Sim {
         }
         let jobs = std::mem::take(&mut up.jobs);
         let count = jobs.len();
+        if let Some(fault) = fault {
+            up.store.inject(fault);
+        }
+        let node = &mut self.nodes[index];
+        if fault.is_some() {
+            node.app.storage_fails();
+        }
+        let Some(up) = node.up.as_mut() else {
+            return Ok(());
+        };
+        // What a power cut would leave: the database before the first of
+        // a run of unsynced commits.
+        if node.synced_image.is_none() && up.store.would_commit_unsynced(&jobs) {
+            let image = node.database.with_extension("synced");
+            let _ = std::fs::remove_file(&image);
+            if let Err(error) = up.store.copy_to(&image) {
+                panic!("node {index}: cannot copy its database: {error}");
+            }
+            node.synced_image = Some(image);
+        }
         let done = up.store.run_batch(jobs);
+        if up.store.all_synced()
+            && let Some(image) = node.synced_image.take()
+        {
+            let _ = std::fs::remove_file(image);
+        }
+        match fault {
+            Some(StorageFault::Io) => {
+                self.tally.failed_writes += 1;
+                self.note(format!("node{index}: the writes of {count} jobs failed"));
+            }
+            Some(StorageFault::Full) => {
+                self.tally.full_disks += 1;
+                self.note(format!("node{index}: the disk was full for {count} jobs"));
+            }
+            None => {}
+        }
         self.tally.store_batches += 1;
         // Rarely, the process dies after the commit and before anyone hears
         // of it.

@@ -73,6 +73,10 @@ fn seeds() {
                 total.messages_confirmed += tally.messages_confirmed;
                 total.messages_delivered += tally.messages_delivered;
                 total.store_batches += tally.store_batches;
+                total.power_cuts += tally.power_cuts;
+                total.power_cuts_losing += tally.power_cuts_losing;
+                total.failed_writes += tally.failed_writes;
+                total.full_disks += tally.full_disks;
             }
             Err(failure) => failures.push(failure),
         }

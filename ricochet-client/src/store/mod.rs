@@ -235,6 +235,22 @@ pub(crate) struct Store {
     /// Acknowledgements of ours recorded by commits since the last synced
     /// one (see [`MAX_UNSYNCED_ACKNOWLEDGEMENTS`]).
     unsynced_acks: Cell<usize>,
+    /// The simulation's storage fault for the commits of the next batch.
+    #[cfg(test)]
+    fault: Cell<Option<StorageFault>>,
+}
+
+/// A storage fault the simulation injects into one batch.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageFault {
+    /// Every commit fails as a failed write or sync of the log does
+    /// (`SQLITE_IOERR`): rolled back, nothing of it visible.
+    Io,
+    /// The disk is full: the database may not grow by a page
+    /// (`max_page_count`), so writes that need one fail with `SQLITE_FULL`
+    /// and the others succeed.
+    Full,
 }
 
 /// How many of a contact's acknowledgements of our messages may be
@@ -247,6 +263,48 @@ pub(crate) struct Store {
 /// by the thousand, sync every batch of them anyway; a chat's come one by
 /// one and ride on the next synced commit.
 const MAX_UNSYNCED_ACKNOWLEDGEMENTS: usize = 64;
+
+/// The injected fault of one [`Store::run_batch`]: a full disk is a
+/// database that may not grow while the batch runs; the fault ends with
+/// the batch.
+#[cfg(test)]
+struct FaultScope<'a> {
+    store: &'a Store,
+    max_page_count: Option<i64>,
+}
+
+#[cfg(test)]
+impl<'a> FaultScope<'a> {
+    fn begin(store: &'a Store) -> Self {
+        let mut max_page_count = None;
+        if store.fault.get() == Some(StorageFault::Full) {
+            let conn = store.conn();
+            let old: rusqlite::Result<i64> =
+                conn.pragma_query_value(None, "max_page_count", |row| row.get(0));
+            let pages: rusqlite::Result<i64> =
+                conn.pragma_query_value(None, "page_count", |row| row.get(0));
+            if let (Ok(old), Ok(pages)) = (old, pages)
+                && conn.pragma_update(None, "max_page_count", pages).is_ok()
+            {
+                max_page_count = Some(old);
+            }
+        }
+        Self {
+            store,
+            max_page_count,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for FaultScope<'_> {
+    fn drop(&mut self) {
+        if let Some(old) = self.max_page_count {
+            let _ = self.store.conn().pragma_update(None, "max_page_count", old);
+        }
+        self.store.fault.set(None);
+    }
+}
 
 /// How a transaction commits ([`Store::commit_policy`]).
 struct PendingCommit {
@@ -364,7 +422,11 @@ impl Store {
             peers: RefCell::new(HashMap::new()),
             in_batch: Cell::new(false),
             syncing: Cell::new(None),
-            unsynced_acks: Cell::new(0),
+            // What a process that was killed left in the log may not be
+            // synced: the first acknowledgements after a start sync.
+            unsynced_acks: Cell::new(MAX_UNSYNCED_ACKNOWLEDGEMENTS),
+            #[cfg(test)]
+            fault: Cell::new(None),
         };
         store.lock()?;
         // The identity, the migrations and the import are stable at once.
@@ -435,6 +497,18 @@ impl Store {
     /// must be stable before it is done, or if the acknowledgements
     /// recorded unsynced would exceed [`MAX_UNSYNCED_ACKNOWLEDGEMENTS`].
     fn commit_policy(&self, jobs: &[StoreJob]) -> Result<PendingCommit, StorageError> {
+        let (sync, unsynced) = self.sync_needed(jobs);
+        self.sync_commits(sync)?;
+        Ok(PendingCommit {
+            sync,
+            unsynced,
+            changes_before: self.conn().total_changes(),
+        })
+    }
+
+    /// Whether the transaction of `jobs` must sync, and the unsynced
+    /// acknowledgements after it if it does not.
+    fn sync_needed(&self, jobs: &[StoreJob]) -> (bool, usize) {
         let acks: usize = jobs
             .iter()
             .map(|job| match job {
@@ -445,12 +519,48 @@ impl Store {
         let unsynced = self.unsynced_acks.get() + acks;
         let sync =
             jobs.iter().any(StoreJob::must_be_stable) || unsynced > MAX_UNSYNCED_ACKNOWLEDGEMENTS;
-        self.sync_commits(sync)?;
-        Ok(PendingCommit {
-            sync,
-            unsynced,
-            changes_before: self.conn().total_changes(),
-        })
+        (sync, unsynced)
+    }
+
+    /// Whether a batch of `jobs` would commit without a sync.
+    #[cfg(test)]
+    pub(crate) fn would_commit_unsynced(&self, jobs: &[StoreJob]) -> bool {
+        !self.sync_needed(jobs).0
+    }
+
+    /// Whether every commit so far is on stable storage.
+    #[cfg(test)]
+    pub(crate) fn all_synced(&self) -> bool {
+        self.unsynced_acks.get() == 0
+    }
+
+    /// A copy of the database as it is now, at `to` (which must not exist).
+    #[cfg(test)]
+    pub(crate) fn copy_to(&self, to: &Path) -> Result<(), StorageError> {
+        let to = to
+            .to_str()
+            .ok_or_else(|| corrupt("the copy's path is not UTF-8".to_owned()))?;
+        self.conn().execute("VACUUM INTO ?1", [to])?;
+        Ok(())
+    }
+
+    /// Injects `fault` into the next [`Store::run_batch`].
+    #[cfg(test)]
+    pub(crate) fn inject(&self, fault: StorageFault) {
+        self.fault.set(Some(fault));
+    }
+
+    /// Fails a commit as a failed write of the log would, if the
+    /// simulation says so.
+    fn injected_failure(&self) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if self.fault.get() == Some(StorageFault::Io) {
+            return Err(StorageError::Database(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+                Some("injected: the write of the log failed".to_owned()),
+            )));
+        }
+        Ok(())
     }
 
     /// After the commit of a transaction set up by
@@ -1433,6 +1543,8 @@ impl Store {
     /// itself fails, each job runs again in a transaction of its own, so
     /// that each gets its own outcome.
     pub(crate) fn run_batch(&self, mut jobs: Vec<StoreJob>) -> Vec<StoreDone> {
+        #[cfg(test)]
+        let _fault = FaultScope::begin(self);
         if jobs.len() > 1 {
             // A job changes its resend detector as it runs; a second run
             // must start from the first one's.
@@ -1487,6 +1599,7 @@ impl Store {
             jobs.iter_mut().map(|job| self.run(job).map(Ok)).collect();
         self.in_batch.set(false);
         let committed = outcomes.and_then(|outcomes| {
+            self.injected_failure()?;
             self.conn().execute_batch("COMMIT")?;
             self.committed(&pending);
             Ok(outcomes)
@@ -1503,6 +1616,7 @@ impl Store {
         let pending = self.commit_policy(std::slice::from_ref(job))?;
         let tx = self.atomic()?;
         let stored = self.run(job)?;
+        self.injected_failure()?;
         tx.commit()?;
         self.committed(&pending);
         Ok(stored)
@@ -1866,6 +1980,13 @@ mod tests {
             store.committed(&pending);
             (sync, synchronous(&store), store.unsynced_acks.get())
         };
+        // What a killed process left in the log may be unsynced: the first
+        // acknowledgements after opening sync (and write, here).
+        let pending = store.commit_policy(&[acks(1)]).unwrap();
+        assert!(pending.sync);
+        store.add_contact(&contact(alice, "alice")).unwrap();
+        store.committed(&pending);
+        assert_eq!(store.unsynced_acks.get(), 0);
         assert_eq!(step(&[acks(40)]), (false, 1, 40));
         assert_eq!(step(&[acks(24)]), (false, 1, 64));
         // One more would pass the bound: this commit syncs. Nothing changed,
