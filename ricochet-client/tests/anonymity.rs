@@ -487,6 +487,7 @@ async fn traced_child(spec: &ChildSpec) -> Trace {
     .chain([log.clone().into_os_string()])
     .collect();
     let child = common::child_command(CHILD_ENV, spec.encode(), &strace)
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let output = tokio::time::timeout(CHILD_TIMEOUT, child.wait_with_output())
@@ -494,8 +495,31 @@ async fn traced_child(spec: &ChildSpec) -> Trace {
         .expect("the traced child finishes in time")
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprint!("{stderr}");
+    let finished = stdout.contains("CHILD ok") && stdout.contains("test result: ok");
+    // strace can lose a thread of the exiting child ("ptrace(
+    // PTRACE_LISTEN, …): Input/output error") and then exits with 1: seen
+    // once (pass-rate run 5 of 20 on 9dee5aa), after the child's test had
+    // passed and printed its result. The trace up to the exit is checked
+    // as any other; what strace missed is the process ending.
+    let strace_lost_the_exit = !output.status.success()
+        && finished
+        && stderr
+            .lines()
+            .any(|l| l.starts_with("strace: ptrace(PTRACE_LISTEN"))
+        && stderr
+            .lines()
+            .filter(|l| l.starts_with("strace:"))
+            .all(|l| l.starts_with("strace: ptrace(PTRACE_LISTEN"));
+    if strace_lost_the_exit {
+        eprintln!(
+            "{}: TOLERATED strace error at the child's exit ({})",
+            spec.backend, output.status
+        );
+    }
     assert!(
-        output.status.success() && stdout.contains("CHILD ok"),
+        (output.status.success() && stdout.contains("CHILD ok")) || strace_lost_the_exit,
         "{}: the traced child failed ({}):\n{stdout}",
         spec.backend,
         output.status
