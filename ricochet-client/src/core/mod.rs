@@ -29,7 +29,7 @@ pub(crate) mod links;
 pub(crate) mod private;
 pub(crate) mod transfers;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,10 @@ use crate::model::{
     MessageStatus, PrivateModeState, RequestAnswer, RequestFailure, Stats, TransferId,
     split_message,
 };
+
+/// How long failed store work (see [`Core::retry_store_later`]) waits
+/// before it is tried again.
+const STORE_RETRY: Duration = Duration::from_secs(2);
 
 /// How often a contact may close our chat channel on one connection before
 /// we close the connection (see [`Core::chat_channel_closed`]).
@@ -88,9 +92,14 @@ pub(crate) struct Core {
     transfers: Transfers,
     private: Private,
     out: VecDeque<Output>,
-    /// Acknowledgement writes waiting for company, and until when.
     /// Shutting down: no new connections.
     closing: bool,
+    /// Store work that failed (a write error, a full disk) and is tried
+    /// again at `store_retry_at`: acknowledgements to record, and outboxes
+    /// to fill.
+    store_retry: Vec<StoreJob>,
+    refetch: BTreeSet<ServiceId>,
+    store_retry_at: Option<Instant>,
     /// The status the application last heard of each contact: it hears
     /// changes only.
     shown: HashMap<ServiceId, ContactStatus>,
@@ -115,6 +124,9 @@ impl Core {
             transfers: Transfers::default(),
             out: VecDeque::new(),
             closing: false,
+            store_retry: Vec::new(),
+            refetch: BTreeSet::new(),
+            store_retry_at: None,
             shown: HashMap::new(),
         };
         let ids: Vec<ServiceId> = core.book.ids().collect();
@@ -140,7 +152,10 @@ impl Core {
         if self.closing {
             return None;
         }
-        self.links.next_deadline()
+        match (self.links.next_deadline(), self.store_retry_at) {
+            (Some(dial), Some(retry)) => Some(dial.min(retry)),
+            (dial, retry) => dial.or(retry),
+        }
     }
 
     /// No connection is open (after [`Core::shutdown`]: done).
@@ -187,6 +202,12 @@ impl Core {
     /// store is idle.
     fn store(&mut self, job: StoreJob) {
         self.out.push_back(Output::Store(job));
+    }
+
+    /// Store work failed: try again in [`STORE_RETRY`], when a full disk
+    /// may have room again.
+    fn retry_store_later(&mut self, now: Now) {
+        self.store_retry_at.get_or_insert(now.instant + STORE_RETRY);
     }
 
     fn command(&mut self, conn: ConnId, command: Command) {
@@ -325,6 +346,15 @@ impl Core {
     pub(crate) fn handle_timeout(&mut self, now: Now) {
         if self.closing {
             return;
+        }
+        if self.store_retry_at.is_some_and(|at| at <= now.instant) {
+            self.store_retry_at = None;
+            for job in std::mem::take(&mut self.store_retry) {
+                self.store(job);
+            }
+            for contact in std::mem::take(&mut self.refetch) {
+                self.pump(now, &contact);
+            }
         }
         for id in self.links.due(now.instant) {
             self.dial(now, id);
@@ -988,22 +1018,31 @@ impl Core {
                         self.pump(now, &contact);
                     }
                     Ok(_) => self.delivery.fetch_failed(&contact),
-                    // Not asked again at once: the next acknowledgement or
-                    // connection asks.
+                    // Asked again after a while (or at the next
+                    // acknowledgement or connection, if sooner).
                     Err(error) => {
                         self.delivery.fetch_failed(&contact);
+                        self.refetch.insert(contact);
+                        self.retry_store_later(now);
                         self.error(Some(contact), error.into());
                     }
                 }
             }
-            StoreJob::Acknowledge { contact, .. } => match outcome {
+            StoreJob::Acknowledge { contact, acks } => match outcome {
                 Ok(Stored::Changed(changed)) => {
                     for (id, status) in changed {
                         self.message_status(&contact, id, status);
                     }
                 }
                 Ok(_) => {}
-                Err(error) => self.error(Some(contact), error.into()),
+                // The messages stay sent, not acknowledged, until the
+                // record is written: tried again after a while.
+                Err(error) => {
+                    self.error(Some(contact), error.into());
+                    self.store_retry
+                        .push(StoreJob::Acknowledge { contact, acks });
+                    self.retry_store_later(now);
+                }
             },
             StoreJob::History { contact, call, .. } => {
                 let history = outcome

@@ -123,8 +123,10 @@ struct Node {
     key: Arc<IdentityKey>,
     id: ServiceId,
     database: PathBuf,
-    /// The database as of its last synced commit, while later commits are
-    /// not synced: what a power cut leaves.
+    /// The step at which its power fails, once one is coming.
+    power_fails_at: Option<u64>,
+    /// While a power cut is coming: the database as of its last synced
+    /// commit, if later commits are not synced (what the cut leaves).
     synced_image: Option<PathBuf>,
     up: Option<Up>,
     app: App,
@@ -172,6 +174,7 @@ impl Sim {
                 key,
                 id,
                 database: dir.path().join(format!("node{index}.sqlite3")),
+                power_fails_at: None,
                 synced_image: None,
                 up: None,
                 app: App::new(index),
@@ -301,11 +304,11 @@ impl Sim {
     /// The power fails: a crash, and the database loses every commit
     /// that was not synced.
     fn power_cut(&mut self, index: usize) {
-        if self.nodes[index].up.is_none() {
-            return;
-        }
+        self.nodes[index].power_fails_at = None;
         self.tally.power_cuts += 1;
         self.note(format!("power cut at node{index}"));
+        // A process that had died keeps nothing either: what it left
+        // unsynced was in memory.
         self.crash(index);
         let node = &mut self.nodes[index];
         if let Some(image) = node.synced_image.take() {
@@ -331,6 +334,12 @@ impl Sim {
             self.check()?;
         }
         self.healing = true;
+        for node in &mut self.nodes {
+            node.power_fails_at = None;
+            if let Some(image) = node.synced_image.take() {
+                let _ = std::fs::remove_file(image);
+            }
+        }
         for index in 0..NODES {
             if self.nodes[index].up.is_none() {
                 self.start_node(index);
@@ -370,8 +379,24 @@ impl Sim {
         self.fire_timers()?;
         let faults = !self.healing;
         let roll = self.rng.random_range(0..1000u32);
+        // A power cut comes 1 to 300 steps after it is decided: until then
+        // the node keeps a copy of what its last synced commit left
+        // (copying it at every unsynced commit of a run would make the
+        // simulation several times slower).
         if faults && self.storage_rng.random_range(0..1000u32) == 0 {
             let index = self.storage_rng.random_range(0..NODES);
+            let at = self.step + self.storage_rng.random_range(1..=300);
+            let node = &mut self.nodes[index];
+            if node.up.is_some() && node.power_fails_at.is_none() {
+                node.power_fails_at = Some(at);
+            }
+        }
+        if let Some(index) = (0..NODES).find(|&i| {
+            faults
+                && self.nodes[i]
+                    .power_fails_at
+                    .is_some_and(|at| at <= self.step)
+        }) {
             self.power_cut(index);
             return Ok(true);
         }
@@ -577,7 +602,10 @@ impl Sim {
         };
         // What a power cut would leave: the database before the first of
         // a run of unsynced commits.
-        if node.synced_image.is_none() && up.store.would_commit_unsynced(&jobs) {
+        if node.power_fails_at.is_some()
+            && node.synced_image.is_none()
+            && up.store.would_commit_unsynced(&jobs)
+        {
             let image = node.database.with_extension("synced");
             let _ = std::fs::remove_file(&image);
             if let Err(error) = up.store.copy_to(&image) {
