@@ -336,13 +336,16 @@ async fn nothing_acknowledged_or_queued_is_lost_in_power_cuts() {
         .unwrap();
     expect_line(&mut child, "started ").await;
 
-    // The parent sends a-0, a-1, … one call at a time until told to stop.
+    // The parent sends a-0, a-1, … one call at a time until told to stop,
+    // at most 200 per cut (the checks read its whole history after every
+    // cut; a long run would otherwise spend its time there).
     let sent = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let most = 200 * (cuts + 1);
     let sender = {
         let (client, sent, stop) = (parent.client.clone(), Arc::clone(&sent), Arc::clone(&stop));
         tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < most {
                 let n = sent.load(Ordering::Relaxed);
                 client
                     .send_message(child_id, &format!("a-{n}"))
