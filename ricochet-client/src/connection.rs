@@ -827,14 +827,8 @@ async fn move_into_place(
     destination: &std::path::Path,
 ) -> std::io::Result<()> {
     tokio::fs::rename(part, destination).await?;
-    #[cfg(unix)]
-    if let Some(folder) = destination.parent() {
-        let folder = if folder.as_os_str().is_empty() {
-            std::path::Path::new(".")
-        } else {
-            folder
-        };
-        tokio::fs::File::open(folder).await?.sync_all().await?;
-    }
-    Ok(())
+    let destination = destination.to_owned();
+    tokio::task::spawn_blocking(move || crate::durable::sync_parent(&destination))
+        .await
+        .map_err(std::io::Error::other)?
 }

@@ -7,6 +7,7 @@ mod config;
 mod connection;
 mod core;
 mod driver;
+mod durable;
 mod erased;
 mod error;
 mod event;

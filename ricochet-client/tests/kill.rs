@@ -14,11 +14,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::start;
+use common::{ChildFixture, start};
 use ricochet_client::transport::tcp::{Directory, TcpTransport};
-use ricochet_client::{
-    ClientBuilder, Event, IdentityKey, MessageDirection, MessageStatus, ReconnectPolicy, RicochetId,
-};
+use ricochet_client::{Event, MessageDirection, MessageStatus, RicochetId};
 
 const CHILD_ENV: &str = "RICOCHET_KILL_TEST_CHILD";
 const MESSAGES: usize = 400;
@@ -65,16 +63,9 @@ async fn child() {
         return;
     };
     let spec = ChildSpec::decode(&spec);
-    let directory = Directory::load(Path::new(&spec.directory)).unwrap();
-    let key = IdentityKey::load(Path::new(&spec.key)).unwrap();
     let peer: RicochetId = spec.peer.parse().unwrap();
-    let (client, mut events) = ClientBuilder::new(&spec.profile)
-        .identity(key)
-        .transport(TcpTransport::new(directory))
-        .reconnect(ReconnectPolicy::fixed(Duration::from_millis(100)))
-        .start()
-        .await
-        .unwrap();
+    let (client, mut events) =
+        common::start_child_client(&spec.profile, &spec.directory, &spec.key).await;
     println!("CHILD started");
     if spec.mode == "receive" {
         // Accept requests; everything else is the client's own work.
@@ -120,45 +111,14 @@ async fn child() {
     while events.next().await.is_some() {}
 }
 
-/// A child client's fixed identity and address, so that it can be killed
-/// and come back as the same peer: its key file, its profile, and a
-/// directory file with both parties' addresses.
-struct ChildFixture {
-    id: RicochetId,
-    profile: std::path::PathBuf,
-    key_file: std::path::PathBuf,
-    directory_file: std::path::PathBuf,
-}
-
-impl ChildFixture {
-    fn new(dir: &Path, directory: &Directory, parent: RicochetId) -> Self {
-        let key_file = dir.join("child.key");
-        let (key, address) = common::fixed_identity(&key_file);
-        let id: RicochetId = key.service_id().into();
-        directory.insert(*id.service_id(), address);
-        let parent_address = directory.get(parent.service_id()).unwrap();
-        let directory_file = dir.join("peers.txt");
-        std::fs::write(
-            &directory_file,
-            format!("{parent} {parent_address}\n{id} {address}\n"),
-        )
-        .unwrap();
-        Self {
-            id,
-            profile: dir.join("child"),
-            key_file,
-            directory_file,
-        }
-    }
-
-    fn spec(&self, parent: RicochetId, mode: &str) -> ChildSpec {
-        ChildSpec {
-            profile: self.profile.display().to_string(),
-            directory: self.directory_file.display().to_string(),
-            key: self.key_file.display().to_string(),
-            peer: parent.to_string(),
-            mode: mode.to_owned(),
-        }
+/// The settings of the child of `fixture` that talks to `parent`.
+fn child_spec(fixture: &ChildFixture, parent: RicochetId, mode: &str) -> ChildSpec {
+    ChildSpec {
+        profile: fixture.profile.display().to_string(),
+        directory: fixture.directory_file.display().to_string(),
+        key: fixture.key_file.display().to_string(),
+        peer: parent.to_string(),
+        mode: mode.to_owned(),
     }
 }
 
@@ -206,7 +166,7 @@ async fn sender_killed_with_sigkill_loses_and_duplicates_nothing() {
     let alice_id = fixture.id;
     let alice_profile = fixture.profile.clone();
     let bob_id = bob.id();
-    let spec = |mode: &str| fixture.spec(bob_id, mode);
+    let spec = |mode: &str| child_spec(&fixture, bob_id, mode);
 
     let mut child = spawn_child(&spec("send"));
     let lines = common::child_lines(&mut child);
@@ -295,7 +255,7 @@ async fn receiver_killed_with_sigkill_loses_and_duplicates_nothing() {
 
     let fixture = ChildFixture::new(dir.path(), &directory, alice_id);
     let (bob_id, bob_profile) = (fixture.id, fixture.profile.clone());
-    let spec = fixture.spec(alice_id, "receive");
+    let spec = child_spec(&fixture, alice_id, "receive");
 
     let mut child = spawn_child(&spec);
     alice
@@ -433,7 +393,7 @@ async fn chaos_ten_thousand_messages_each_way_with_cuts_and_a_sigkill() {
 
     let fixture = ChildFixture::new(dir.path(), &directory, alice_id);
     let (bob_id, bob_profile) = (fixture.id, fixture.profile.clone());
-    let spec = |mode: &str| fixture.spec(alice_id, mode);
+    let spec = |mode: &str| child_spec(&fixture, alice_id, mode);
 
     let mut child = spawn_child(&spec("chaos"));
     let mut lines = common::child_lines(&mut child);

@@ -37,10 +37,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rand::{RngExt as _, SeedableRng};
-use ricochet_client::transport::tcp::{Directory, TcpTransport};
-use ricochet_client::{
-    ClientBuilder, Event, IdentityKey, MessageDirection, MessageStatus, ReconnectPolicy, RicochetId,
-};
+use ricochet_client::transport::tcp::Directory;
+use ricochet_client::{Event, MessageDirection, MessageStatus, RicochetId};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const CHILD_ENV: &str = "RICOCHET_POWER_CUT_CHILD";
@@ -77,16 +75,8 @@ async fn child() {
     let [profile, directory, key, peer, first] = fields[..] else {
         panic!("five fields: {spec:?}");
     };
-    let directory = Directory::load(Path::new(directory)).unwrap();
-    let key = IdentityKey::load(Path::new(key)).unwrap();
     let peer: RicochetId = peer.parse().unwrap();
-    let (client, mut events) = ClientBuilder::new(profile)
-        .identity(key)
-        .transport(TcpTransport::new(directory))
-        .reconnect(ReconnectPolicy::fixed(Duration::from_millis(100)))
-        .start()
-        .await
-        .unwrap();
+    let (client, mut events) = common::start_child_client(profile, directory, key).await;
     if first == "true" {
         loop {
             if let Some(Event::ContactRequestReceived(request)) = events.next().await {
@@ -95,7 +85,7 @@ async fn child() {
             }
         }
     }
-    let history = client.messages(peer, None, 1 << 30).await.unwrap();
+    let history = history(&client, peer).await;
     let first_index = history
         .iter()
         .filter(|m| m.direction == MessageDirection::Outgoing)
@@ -241,6 +231,14 @@ fn stored(profile: &Path, direction: i64) -> Vec<String> {
         .collect()
 }
 
+/// The whole conversation of `client` with `contact`, oldest first.
+async fn history(
+    client: &ricochet_client::Client,
+    contact: RicochetId,
+) -> Vec<ricochet_client::Message> {
+    client.messages(contact, None, 1 << 30).await.unwrap()
+}
+
 /// `prefix-0 … prefix-(n-1)`.
 fn numbered(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
@@ -294,25 +292,19 @@ async fn nothing_acknowledged_or_queued_is_lost_in_power_cuts() {
     let mut parent = common::start(&root.join("parent"), &directory).await;
     let parent_id = parent.id();
 
-    let key_file = root.join("child.key");
-    let (key, address) = common::fixed_identity(&key_file);
-    let child_id: RicochetId = key.service_id().into();
-    directory.insert(*child_id.service_id(), address);
-    let directory_file = root.join("peers.txt");
-    std::fs::write(
-        &directory_file,
-        format!(
-            "{parent_id} {}\n{child_id} {address}\n",
-            directory.get(parent_id.service_id()).unwrap()
-        ),
-    )
-    .unwrap();
-    let profile = root.join("child");
+    let fixture = common::ChildFixture::new(&root, &directory, parent_id);
+    let (child_id, profile) = (fixture.id, fixture.profile.clone());
     let shadow = root.join("synced");
     std::fs::create_dir(&shadow).unwrap();
 
     let spawn = |first: bool| {
-        let spec = child_spec(&profile, &directory_file, &key_file, parent_id, first);
+        let spec = child_spec(
+            &profile,
+            &fixture.directory_file,
+            &fixture.key_file,
+            parent_id,
+            first,
+        );
         let mut process = common::child_command(CHILD_ENV, spec, &[])
             .env("LD_PRELOAD", &library)
             .env("LAZYSYNC_DIR", &profile)
@@ -380,11 +372,7 @@ async fn nothing_acknowledged_or_queued_is_lost_in_power_cuts() {
         // on their way into the parent's store.
         tokio::time::sleep(Duration::from_millis(100)).await;
         parent.drain().await;
-        let history = parent
-            .client
-            .messages(child_id, None, 1 << 30)
-            .await
-            .unwrap();
+        let history = history(&parent.client, child_id).await;
         let acknowledged: Vec<usize> = history
             .iter()
             .filter(|m| m.direction == MessageDirection::Outgoing)
@@ -446,11 +434,7 @@ async fn nothing_acknowledged_or_queued_is_lost_in_power_cuts() {
     child.stdin.write_all(b"stop\n").await.unwrap();
     let b_total = expect_line(&mut child, "stopped-at ").await;
     let everything = || async {
-        let history = parent
-            .client
-            .messages(child_id, None, 1 << 30)
-            .await
-            .unwrap();
+        let history = history(&parent.client, child_id).await;
         let received = history
             .iter()
             .filter(|m| m.direction == MessageDirection::Incoming)
@@ -462,11 +446,7 @@ async fn nothing_acknowledged_or_queued_is_lost_in_power_cuts() {
         received >= b_total && acknowledged
     };
     common::eventually("everything delivered both ways", everything).await;
-    let history = parent
-        .client
-        .messages(child_id, None, 1 << 30)
-        .await
-        .unwrap();
+    let history = history(&parent.client, child_id).await;
     let received: Vec<String> = history
         .into_iter()
         .filter(|m| m.direction == MessageDirection::Incoming)

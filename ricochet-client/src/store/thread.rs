@@ -219,23 +219,8 @@ fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(path).map_err(error)?;
     for dir in created.iter().rev() {
-        sync_parent(dir).map_err(error)?;
+        crate::durable::sync_parent(dir).map_err(error)?;
     }
-    Ok(())
-}
-
-/// Syncs the directory that holds `path`, so that its entry is stable.
-#[cfg(unix)]
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(parent)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_parent(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -340,3 +340,54 @@ pub fn stored_incoming(profile: &Path) -> Vec<String> {
         .map(Result::unwrap)
         .collect()
 }
+
+/// A child client's fixed identity and address, so that it can be killed
+/// and come back as the same peer: its key file, its profile, and a
+/// directory file with both parties' addresses (all in `dir`).
+pub struct ChildFixture {
+    pub id: RicochetId,
+    pub profile: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    pub directory_file: std::path::PathBuf,
+}
+
+impl ChildFixture {
+    pub fn new(dir: &Path, directory: &Directory, parent: RicochetId) -> Self {
+        let key_file = dir.join("child.key");
+        let (key, address) = fixed_identity(&key_file);
+        let id: RicochetId = key.service_id().into();
+        directory.insert(*id.service_id(), address);
+        let parent_address = directory.get(parent.service_id()).unwrap();
+        let directory_file = dir.join("peers.txt");
+        std::fs::write(
+            &directory_file,
+            format!("{parent} {parent_address}\n{id} {address}\n"),
+        )
+        .unwrap();
+        Self {
+            id,
+            profile: dir.join("child"),
+            key_file,
+            directory_file,
+        }
+    }
+}
+
+/// In a child process: its client, on the direct transport with the
+/// addresses of `directory_file`, with the identity of `key_file`,
+/// retrying every 100 ms.
+pub async fn start_child_client(
+    profile: &str,
+    directory_file: &str,
+    key_file: &str,
+) -> (Client, Events) {
+    let directory = Directory::load(Path::new(directory_file)).unwrap();
+    let key = ricochet_client::IdentityKey::load(Path::new(key_file)).unwrap();
+    ClientBuilder::new(profile)
+        .identity(key)
+        .transport(TcpTransport::new(directory))
+        .reconnect(ReconnectPolicy::fixed(Duration::from_millis(100)))
+        .start()
+        .await
+        .unwrap()
+}

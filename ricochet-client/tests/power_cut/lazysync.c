@@ -114,12 +114,9 @@ static void record(int fd) {
     free(data);
 }
 
-static int (*real_fsync)(int);
-static int (*real_fdatasync)(int);
-
-int fsync(int fd) {
-    if (!real_fsync) real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    int result = real_fsync(fd);
+/* After a sync call returned `result` for `fd`: records what is now
+ * stable, keeping the caller's errno. */
+static int synced(int result, int fd) {
     if (result == 0) {
         int saved = errno;
         pthread_mutex_lock(&lock);
@@ -130,15 +127,15 @@ int fsync(int fd) {
     return result;
 }
 
+static int (*real_fsync)(int);
+static int (*real_fdatasync)(int);
+
+int fsync(int fd) {
+    if (!real_fsync) real_fsync = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    return synced(real_fsync(fd), fd);
+}
+
 int fdatasync(int fd) {
     if (!real_fdatasync) real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    int result = real_fdatasync(fd);
-    if (result == 0) {
-        int saved = errno;
-        pthread_mutex_lock(&lock);
-        record(fd);
-        pthread_mutex_unlock(&lock);
-        errno = saved;
-    }
-    return result;
+    return synced(real_fdatasync(fd), fd);
 }
