@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 
 use crate::core::io::{Closure, Command, ConnId, Report, Route, Upload};
 use crate::erased::{BoxStream, DynTransport};
+use crate::error::{DiskFull, is_disk_full};
 use crate::link::{ChatBatch, LinkState, Meaning};
 use crate::model::{TransferFailure, TransferId, TransferOutcome};
 
@@ -467,7 +468,7 @@ impl Connection {
                         let outcome = outcome.unwrap_or(TransferOutcome::Failed(
                             TransferFailure::PeerReportedFailure,
                         ));
-                        self.end_download(file_id, outcome).await?;
+                        self.end_download(file_id, outcome, false).await?;
                     }
                 }
             }
@@ -590,14 +591,32 @@ impl Connection {
         transfer: TransferId,
         destination: Option<PathBuf>,
     ) -> Result<(), DriverGone> {
-        let Some((&file_id, download)) = self
+        let Some((&file_id, size)) = self
             .downloads
-            .iter_mut()
+            .iter()
             .find(|(_, d)| d.transfer == transfer && d.target.is_none())
+            .map(|(id, d)| (id, d.size))
         else {
             return Ok(());
         };
-        let Some(destination) = destination else {
+        let part = destination.as_deref().map(part_path);
+        if let Some(part) = &part
+            && let Some(full) = lacks_room(part, size).await
+        {
+            // Accepting would only fail later, with the disk full.
+            self.downloads.remove(&file_id);
+            if let Some(mut contact) = session.known_contact() {
+                let _ = contact.respond_to_file(file_id, FileResponse::Reject);
+            }
+            return self
+                .report(Report::FileEnded {
+                    transfer,
+                    direction: FileDirection::Download,
+                    outcome: TransferOutcome::Failed(TransferFailure::DiskFull(full)),
+                })
+                .await;
+        }
+        let (Some(destination), Some(part)) = (destination, part) else {
             self.downloads.remove(&file_id);
             if let Some(mut contact) = session.known_contact() {
                 let _ = contact.respond_to_file(file_id, FileResponse::Reject);
@@ -610,7 +629,6 @@ impl Connection {
                 })
                 .await;
         };
-        let part = part_path(&destination);
         let opened = tokio::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -619,6 +637,9 @@ impl Connection {
             .await;
         match opened {
             Ok(file) => {
+                let Some(download) = self.downloads.get_mut(&file_id) else {
+                    return Ok(());
+                };
                 download.target = Some(DownloadTarget {
                     destination,
                     part,
@@ -635,11 +656,16 @@ impl Connection {
                 if let Some(mut contact) = session.known_contact() {
                     let _ = contact.respond_to_file(file_id, FileResponse::Reject);
                 }
-                let message = format!("cannot create {}: {error}", part.display());
+                let failure = if is_disk_full(&error) {
+                    TransferFailure::DiskFull(disk_full(part, size).await)
+                } else {
+                    let message = format!("cannot create {}: {error}", part.display());
+                    TransferFailure::Io { message }
+                };
                 self.report(Report::FileEnded {
                     transfer,
                     direction: FileDirection::Download,
-                    outcome: TransferOutcome::Failed(TransferFailure::Io { message }),
+                    outcome: TransferOutcome::Failed(failure),
                 })
                 .await
             }
@@ -667,11 +693,13 @@ impl Connection {
             if let Some(mut contact) = session.known_contact() {
                 let _ = contact.cancel_file(FileDirection::Download, file_id);
             }
+            let full = is_disk_full(&error);
             let message = format!("cannot write {}: {error}", target.part.display());
             return self
                 .end_download(
                     file_id,
                     TransferOutcome::Failed(TransferFailure::Io { message }),
+                    full,
                 )
                 .await;
         }
@@ -712,6 +740,13 @@ impl Connection {
                     message: format!("cannot move the file into place: {error}"),
                 }),
             },
+            (true, Err(error)) if is_disk_full(&error) => {
+                TransferOutcome::Failed(TransferFailure::DiskFull(DiskFull {
+                    path: target.part.clone(),
+                    needed: download.size,
+                    available: None,
+                }))
+            }
             (true, Err(error)) => TransferOutcome::Failed(TransferFailure::Io {
                 message: format!("cannot write {}: {error}", target.part.display()),
             }),
@@ -721,6 +756,13 @@ impl Connection {
         if !success {
             let _ = tokio::fs::remove_file(&target.part).await;
         }
+        // How much room there is, once the part is gone.
+        let outcome = match outcome {
+            TransferOutcome::Failed(TransferFailure::DiskFull(full)) => TransferOutcome::Failed(
+                TransferFailure::DiskFull(disk_full(full.path, full.needed).await),
+            ),
+            other => other,
+        };
         if let Some(mut contact) = session.known_contact() {
             let _ = contact.finish_download(file_id, success);
         }
@@ -732,10 +774,14 @@ impl Connection {
         .await
     }
 
+    /// Ends a download with `outcome`: its part file is deleted. With
+    /// `disk_full`, the outcome is [`TransferFailure::DiskFull`] instead,
+    /// with the room there is once the part is gone.
     async fn end_download(
         &mut self,
         file_id: FileId,
-        outcome: TransferOutcome,
+        mut outcome: TransferOutcome,
+        disk_full: bool,
     ) -> Result<(), DriverGone> {
         let Some(download) = self.downloads.remove(&file_id) else {
             return Ok(());
@@ -743,6 +789,10 @@ impl Connection {
         if let Some(target) = download.target {
             drop(target.file);
             let _ = tokio::fs::remove_file(&target.part).await;
+            if disk_full {
+                let full = self::disk_full(target.part, download.size).await;
+                outcome = TransferOutcome::Failed(TransferFailure::DiskFull(full));
+            }
         }
         self.report(Report::FileEnded {
             transfer: download.transfer,
@@ -776,7 +826,7 @@ impl Connection {
         let outcome = TransferOutcome::Cancelled { by_peer: false };
         match direction {
             FileDirection::Upload => self.end_upload(file_id, outcome).await,
-            FileDirection::Download => self.end_download(file_id, outcome).await,
+            FileDirection::Download => self.end_download(file_id, outcome, false).await,
         }
     }
 
@@ -789,7 +839,7 @@ impl Connection {
         }
         let downloads: Vec<FileId> = self.downloads.keys().copied().collect();
         for file_id in downloads {
-            self.end_download(file_id, lost()).await?;
+            self.end_download(file_id, lost(), false).await?;
         }
         Ok(())
     }
@@ -810,6 +860,39 @@ async fn read_chunk(upload: &mut UploadState, offset: u64) -> std::io::Result<By
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     file.read_exact(&mut data).await?;
     Ok(Bytes::from(data))
+}
+
+/// A full disk at `path` that needed `needed` bytes, with the room the
+/// filesystem has now (asked off the runtime's threads).
+async fn disk_full(path: PathBuf, needed: u64) -> DiskFull {
+    let unknown = DiskFull {
+        path: path.clone(),
+        needed,
+        available: None,
+    };
+    tokio::task::spawn_blocking(move || DiskFull::at(path, needed))
+        .await
+        .unwrap_or(unknown)
+}
+
+/// A full disk, if the filesystem of `part` has less than `size` bytes of
+/// room (asked off the runtime's threads; unknown room is enough).
+async fn lacks_room(part: &std::path::Path, size: u64) -> Option<DiskFull> {
+    let dir = part.parent().map(std::path::Path::to_path_buf)?;
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let available = tokio::task::spawn_blocking(move || crate::durable::available_space(&dir))
+        .await
+        .ok()
+        .flatten()?;
+    (available < size).then(|| DiskFull {
+        path: part.to_path_buf(),
+        needed: size,
+        available: Some(available),
+    })
 }
 
 /// `<destination>.part`, where a download is written until its hash checks.

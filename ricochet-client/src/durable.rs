@@ -1,6 +1,7 @@
 //! Making a new name on disk stable: on Unix a created or renamed file or
 //! directory survives a power cut only once the directory holding it is
-//! synced (the profile directory, a finished download).
+//! synced (the profile directory, a finished download). And how much room
+//! a filesystem has left, for [`crate::DiskFull`].
 
 use std::path::Path;
 
@@ -19,4 +20,18 @@ pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 pub(crate) fn sync_parent(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// The bytes an unprivileged process may still write on the filesystem
+/// holding `path` (a file or directory), if the platform says.
+#[cfg(unix)]
+pub(crate) fn available_space(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Elsewhere: unknown.
+#[cfg(not(unix))]
+pub(crate) fn available_space(_path: &Path) -> Option<u64> {
+    None
 }

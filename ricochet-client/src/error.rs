@@ -185,7 +185,97 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    /// SQLite reported an error (a full disk, a damaged file, …).
+    /// The disk holding the profile is full: nothing of the failed write
+    /// was stored (and nothing of it acknowledged; peers send it again).
+    /// The client carries on by itself once there is room again
+    /// ([`crate::Event::DiskSpaceFreed`]).
+    #[error(transparent)]
+    DiskFull(DiskFull),
+    /// SQLite reported an error (a damaged file, a failed write, …).
     #[error("the profile database reported an error")]
     Database(#[from] rusqlite::Error),
+}
+
+impl StorageError {
+    /// The full disk this error reports, if it is one.
+    pub fn disk_full(&self) -> Option<&DiskFull> {
+        match self {
+            Self::DiskFull(full) => Some(full),
+            _ => None,
+        }
+    }
+}
+
+/// A write failed because the filesystem had no room: where, and how much.
+///
+/// Reported by [`StorageError::DiskFull`] (the profile database),
+/// [`crate::Event::DiskFull`] (once, until [`crate::Event::DiskSpaceFreed`])
+/// and [`crate::TransferFailure::DiskFull`] (a download).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[error(
+    "the disk holding {} is full: {} more needed{}; free some space",
+    path.display(),
+    Bytes(*needed),
+    available.map(|free| format!(", {} free", Bytes(free))).unwrap_or_default()
+)]
+pub struct DiskFull {
+    /// The file that could not be written (the profile database, or a
+    /// download's part file).
+    pub path: PathBuf,
+    /// The room the write needed, in bytes: for a download what was left
+    /// of the file; for the database an estimate of the failed write (at
+    /// least this much).
+    pub needed: u64,
+    /// What the filesystem had left when the write failed, in bytes (if
+    /// the platform says).
+    pub available: Option<u64>,
+}
+
+impl DiskFull {
+    /// A full disk at `path` that needed `needed` bytes; how much it has
+    /// left is asked of the filesystem (a blocking call).
+    pub(crate) fn at(path: PathBuf, needed: u64) -> Self {
+        let available = crate::durable::available_space(&path)
+            .or_else(|| path.parent().and_then(crate::durable::available_space));
+        Self {
+            path,
+            needed,
+            available,
+        }
+    }
+
+    /// Whether the filesystem has room for what failed now (a blocking
+    /// call). Unknown counts as yes: the work is tried again, and fails
+    /// again if there is still none.
+    pub(crate) fn has_room(&self) -> bool {
+        let dir = self.path.parent().unwrap_or(&self.path);
+        crate::durable::available_space(dir).is_none_or(|free| free >= self.needed)
+    }
+}
+
+/// Bytes for people: `812 bytes`, `4.0 KiB`, `1.5 MiB`, `2.3 GiB`.
+struct Bytes(u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} bytes", self.0);
+        }
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether an IO error says the filesystem is full (`ENOSPC`, or a quota).
+pub(crate) fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

@@ -1,6 +1,6 @@
 //! The client's event stream and the handles some events carry.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::client::WeakClient;
 use crate::core::io::{Answer, ApiCall, Notice};
-use crate::error::ClientError;
+use crate::error::{ClientError, DiskFull};
 use crate::model::{
     ContactRequest, ContactStatus, Message, MessageId, MessageStatus, RequestAnswer,
     RequestFailure, TransferId, TransferOutcome,
@@ -135,6 +135,20 @@ pub enum Event {
     PrivateServiceStatusChanged {
         /// Its new state.
         status: ServiceStatus,
+    },
+    /// The disk holding the profile is full: what arrives is not stored
+    /// (nor acknowledged: peers send it again later), and calls that write
+    /// fail with [`crate::StorageError::DiskFull`]. Said once; the client
+    /// checks for room every few seconds and carries on by itself
+    /// ([`Event::DiskSpaceFreed`]). A full disk is not also reported as
+    /// [`Event::Error`].
+    DiskFull(DiskFull),
+    /// There is room on the disk again (after [`Event::DiskFull`]): the
+    /// client stores what waited, and reconnects to the contacts whose
+    /// messages it could not store.
+    DiskSpaceFreed {
+        /// The profile database.
+        path: PathBuf,
     },
     /// Something failed in the background that the user should hear about
     /// (the profile database, publishing our onion service, …).
@@ -261,6 +275,8 @@ impl Events {
             Notice::PrivateServiceStatusChanged { status } => {
                 Event::PrivateServiceStatusChanged { status }
             }
+            Notice::DiskFull(full) => Event::DiskFull(full),
+            Notice::DiskSpaceFreed { path } => Event::DiskSpaceFreed { path },
             Notice::Error { contact, error } => Event::Error {
                 contact,
                 error: Arc::new(error),

@@ -23,7 +23,7 @@ mod store;
 pub use builder::ClientBuilder;
 pub use client::{Client, MessageHandle};
 pub use config::{Limits, PROFILE_DATABASE, ReconnectPolicy};
-pub use error::{ClientError, StorageError};
+pub use error::{ClientError, DiskFull, StorageError};
 pub use event::{Event, Events, IncomingContactRequest, IncomingFile};
 pub use import::ImportError;
 pub use model::{

@@ -5,6 +5,8 @@ use std::time::SystemTime;
 use ricochet_identity::{Generation, RicochetId};
 use ricochet_proto::message::chat::ChatText;
 
+use crate::error::DiskFull;
+
 /// A contact's standing, as the contact list shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -192,21 +194,31 @@ pub enum TransferOutcome {
 }
 
 /// Why a file transfer failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferFailure {
     /// The received file's SHA3-512 hash differs from the offer's; the file
     /// was deleted (spec §10.2 step 5).
+    #[error("the file arrived damaged (its hash differs from the offer's) and was deleted")]
     HashMismatch,
     /// The receiver reported a failure (for instance its hash check failed).
+    #[error("the contact could not take the file")]
     PeerReportedFailure,
     /// The connection to the contact closed before the transfer finished.
+    #[error("the connection closed before the transfer finished")]
     ConnectionLost,
     /// Reading or writing the file failed.
+    #[error("{message}")]
     Io {
         /// What went wrong, for people.
         message: String,
     },
+    /// The disk of the download's destination is full (or had too little
+    /// room for the offered size when we accepted): what was received is
+    /// deleted and the sender told the transfer failed; once there is room
+    /// the contact can send the file again.
+    #[error(transparent)]
+    DiskFull(DiskFull),
 }
 
 /// A contact's answer to our request (spec §8.3).

@@ -358,6 +358,10 @@ pub(crate) enum Notice {
         contact: Option<RicochetId>,
         error: ClientError,
     },
+    DiskFull(crate::error::DiskFull),
+    DiskSpaceFreed {
+        path: PathBuf,
+    },
     DialFailed {
         contact: RicochetId,
         error: Arc<TransportError>,
@@ -538,6 +542,9 @@ pub(crate) enum StoreJob {
         id: MessageId,
         call: CallId,
     },
+    /// After a full disk: is there room again for what failed? Answers
+    /// `Done`, or the full disk as it is now.
+    CheckSpace(crate::error::DiskFull),
 }
 
 impl StoreJob {
@@ -557,7 +564,19 @@ impl StoreJob {
                 | Self::FetchQueued { .. }
                 | Self::History { .. }
                 | Self::Message { .. }
+                | Self::CheckSpace(_)
         )
+    }
+
+    /// The bytes of text the job writes: what a full disk lacked room
+    /// for, at least ([`crate::DiskFull::needed`]).
+    pub(crate) fn text_bytes(&self) -> u64 {
+        let bytes: usize = match self {
+            Self::Queue { texts, .. } => texts.iter().map(String::len).sum(),
+            Self::RecordIncoming { messages, .. } => messages.iter().map(|m| m.text.len()).sum(),
+            _ => 0,
+        };
+        u64::try_from(bytes).unwrap_or(u64::MAX)
     }
 }
 

@@ -27,9 +27,10 @@ pub(crate) mod delivery;
 pub(crate) mod io;
 pub(crate) mod links;
 pub(crate) mod private;
+pub(crate) mod retry;
 pub(crate) mod transfers;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,18 +51,15 @@ use self::io::{
 };
 use self::links::{Choice, Links, Stage};
 use self::private::{Private, PrivateConfig};
+use self::retry::{Due, StoreRetry};
 use self::transfers::Transfers;
 use crate::config::{Limits, ReconnectPolicy};
-use crate::error::ClientError;
+use crate::error::{ClientError, StorageError};
 use crate::model::{
     ContactRequest, ContactStatus, FailureReason, Message, MessageDirection, MessageId,
     MessageStatus, PrivateModeState, RequestAnswer, RequestFailure, Stats, TransferId,
     split_message,
 };
-
-/// How long failed store work (see [`Core::retry_store_later`]) waits
-/// before it is tried again.
-const STORE_RETRY: Duration = Duration::from_secs(2);
 
 /// How often a contact may close our chat channel on one connection before
 /// we close the connection (see [`Core::chat_channel_closed`]).
@@ -94,12 +92,9 @@ pub(crate) struct Core {
     out: VecDeque<Output>,
     /// Shutting down: no new connections.
     closing: bool,
-    /// Store work that failed (a write error, a full disk) and is tried
-    /// again at `store_retry_at`: acknowledgements to record, and outboxes
-    /// to fill.
-    store_retry: Vec<StoreJob>,
-    refetch: BTreeSet<ServiceId>,
-    store_retry_at: Option<Instant>,
+    /// Store work that failed (a write error, a full disk), tried again
+    /// later; whether the disk is full.
+    retry: StoreRetry,
     /// The status the application last heard of each contact: it hears
     /// changes only.
     shown: HashMap<ServiceId, ContactStatus>,
@@ -124,9 +119,7 @@ impl Core {
             transfers: Transfers::default(),
             out: VecDeque::new(),
             closing: false,
-            store_retry: Vec::new(),
-            refetch: BTreeSet::new(),
-            store_retry_at: None,
+            retry: StoreRetry::default(),
             shown: HashMap::new(),
         };
         let ids: Vec<ServiceId> = core.book.ids().collect();
@@ -152,7 +145,7 @@ impl Core {
         if self.closing {
             return None;
         }
-        match (self.links.next_deadline(), self.store_retry_at) {
+        match (self.links.next_deadline(), self.retry.deadline()) {
             (Some(dial), Some(retry)) => Some(dial.min(retry)),
             (dial, retry) => dial.or(retry),
         }
@@ -204,12 +197,6 @@ impl Core {
         self.out.push_back(Output::Store(job));
     }
 
-    /// Store work failed: try again in [`STORE_RETRY`], when a full disk
-    /// may have room again.
-    fn retry_store_later(&mut self, now: Now) {
-        self.store_retry_at.get_or_insert(now.instant + STORE_RETRY);
-    }
-
     fn command(&mut self, conn: ConnId, command: Command) {
         if self.links.get(conn).is_some() {
             self.out.push_back(Output::Command { conn, command });
@@ -232,6 +219,11 @@ impl Core {
     }
 
     fn error(&mut self, contact: Option<ServiceId>, error: ClientError) {
+        if let ClientError::Storage(StorageError::DiskFull(_)) = error {
+            // Said once, by `Notice::DiskFull`.
+            debug!(error = %ErrorChain(&error), "background error");
+            return;
+        }
         warn!(error = %ErrorChain(&error), "background error");
         self.notice(Notice::Error {
             contact: contact.map(Into::into),
@@ -347,13 +339,16 @@ impl Core {
         if self.closing {
             return;
         }
-        if self.store_retry_at.is_some_and(|at| at <= now.instant) {
-            self.store_retry_at = None;
-            for job in std::mem::take(&mut self.store_retry) {
-                self.store(job);
-            }
-            for contact in std::mem::take(&mut self.refetch) {
-                self.pump(now, &contact);
+        match self.retry.due(now.instant) {
+            Due::Nothing => {}
+            Due::CheckSpace(full) => self.store(StoreJob::CheckSpace(full)),
+            Due::Retry { jobs, refetch } => {
+                for job in jobs {
+                    self.store(job);
+                }
+                for contact in refetch {
+                    self.pump(now, &contact);
+                }
             }
         }
         for id in self.links.due(now.instant) {
@@ -942,6 +937,13 @@ impl Core {
     /// A store job is done (committed), or failed.
     pub(crate) fn handle_store_done(&mut self, now: Now, done: StoreDone) {
         let StoreDone { job, outcome } = done;
+        if let Err(StorageError::DiskFull(full)) = &outcome
+            && !matches!(job, StoreJob::CheckSpace(_))
+            && self.retry.disk_full(full, now.instant)
+        {
+            warn!(error = %full, "the disk is full; checking for room every few seconds");
+            self.notice(Notice::DiskFull(full.clone()));
+        }
         match job {
             StoreJob::RecordIncoming {
                 conn,
@@ -1022,8 +1024,7 @@ impl Core {
                     // acknowledgement or connection, if sooner).
                     Err(error) => {
                         self.delivery.fetch_failed(&contact);
-                        self.refetch.insert(contact);
-                        self.retry_store_later(now);
+                        self.retry.refetch(contact, now.instant);
                         self.error(Some(contact), error.into());
                     }
                 }
@@ -1039,9 +1040,8 @@ impl Core {
                 // record is written: tried again after a while.
                 Err(error) => {
                     self.error(Some(contact), error.into());
-                    self.store_retry
-                        .push(StoreJob::Acknowledge { contact, acks });
-                    self.retry_store_later(now);
+                    self.retry
+                        .job(StoreJob::Acknowledge { contact, acks }, now.instant);
                 }
             },
             StoreJob::History { contact, call, .. } => {
@@ -1124,6 +1124,26 @@ impl Core {
                 }
                 self.reply(call, Response::Done(result));
             }
+            StoreJob::CheckSpace(_) => match outcome {
+                Err(StorageError::DiskFull(full)) => self.retry.still_full(&full, now.instant),
+                // Room (or no way to tell: the work tries).
+                _ => self.space_freed(now),
+            },
+        }
+    }
+
+    /// There is room on the disk again: what waited goes to the store, and
+    /// contacts whose messages could not be stored (their connection
+    /// closed, §9.2: they send them again) are dialled at once.
+    fn space_freed(&mut self, now: Now) {
+        let Some(path) = self.retry.space_freed(now.instant) else {
+            return;
+        };
+        info!("there is room on the disk again; carrying on");
+        self.notice(Notice::DiskSpaceFreed { path });
+        let ids: Vec<ServiceId> = self.book.ids().collect();
+        for id in ids {
+            self.schedule(&id, now.instant);
         }
     }
 
@@ -1133,7 +1153,7 @@ impl Core {
         &mut self,
         contact: ServiceId,
         call: Option<CallId>,
-        outcome: Result<Stored, crate::error::StorageError>,
+        outcome: Result<Stored, StorageError>,
     ) {
         let result = match outcome {
             Ok(Stored::Failed(failed)) => {
@@ -1515,7 +1535,7 @@ impl Core {
 
 /// The store answered a job with the wrong kind of result: a bug.
 fn unexpected() -> ClientError {
-    ClientError::Storage(crate::error::StorageError::Corrupt {
+    ClientError::Storage(StorageError::Corrupt {
         what: "the store answered with an unexpected result".to_owned(),
     })
 }

@@ -55,6 +55,9 @@ pub(crate) struct App {
     /// error, a full disk): errors of the store are what the user sees
     /// then, and fine.
     storage_failed: bool,
+    /// The client said the disk is full and has not said it has room
+    /// again: it says each once.
+    disk_full: bool,
 }
 
 impl App {
@@ -74,6 +77,7 @@ impl App {
             ask_requests: false,
             talking_to: BTreeSet::new(),
             storage_failed: false,
+            disk_full: false,
         }
     }
 
@@ -107,6 +111,7 @@ impl App {
     /// about waiting requests is asked again after the restart.
     pub(crate) fn crashed(&mut self) {
         self.calls.clear();
+        self.disk_full = false;
         self.waiting.clear();
         self.unreachable.clear();
     }
@@ -310,6 +315,20 @@ impl App {
             Notice::DialFailed { contact, .. } => {
                 let to = self.index_of(contact.service_id())?;
                 self.unreachable.insert(to);
+            }
+            Notice::DiskFull(full) => {
+                if !self.storage_failed {
+                    return Err(format!("a full disk that was not: {full}"));
+                }
+                if std::mem::replace(&mut self.disk_full, true) {
+                    return Err("the client said twice that the disk is full".to_owned());
+                }
+                tally.disk_full_events += 1;
+            }
+            Notice::DiskSpaceFreed { .. } => {
+                if !std::mem::replace(&mut self.disk_full, false) {
+                    return Err("room again, but the disk was not full".to_owned());
+                }
             }
             Notice::Error { error, .. } if self.tolerated(&error) => {}
             Notice::Error { error, .. } => return Err(format!("the client reports {error}")),

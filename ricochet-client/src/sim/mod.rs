@@ -52,6 +52,9 @@ pub(crate) struct Tally {
     pub(crate) power_cuts_losing: u64,
     pub(crate) failed_writes: u64,
     pub(crate) full_disks: u64,
+    /// Times a client said the disk is full (once per full disk, until
+    /// it has room again).
+    pub(crate) disk_full_events: u64,
 }
 
 /// A broken invariant, with what led to it.

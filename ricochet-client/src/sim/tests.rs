@@ -77,6 +77,7 @@ fn seeds() {
                 total.power_cuts_losing += tally.power_cuts_losing;
                 total.failed_writes += tally.failed_writes;
                 total.full_disks += tally.full_disks;
+                total.disk_full_events += tally.disk_full_events;
             }
             Err(failure) => failures.push(failure),
         }

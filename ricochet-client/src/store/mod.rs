@@ -35,7 +35,7 @@ use ricochet_proto::message::private_endpoint::PrivateEndpoint;
 use crate::core::io::{
     ContactRow, ContactState, OutgoingRow, Snapshot, StoreDone, StoreJob, Stored,
 };
-use crate::error::StorageError;
+use crate::error::{DiskFull, StorageError};
 use crate::import::RefreshProfile;
 use crate::model::{
     ContactRequest, FailureReason, Message, MessageDirection, MessageId, MessageStatus,
@@ -1577,7 +1577,9 @@ impl Store {
         }
         jobs.into_iter()
             .map(|mut job| {
-                let outcome = self.run_alone(&mut job);
+                let outcome = self
+                    .run_alone(&mut job)
+                    .map_err(|error| self.disk_full(error, &job));
                 StoreDone { job, outcome }
             })
             .collect()
@@ -1710,7 +1712,50 @@ impl Store {
                 ..
             } => Stored::History(self.history(contact, *before, *limit)?),
             StoreJob::Message { id, .. } => Stored::Message(self.message(*id)?.map(Box::new)),
+            StoreJob::CheckSpace(full) => {
+                if !full.has_room() || !self.may_grow()? {
+                    return Err(StorageError::DiskFull(DiskFull::at(
+                        self.path.clone(),
+                        full.needed,
+                    )));
+                }
+                Stored::Done
+            }
         })
+    }
+
+    /// Whether the database may grow by a page (`max_page_count`, which
+    /// the simulation lowers to make a disk full).
+    fn may_grow(&self) -> Result<bool, StorageError> {
+        let conn = self.conn();
+        let pages: i64 = conn.pragma_query_value(None, "page_count", |row| row.get(0))?;
+        let limit: i64 = conn.pragma_query_value(None, "max_page_count", |row| row.get(0))?;
+        Ok(pages < limit)
+    }
+
+    /// A write that failed for lack of room becomes a
+    /// [`StorageError::DiskFull`] that says where, and about how much the
+    /// job needed: its text and the two pages every write changes at least
+    /// (a table's and an index's), each a frame of the log.
+    fn disk_full(&self, error: StorageError, job: &StoreJob) -> StorageError {
+        let full = match &error {
+            StorageError::Database(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == ErrorCode::DiskFull
+            }
+            StorageError::Io { source, .. } => crate::error::is_disk_full(source),
+            _ => false,
+        };
+        if !full {
+            return error;
+        }
+        let page: i64 = self
+            .conn()
+            .pragma_query_value(None, "page_size", |row| row.get(0))
+            .unwrap_or(4096);
+        let page = u64::try_from(page).unwrap_or(4096);
+        // A frame of the log is a page and its 24-byte header.
+        let needed = (job.text_bytes().div_ceil(page) + 2) * (page + 24);
+        StorageError::DiskFull(DiskFull::at(self.path.clone(), needed))
     }
 }
 
