@@ -416,7 +416,7 @@ impl App {
                     }
                     TransferOutcome::Cancelled { .. } => format!("{verb} {name}: cancelled"),
                     TransferOutcome::Failed(failure) => {
-                        format!("{verb} {name} failed: {failure:?}")
+                        format!("{verb} {name} failed: {failure}")
                     }
                     _ => format!("{verb} {name} ended"),
                 };
@@ -464,6 +464,18 @@ impl App {
                     ),
                     None => format!("Could not reach {name} (/connect to try again)"),
                 };
+            }
+            Event::DiskFull(full) => {
+                self.notice(
+                    None,
+                    format!("{full}; messages wait with their senders until there is room"),
+                );
+            }
+            Event::DiskSpaceFreed { .. } => {
+                self.notice(
+                    None,
+                    "There is room on the disk again; carrying on.".to_owned(),
+                );
             }
             Event::Error { contact, error } => {
                 self.notice(*contact, format!("error: {}", ErrorChain(&**error)));

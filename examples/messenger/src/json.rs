@@ -147,7 +147,7 @@ pub fn event(event: &Event) -> Option<Value> {
                     .to_owned(),
                     None,
                 ),
-                TransferOutcome::Failed(failure) => (format!("failed: {failure:?}"), None),
+                TransferOutcome::Failed(failure) => (format!("failed: {failure}"), None),
                 _ => ("ended".to_owned(), None),
             };
             json!({
@@ -159,6 +159,17 @@ pub fn event(event: &Event) -> Option<Value> {
                 "path": path,
             })
         }
+        Event::DiskFull(full) => json!({
+            "event": "disk_full",
+            "path": full.path.display().to_string(),
+            "needed": full.needed,
+            "available": full.available,
+            "message": full.to_string(),
+        }),
+        Event::DiskSpaceFreed { path } => json!({
+            "event": "disk_space_freed",
+            "path": path.display().to_string(),
+        }),
         Event::Error { contact, error } => json!({
             "event": "error",
             "contact": contact.map(|c| c.to_string()),

@@ -326,7 +326,8 @@ impl App {
                 tally.disk_full_events += 1;
             }
             Notice::DiskSpaceFreed { .. } => {
-                if !std::mem::replace(&mut self.disk_full, false) {
+                let was_full = std::mem::replace(&mut self.disk_full, false);
+                if !was_full {
                     return Err("room again, but the disk was not full".to_owned());
                 }
             }
