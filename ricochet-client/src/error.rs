@@ -213,7 +213,7 @@ impl StorageError {
 /// and [`crate::TransferFailure::DiskFull`] (a download).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[error(
-    "the disk holding {} is full: {} more needed{}; free some space",
+    "the disk holding {} is full ({} more needed{}); free some space",
     path.display(),
     Bytes(*needed),
     available.map(|free| format!(", {} free", Bytes(free))).unwrap_or_default()

@@ -468,7 +468,7 @@ impl App {
             Event::DiskFull(full) => {
                 self.notice(
                     None,
-                    format!("{full}; messages wait with their senders until there is room"),
+                    format!("{full}. Messages wait with their senders until there is room."),
                 );
             }
             Event::DiskSpaceFreed { .. } => {
@@ -571,5 +571,26 @@ mod tests {
         );
         // Both are kept in the conversation too.
         assert_eq!(app.conversation(contact).len(), 2);
+    }
+
+    #[test]
+    fn a_full_disk_is_one_line() {
+        let mut app = App::default();
+        app.apply(&Event::DiskFull(ricochet_client::DiskFull {
+            path: "/home/ann/.ricochet/profile.sqlite3".into(),
+            needed: 12_384,
+            available: Some(0),
+        }));
+        assert_eq!(
+            app.notice,
+            "the disk holding /home/ann/.ricochet/profile.sqlite3 is full (12.1 KiB more \
+             needed, 0 bytes free); free some space. Messages wait with their senders until \
+             there is room."
+        );
+        assert!(!app.notice.contains('\n'));
+        app.apply(&Event::DiskSpaceFreed {
+            path: "/home/ann/.ricochet/profile.sqlite3".into(),
+        });
+        assert_eq!(app.notice, "There is room on the disk again; carrying on.");
     }
 }
