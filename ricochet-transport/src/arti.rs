@@ -66,7 +66,7 @@ use zeroize::Zeroizing;
 
 use crate::censorship::{NetworkSettingsError, TorNetworkSettings, UpstreamProxy};
 use crate::error::BoxError;
-use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
+use crate::{BootstrapStatus, Listener, OnionFailure, ServiceStatus, Transport, TransportError};
 
 /// The name of this backend in errors.
 const BACKEND: &str = "arti";
@@ -1298,17 +1298,25 @@ fn connect_error(id: ServiceId, error: arti_client::Error, after: Duration) -> T
         // No descriptor, descriptor fetch failed, no introduction point
         // answered, or a descriptor we may not read (a service for
         // authorised clients): to us the service is not published.
-        K::OnionServiceMissingClientAuth
-        | K::OnionServiceWrongClientAuth
-        | K::OnionServiceNotFound
-        | K::OnionServiceNotRunning
-        | K::OnionServiceConnectionFailed
-        | K::OnionServiceProtocolViolation
-        | K::TorDirectoryError
-        | K::RemoteHostNotFound => TransportError::Unreachable {
-            id: Box::new(id),
-            source,
-        },
+        K::OnionServiceMissingClientAuth => {
+            TransportError::unreachable(id, Some(OnionFailure::ClientAuthMissing), source)
+        }
+        K::OnionServiceWrongClientAuth => {
+            TransportError::unreachable(id, Some(OnionFailure::ClientAuthWrong), source)
+        }
+        K::OnionServiceNotFound => {
+            TransportError::unreachable(id, Some(OnionFailure::NotFound), source)
+        }
+        // A descriptor, but no introduction point took us in.
+        K::OnionServiceNotRunning => {
+            TransportError::unreachable(id, Some(OnionFailure::IntroductionFailed), source)
+        }
+        K::OnionServiceProtocolViolation => {
+            TransportError::unreachable(id, Some(OnionFailure::DescriptorInvalid), source)
+        }
+        K::OnionServiceConnectionFailed | K::TorDirectoryError | K::RemoteHostNotFound => {
+            TransportError::unreachable(id, None, source)
+        }
         // We reached the service and it did not take the stream.
         K::RemoteConnectionRefused
         | K::RemoteStreamClosed

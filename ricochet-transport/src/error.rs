@@ -30,6 +30,67 @@ pub enum ErrorKind {
     Tor,
 }
 
+/// Why Tor could not reach an onion service, when it says: C tor's
+/// extended SOCKS replies (`SocksPort … ExtendedErrors`, tor's
+/// `socks-extensions.txt`, codes `0xF0`–`0xF7`) and arti's error kinds. The
+/// message is a sentence a user can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnionFailure {
+    /// `0xF0`: no descriptor of the service was found.
+    #[error("its onion service is not published (the contact is offline, or started a moment ago)")]
+    NotFound,
+    /// `0xF1`: the service's descriptor could not be parsed or verified.
+    #[error("its onion service published a descriptor that Tor cannot read")]
+    DescriptorInvalid,
+    /// `0xF2`: every introduction point failed.
+    #[error(
+        "no introduction point answered (the contact went offline a moment ago, or its Tor \
+         cannot reach the network)"
+    )]
+    IntroductionFailed,
+    /// `0xF3`: the rendezvous failed.
+    #[error("the rendezvous with its onion service failed; trying again usually works")]
+    RendezvousFailed,
+    /// `0xF4`: the service is for authorised clients only, and we hold no
+    /// key to it.
+    #[error(
+        "it needs a key: this contact's service is for authorised clients only (private \
+         mode), and we hold no key to it"
+    )]
+    ClientAuthMissing,
+    /// `0xF5`: our key to the service is not accepted.
+    #[error(
+        "our key to its service is not accepted (the contact changed or withdrew it, in \
+         private mode)"
+    )]
+    ClientAuthWrong,
+    /// `0xF6`: Tor finds the address invalid.
+    #[error("Tor says the onion address is invalid")]
+    BadAddress,
+    /// `0xF7`: the introduction timed out.
+    #[error("the introduction timed out (the contact's Tor is slow, or just went offline)")]
+    IntroductionTimedOut,
+}
+
+impl OnionFailure {
+    /// The failure of a SOCKS reply code of C tor's `ExtendedErrors`, if
+    /// it is one of them.
+    pub fn from_socks_reply(code: u8) -> Option<Self> {
+        Some(match code {
+            0xF0 => Self::NotFound,
+            0xF1 => Self::DescriptorInvalid,
+            0xF2 => Self::IntroductionFailed,
+            0xF3 => Self::RendezvousFailed,
+            0xF4 => Self::ClientAuthMissing,
+            0xF5 => Self::ClientAuthWrong,
+            0xF6 => Self::BadAddress,
+            0xF7 => Self::IntroductionTimedOut,
+            _ => return None,
+        })
+    }
+}
+
 /// Why a transport operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -38,11 +99,13 @@ pub enum TransportError {
     #[error("not connected to the Tor network yet")]
     NotBootstrapped,
     /// See [`ErrorKind::Unreachable`].
-    #[error("{id}.onion is unreachable")]
+    #[error("{id}.onion is unreachable{}", why.map(|why| format!(": {why}")).unwrap_or_default())]
     Unreachable {
         /// The service we tried to reach (boxed: ids are large, errors
         /// should not be).
         id: Box<ServiceId>,
+        /// Why, in Tor's terms, when Tor said.
+        why: Option<OnionFailure>,
         /// What the backend reported, if anything.
         #[source]
         source: Option<BoxError>,
@@ -154,6 +217,28 @@ impl TransportError {
             Self::Configuration { .. } => ErrorKind::Configuration,
             Self::Tor { .. } => ErrorKind::Tor,
             Self::ControlPort { source, .. } => source.kind(),
+        }
+    }
+
+    /// Why Tor could not reach the service, when it said
+    /// ([`TransportError::Unreachable`]).
+    pub fn onion_failure(&self) -> Option<OnionFailure> {
+        match self {
+            Self::Unreachable { why, .. } => *why,
+            Self::ControlPort { source, .. } => source.onion_failure(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn unreachable(
+        id: ServiceId,
+        why: Option<OnionFailure>,
+        source: Option<BoxError>,
+    ) -> Self {
+        Self::Unreachable {
+            id: Box::new(id),
+            why,
+            source,
         }
     }
 

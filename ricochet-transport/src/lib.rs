@@ -19,7 +19,7 @@ use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, IdentityKey, S
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-pub use error::{ErrorKind, TransportError};
+pub use error::{ErrorKind, OnionFailure, TransportError};
 pub use ricochet_identity::ErrorChain;
 
 /// The onion-service port every Ricochet client listens on (spec §2).

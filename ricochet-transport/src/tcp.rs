@@ -20,7 +20,7 @@ use ricochet_identity::{ClientAuthPublicKey, ClientAuthSecretKey, IdentityKey, S
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::{BootstrapStatus, Listener, ServiceStatus, Transport, TransportError};
+use crate::{BootstrapStatus, Listener, OnionFailure, ServiceStatus, Transport, TransportError};
 
 /// Where each service id can be reached. Cheap to clone; clones share the
 /// same map, so transports made from one directory see each other's
@@ -203,16 +203,15 @@ impl Transport for TcpTransport {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .copied();
-        // A service we are not authorised for looks like one that is
-        // offline, as with Tor.
-        let addr = self
-            .directory
-            .get(id)
-            .filter(|_| self.directory.findable(id, key.as_ref()))
-            .ok_or(TransportError::Unreachable {
-                id: Box::new(*id),
-                source: None,
-            })?;
+        // A service we are not authorised for cannot be reached, and says
+        // why as C tor's extended SOCKS replies do.
+        let addr = match self.directory.get(id) {
+            None => Err(OnionFailure::NotFound),
+            Some(addr) if self.directory.findable(id, key.as_ref()) => Ok(addr),
+            Some(_) if key.is_some() => Err(OnionFailure::ClientAuthWrong),
+            Some(_) => Err(OnionFailure::ClientAuthMissing),
+        }
+        .map_err(|why| TransportError::unreachable(*id, Some(why), None))?;
         match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Err(_) => Err(TransportError::TimedOut {
                 what: "TCP connect",
@@ -228,10 +227,7 @@ impl Transport for TcpTransport {
                     source: Some(Box::new(e)),
                 })
             }
-            Ok(Err(e)) => Err(TransportError::Unreachable {
-                id: Box::new(*id),
-                source: Some(Box::new(e)),
-            }),
+            Ok(Err(e)) => Err(TransportError::unreachable(*id, None, Some(Box::new(e)))),
         }
     }
 

@@ -454,15 +454,22 @@ impl App {
                 };
             }
             Event::DialFailed {
-                contact, retry_in, ..
+                contact,
+                retry_in,
+                error,
             } => {
                 let name = self.name_of(*contact);
+                // Tor's reason, when it gave one.
+                let why = error
+                    .onion_failure()
+                    .map(|why| format!(": {why}"))
+                    .unwrap_or_default();
                 self.notice = match retry_in {
                     Some(delay) => format!(
-                        "Could not reach {name}; trying again in {} s (/connect to try now)",
+                        "Could not reach {name}{why}; trying again in {} s (/connect to try now)",
                         delay.as_secs()
                     ),
-                    None => format!("Could not reach {name} (/connect to try again)"),
+                    None => format!("Could not reach {name}{why} (/connect to try again)"),
                 };
             }
             Event::DiskFull(full) => {
@@ -571,6 +578,31 @@ mod tests {
         );
         // Both are kept in the conversation too.
         assert_eq!(app.conversation(contact).len(), 2);
+    }
+
+    #[test]
+    fn a_failed_dial_says_why_in_tors_words() {
+        let contact = some_id();
+        let mut app = App::default();
+        app.apply(&Event::DialFailed {
+            contact,
+            error: std::sync::Arc::new(ricochet_client::transport::TransportError::Unreachable {
+                id: Box::new(*contact.service_id()),
+                why: Some(ricochet_client::transport::OnionFailure::ClientAuthMissing),
+                source: None,
+            }),
+            retry_in: Some(std::time::Duration::from_secs(5)),
+        });
+        assert!(
+            app.notice
+                .contains(": it needs a key: this contact's service is for authorised"),
+            "{}",
+            app.notice
+        );
+        assert!(
+            app.notice
+                .ends_with("trying again in 5 s (/connect to try now)")
+        );
     }
 
     #[test]

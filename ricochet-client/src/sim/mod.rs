@@ -671,6 +671,7 @@ impl Sim {
             self.note(format!("node{index} conn {conn}: dial to {peer} fails"));
             let error = ricochet_transport::TransportError::Unreachable {
                 id: Box::new(peer),
+                why: None,
                 source: None,
             };
             return self.report_closed(index, conn, Closure::DialFailed(error));

@@ -12,6 +12,7 @@ mod auth;
 mod connection;
 mod process;
 pub mod reply;
+mod socks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -373,24 +374,16 @@ impl Transport for SystemTor {
 
     async fn connect(&self, id: &ServiceId, port: u16) -> Result<TcpStream, TransportError> {
         let socks = *self.socks.get().ok_or(TransportError::NotBootstrapped)?;
-        let target = (id.onion_hostname(), port);
         let timeout = self.config.connect_timeout;
-        let stream = match tokio::time::timeout(
-            timeout,
-            tokio_socks::tcp::Socks5Stream::connect(socks, target),
-        )
-        .await
-        {
+        let stream = match tokio::time::timeout(timeout, socks::connect(socks, id, port)).await {
             Err(_) => {
                 return Err(TransportError::TimedOut {
                     what: "connecting through tor",
                     after: timeout,
                 });
             }
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(socks_error(*id, e)),
+            Ok(result) => result?,
         };
-        let stream = stream.into_inner();
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
@@ -724,27 +717,6 @@ async fn withdraw(control: &mut ControlConnection, address: &str) {
 
 /// How long [`withdraw`] may take.
 const WITHDRAW_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Maps a SOCKS failure to our kinds. With tor's `ExtendedErrors`, onion
-/// failures have codes of their own; without, they are general failures.
-fn socks_error(id: ServiceId, error: tokio_socks::Error) -> TransportError {
-    use tokio_socks::Error as E;
-    match error {
-        E::ConnectionRefused => TransportError::Refused {
-            id: Box::new(id),
-            source: Some(Box::new(error)),
-        },
-        E::Io(e) => TransportError::io("talking to tor's SOCKS port", e),
-        E::TtlExpired => TransportError::TimedOut {
-            what: "tor's circuit to the onion service",
-            after: Duration::ZERO,
-        },
-        other => TransportError::Unreachable {
-            id: Box::new(id),
-            source: Some(Box::new(other)),
-        },
-    }
-}
 
 /// Incoming streams to an onion service published with `ADD_ONION`. Its
 /// control connection keeps the service up; dropping the listener closes

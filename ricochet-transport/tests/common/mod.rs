@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ricochet_identity::{IdentityKey, ServiceId, V3IdentityKey};
 pub use ricochet_testnet::tor_network;
-use ricochet_transport::{ErrorKind, Listener, RICOCHET_PORT, Transport};
+use ricochet_transport::{ErrorKind, Listener, OnionFailure, RICOCHET_PORT, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long the Tor backends may take for things that are instant on TCP.
@@ -306,6 +306,13 @@ pub async fn suite<D: Transport, H: Transport>(
         .map(|_| ())
         .expect_err("nobody publishes that id");
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{name}: {error}");
+    // Said in Tor's words (C tor: SOCKS reply 0xF0).
+    assert_eq!(
+        error.onion_failure(),
+        Some(OnionFailure::NotFound),
+        "{name}: {}",
+        ricochet_transport::ErrorChain(&error)
+    );
     eprintln!(
         "{name}: unpublished id failed after {:?}: {error}",
         started.elapsed()
@@ -427,6 +434,13 @@ pub async fn private_suite<D: Transport, H: Transport>(
         .expect("a dial without the key ends");
     let error = refused.map(drop).unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unreachable, "{name}: {error}");
+    // C tor: SOCKS reply 0xF4.
+    assert_eq!(
+        error.onion_failure(),
+        Some(OnionFailure::ClientAuthMissing),
+        "{name}: {}",
+        ricochet_transport::ErrorChain(&error)
+    );
     eprintln!(
         "{name}: without the key, unreachable after {:?}",
         started.elapsed()
