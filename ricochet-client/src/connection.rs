@@ -141,7 +141,7 @@ pub(crate) async fn run(
     let session = match session {
         Ok(session) => session,
         Err(error) => {
-            warn!(error = %ErrorChain(&error), "cannot start a session");
+            warn!(error = %crate::scrub::Text(ErrorChain(&error)), "cannot start a session");
             let _ = reports
                 .send(Upcall {
                     conn: id,
@@ -629,12 +629,12 @@ impl Connection {
                 })
                 .await;
         };
-        let opened = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&part)
-            .await;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // What a contact sent us is ours to read, nobody else's.
+        #[cfg(unix)]
+        options.mode(0o600);
+        let opened = options.open(&part).await;
         match opened {
             Ok(file) => {
                 let Some(download) = self.downloads.get_mut(&file_id) else {

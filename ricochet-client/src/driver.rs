@@ -37,6 +37,7 @@ use crate::core::{Core, CoreConfig};
 use crate::erased::{BoxStream, DynListener, DynTransport};
 use crate::error::ClientError;
 use crate::model::MessageId;
+use crate::scrub;
 use crate::status_board::StatusBoard;
 use crate::store::{self, StoreHandle};
 
@@ -438,11 +439,15 @@ impl Host {
         let notice = match self.label {
             ServiceLabel::Public(id) => {
                 match &now {
-                    ServiceStatus::Publishing => info!(%id, "publishing our onion service"),
-                    ServiceStatus::Published => {
-                        info!(%id, "our onion service is published: contacts can reach us");
+                    ServiceStatus::Publishing => {
+                        info!(id = %scrub::Id(id), "publishing our onion service")
                     }
-                    other => warn!(%id, status = %other, "our onion service is not reachable"),
+                    ServiceStatus::Published => {
+                        info!(id = %scrub::Id(id), "our onion service is published: contacts can reach us");
+                    }
+                    other => {
+                        warn!(id = %scrub::Id(id), status = %other, "our onion service is not reachable")
+                    }
                 }
                 Notice::ServiceStatusChanged {
                     id,
@@ -704,7 +709,7 @@ impl Driver {
                     }
                     // The core dials only ids it has an identity for.
                     None => {
-                        warn!(%peer, "no identity to dial with");
+                        warn!(peer = %scrub::Id(peer), "no identity to dial with");
                         let closed = Report::Closed(Closure::Stream(None));
                         self.core.handle_report(now(), conn, closed);
                     }
@@ -748,7 +753,7 @@ impl Driver {
                 }
                 (false, true) => {
                     service.hosted = None;
-                    info!(id = %service.id, "our public service is down: not accepting contact requests");
+                    info!(id = %scrub::Id(service.id), "our public service is down: not accepting contact requests");
                     service.status.send_replace(ServiceStatus::Stopped);
                     let _ = self.notices.send(Notice::ServiceStatusChanged {
                         id: service.id,

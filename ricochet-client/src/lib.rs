@@ -15,6 +15,7 @@ mod import;
 mod link;
 mod model;
 mod resend;
+mod scrub;
 #[cfg(test)]
 mod sim;
 mod status_board;

@@ -1,6 +1,7 @@
 //! Secrets stay secret: no identity key, private service key or
 //! client-authorization seed in logs (at TRACE level) or in
-//! `Debug` output, and the profile is private on disk.
+//! `Debug` output, and the profile is private on disk (a profile directory
+//! that was open to others is made private).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -67,6 +68,14 @@ async fn keys_never_reach_logs_or_debug_output_and_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let directory = Directory::new();
     let (alice_dir, bob_dir) = (dir.path().join("alice"), dir.path().join("bob"));
+    // Bob's profile directory exists already, open to everyone: the client
+    // makes it private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir(&bob_dir).unwrap();
+        std::fs::set_permissions(&bob_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     // v2 too: RSA keys are the longest secrets.
     let mut alice = start_with(&alice_dir, &directory, |b| b.v2_identity(true)).await;
     let mut bob = start_with(&bob_dir, &directory, |b| b.v2_identity(true)).await;

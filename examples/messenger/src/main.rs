@@ -50,7 +50,7 @@ async fn run(args: Args) -> ExitCode {
         Ok(profile) => profile,
         Err(message) => return fail(message),
     };
-    if let Err(error) = std::fs::create_dir_all(&profile) {
+    if let Err(error) = private_dir(&profile) {
         return fail(format!("cannot create {}: {error}", profile.display()));
     }
     init_logging(&profile);
@@ -127,8 +127,25 @@ async fn start_client(
     }
 }
 
-/// Logs go to `<profile>/messenger.log` (never to the terminal, which the
-/// UI owns). `RICOCHET_LOG=debug` for more.
+/// Creates `dir` (and its parents) for us alone (0700), or makes an
+/// existing one so: profiles and downloads are nobody else's business.
+pub(crate) fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Logs go to `<profile>/messenger.log`, ours alone (0600), never to the
+/// terminal, which the UI owns. `RICOCHET_LOG=debug` for more (and for ids:
+/// lines at `info` show them as `[scrubbed]`).
 fn init_logging(profile: &std::path::Path) {
     let level = match std::env::var("RICOCHET_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
@@ -136,13 +153,19 @@ fn init_logging(profile: &std::path::Path) {
         Ok("warn") => tracing::Level::WARN,
         _ => tracing::Level::INFO,
     };
-    let Ok(file) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(profile.join("messenger.log"))
-    else {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let Ok(file) = options.open(profile.join("messenger.log")) else {
         return;
     };
+    // A log from an older version may be readable by others.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)

@@ -207,6 +207,31 @@ async fn two_instances_chat_and_send_a_file_in_line_mode() {
     bob.expect("stopped", |_| true).await;
     assert!(alice.child.wait().await.unwrap().success());
     assert!(bob.child.wait().await.unwrap().success());
+
+    // What other local users can read: nothing of ours.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        for dir in [dir.path().join("alice"), dir.path().join("alice-downloads")] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let want = if path.is_dir() { 0o700 } else { 0o600 };
+                assert_eq!(mode(&path), want, "{}", path.display());
+            }
+        }
+    }
+    // Lines at info (the default) name nobody.
+    if std::env::var_os("RICOCHET_TEST_LOG").is_none() {
+        let log = std::fs::read_to_string(dir.path().join("alice").join("messenger.log")).unwrap();
+        assert!(log.contains("INFO"), "nothing logged at info");
+        for id in [&alice_id, &bob_id] {
+            let bare = id.trim_start_matches("ricochet:");
+            assert!(!log.contains(bare), "an id in the log at info level");
+        }
+        assert!(log.contains("[scrubbed]"), "{log}");
+    }
 }
 
 #[tokio::test]

@@ -60,6 +60,7 @@ use crate::model::{
     MessageStatus, PrivateModeState, RequestAnswer, RequestFailure, Stats, TransferId,
     split_message,
 };
+use crate::scrub;
 
 /// How often a contact may close our chat channel on one connection before
 /// we close the connection (see [`Core::chat_channel_closed`]).
@@ -224,7 +225,7 @@ impl Core {
             debug!(error = %ErrorChain(&error), "background error");
             return;
         }
-        warn!(error = %ErrorChain(&error), "background error");
+        warn!(error = %scrub::Text(ErrorChain(&error)), "background error");
         self.notice(Notice::Error {
             contact: contact.map(Into::into),
             error,
@@ -245,7 +246,7 @@ impl Core {
         if self.shown.insert(*id, status) == Some(status) {
             return;
         }
-        info!(contact = %id, %status, "contact status");
+        info!(contact = %scrub::Id(id), %status, "contact status");
         self.notice(Notice::ContactStatusChanged {
             contact: (*id).into(),
             status,
@@ -319,7 +320,7 @@ impl Core {
 
     /// Our request to `peer` ends as failed: it is not sent again.
     fn request_failed(&mut self, peer: &ServiceId, reason: RequestFailure) {
-        info!(%peer, %reason, "our contact request failed");
+        info!(peer = %scrub::Id(peer), %reason, "our contact request failed");
         self.set_state(peer, ContactState::RequestFailed);
         self.notice(Notice::ContactRequestFailed {
             contact: (*peer).into(),
@@ -529,7 +530,7 @@ impl Core {
             }
             (false, Some(ContactState::Contact)) => {
                 // §11.4: not known and no request of ours: it removed us.
-                info!(%peer, "the contact removed us");
+                info!(peer = %scrub::Id(peer), "the contact removed us");
                 self.set_state(&peer, ContactState::Rejected);
                 self.notice(Notice::ContactRemovedUs {
                     contact: peer.into(),
@@ -604,7 +605,7 @@ impl Core {
                     && !card.request_delivered
                 {
                     card.request_delivered = true;
-                    info!(%peer, "our contact request was delivered");
+                    info!(peer = %scrub::Id(peer), "our contact request was delivered");
                     self.notice(Notice::ContactRequestDelivered {
                         contact: peer.into(),
                     });
@@ -704,7 +705,7 @@ impl Core {
             return;
         }
         if self.private.learn(peer, &endpoint) {
-            info!(%peer, accepts_requests = endpoint.accepts_contact_requests, "the contact told us of its private service");
+            info!(peer = %scrub::Id(peer), accepts_requests = endpoint.accepts_contact_requests, "the contact told us of its private service");
             self.store(StoreJob::SetEndpoint {
                 contact: peer,
                 endpoint,
@@ -902,7 +903,7 @@ impl Core {
             |delay| format!("trying again in {delay:.0?}"),
         );
         if failures <= 1 {
-            warn!(%peer, error = %shown, "could not reach the contact; {again}");
+            warn!(peer = %scrub::Id(peer), error = %scrub::Text(&shown), "could not reach the contact; {again}");
         } else {
             debug!(%peer, failures, error = %shown, "could not reach the contact; {again}");
         }

@@ -188,7 +188,7 @@ fn import_refresh(store: &Store, import: &Import) -> Result<(), ClientError> {
         None => {
             store.import_refresh(&refresh)?;
             tracing::info!(
-                id = %crate::RicochetId::from(theirs),
+                id = %crate::scrub::Id(crate::RicochetId::from(theirs)),
                 contacts = refresh.contacts.len(),
                 requests = refresh.requests.len(),
                 blocked = refresh.blocked.len(),
@@ -199,9 +199,10 @@ fn import_refresh(store: &Store, import: &Import) -> Result<(), ClientError> {
     }
 }
 
-/// Creates the profile directory (0700) if it is missing, and makes its
-/// name stable: the identity stored in it is reported at once, and a power
-/// cut must not take the whole directory away afterwards.
+/// Creates the profile directory (0700) if it is missing (one that exists
+/// is made private), and makes its name stable: the identity stored in it
+/// is reported at once, and a power cut must not take the whole directory
+/// away afterwards.
 fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
     let error = |source| ClientError::ProfileDirectory {
         path: path.to_owned(),
@@ -211,7 +212,7 @@ fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
     // in its parent, which must be synced after it is created.
     let created: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
     if created.is_empty() {
-        return Ok(());
+        return make_private(path).map_err(error);
     }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -221,6 +222,40 @@ fn create_profile_dir(path: &Path) -> Result<(), ClientError> {
     for dir in created.iter().rev() {
         crate::durable::sync_parent(dir).map_err(error)?;
     }
+    Ok(())
+}
+
+/// An existing profile directory that others may read or enter (it holds
+/// our keys, our contacts and our messages) is made ours alone (0700); one
+/// we cannot change (another user's) is refused.
+#[cfg(unix)]
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700 | 0o700)).map_err(
+        |e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "it is open to other users (mode {:o}) and cannot be made private ({e}); \
+                     run chmod 700 on it",
+                    mode & 0o777
+                ),
+            )
+        },
+    )?;
+    tracing::warn!(
+        mode = format_args!("{:o}", mode & 0o777),
+        "the profile directory was open to other users; it is now private (0700)"
+    );
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
