@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod builder;
@@ -32,7 +33,9 @@ pub use model::{
     MessageDirection, MessageId, MessageStatus, PrivateModeState, RequestAnswer, RequestFailure,
     Stats, TransferFailure, TransferId, TransferOutcome, message_len, split_message,
 };
-pub use ricochet_identity::{Generation, IdentityKey, RicochetId, ServiceId};
+pub use ricochet_identity::{
+    Generation, IdentityKey, KeyError, KeyFormat, RicochetId, ServiceId, ServiceIdError,
+};
 pub use ricochet_proto::FileDirection;
 /// The transports (the `ricochet-transport` crate): pick one here and give
 /// it to [`ClientBuilder::transport`]. Depending on `ricochet-client` is
