@@ -266,6 +266,19 @@ pub enum RequestFailure {
         /// Attempts made.
         attempts: u32,
     },
+    /// The contact's client refused to open the channel of our request,
+    /// without answering it, this many times in a row (its last refusal;
+    /// earlier tries may have ended otherwise without an answer). A client
+    /// does so while it is busy with the connection's authentication, or
+    /// when it does not take requests over this kind of connection.
+    #[error(
+        "their client refused to take the request {attempts} times; it may be busy or not \
+         accept requests now; send it again later"
+    )]
+    ChannelRefused {
+        /// Attempts made.
+        attempts: u32,
+    },
 }
 
 /// Counters of a running client, for diagnostics and tests.

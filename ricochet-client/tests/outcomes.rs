@@ -18,7 +18,7 @@ use ricochet_client::{
 use ricochet_proto::message::chat::{ChatAcknowledge, ChatPacket};
 use ricochet_proto::message::contact_request::ResponseStatus;
 use ricochet_proto::message::control::{ChannelResult, ControlMessage};
-use ricochet_proto::{ChannelId, ChannelType, Frame};
+use ricochet_proto::{ChannelId, ChannelType, CommonError, Frame};
 use tokio::net::TcpListener;
 
 /// Alice redials every 100 ms; a request without an answer fails after 3.
@@ -218,6 +218,52 @@ async fn a_request_the_peer_closes_unanswered_fails_after_bounded_attempts() {
         .unwrap();
     let mut conn = server.accept().await;
     expect_request_channel(conn.serve_auth(false).await);
+}
+
+/// A peer that refuses the request channel itself (`BadUsageError`, as an
+/// independent protocol-1 implementation does while its authentication
+/// races its main loop) has not answered: the request is sent again, and
+/// fails only after the bounded number of tries, with its own reason.
+#[tokio::test]
+async fn a_refused_request_channel_is_tried_again_and_fails_after_bounded_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut alice, server) = alice_asking(dir.path()).await;
+    let contact = server.id();
+    for attempt in 1..=3 {
+        let mut conn = server.accept().await;
+        let channel = expect_request_channel(conn.serve_auth(false).await);
+        let error = [
+            CommonError::BadUsage,
+            CommonError::UnknownType,
+            CommonError::BadUsage,
+        ][attempt - 1];
+        conn.control(&ControlMessage::ChannelResult(ChannelResult::rejected(
+            ChannelId::new(channel),
+            error,
+        )))
+        .await;
+        conn.frames_until_closed(WAIT).await;
+        if attempt < 3 {
+            assert_eq!(
+                alice.client.contact(contact).await.unwrap().unwrap().status,
+                ContactStatus::RequestPending,
+                "after refusal {attempt}"
+            );
+        }
+    }
+    let reason = expect_failed(&mut alice, contact).await;
+    assert_eq!(reason, RequestFailure::ChannelRefused { attempts: 3 });
+    assert!(
+        reason
+            .to_string()
+            .contains("refused to take the request 3 times"),
+        "{reason}"
+    );
+    assert!(!reason.to_string().contains("shorter"), "{reason}");
+    assert!(
+        !server.dialled_within(Duration::from_secs(1)).await,
+        "a failed request is not sent again"
+    );
 }
 
 #[tokio::test]

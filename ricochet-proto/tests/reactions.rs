@@ -747,12 +747,47 @@ const CASES: &[Case] = &[
             let mut h = client_requesting();
             let o = h.control(ControlMessage::ChannelResult(ChannelResult::rejected(
                 ChannelId::new(3),
-                CommonError::BadUsage,
+                CommonError::Failed,
             )));
             assert!(o.events.contains(&Event::ContactRequestAnswered {
                 status: ResponseStatus::Error
             }));
             assert!(o.closed, "the connection existed only for the request");
+        },
+    ),
+    (
+        "§8.3 client: the channel refused (UnknownType, Unauthorized, BadUsage) without \
+         response: no answer, the connection ends, the request is tried again",
+        || {
+            for error in [
+                CommonError::UnknownType,
+                CommonError::Unauthorized,
+                CommonError::BadUsage,
+            ] {
+                let mut h = client_requesting();
+                let o = h.control(ControlMessage::ChannelResult(ChannelResult::rejected(
+                    ChannelId::new(3),
+                    error,
+                )));
+                assert!(
+                    !o.events
+                        .iter()
+                        .any(|e| matches!(e, Event::ContactRequestAnswered { .. })),
+                    "{error:?}: {:?}",
+                    o.events
+                );
+                assert!(
+                    o.closed,
+                    "{error:?}: the connection existed only for the request"
+                );
+                assert!(
+                    o.events.contains(&Event::Closed {
+                        reason: CloseReason::ContactRequestChannelRefused(error)
+                    }),
+                    "{error:?}: {:?}",
+                    o.events
+                );
+            }
         },
     ),
     (

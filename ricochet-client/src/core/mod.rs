@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ricochet_identity::{Generation, ServiceId};
+use ricochet_proto::CloseReason;
 use ricochet_proto::message::contact_request::{
     ContactRequest as WireContactRequest, ResponseStatus,
 };
@@ -855,7 +856,14 @@ impl Core {
             card.unanswered_requests += 1;
             let attempts = card.unanswered_requests;
             if attempts >= self.reconnect.max_unanswered_requests {
-                self.request_failed(&peer, RequestFailure::NoAnswer { attempts });
+                // The last try says which.
+                let reason = match closure {
+                    Closure::Session(CloseReason::ContactRequestChannelRefused(_)) => {
+                        RequestFailure::ChannelRefused { attempts }
+                    }
+                    _ => RequestFailure::NoAnswer { attempts },
+                };
+                self.request_failed(&peer, reason);
                 return;
             }
         }

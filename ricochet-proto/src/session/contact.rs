@@ -122,6 +122,21 @@ impl Session {
     }
 
     pub(super) fn request_channel_refused(&mut self, result: &ChannelResult) {
+        // §8.3 counts a refusal without a response as a failed request. But
+        // these refuse the channel, not the request: a peer whose main loop
+        // has not caught up with its authentication answers so (an
+        // independent protocol-1 implementation does), and may take the
+        // request on the next connection. No answer, then: the connection
+        // ends, and the request is tried again.
+        if result.response.is_none()
+            && let Some(
+                error @ (CommonError::UnknownType
+                | CommonError::Unauthorized
+                | CommonError::BadUsage),
+            ) = result.common_error
+        {
+            return self.close_with(CloseReason::ContactRequestChannelRefused(error));
+        }
         let status = match result.response {
             Some(status) if status.is_final() => status,
             // Missing, Undefined or Pending with opened=false: the request failed.

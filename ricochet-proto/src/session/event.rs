@@ -4,6 +4,7 @@ use bytes::Bytes;
 use ricochet_identity::{ErrorChain, ServiceId};
 
 use super::file::{FileDirection, FileOffer};
+use crate::message::CommonError;
 use crate::message::chat::MessageId;
 use crate::message::contact_request::ResponseStatus;
 use crate::message::file::{FileId, FileResponse, TransferResult};
@@ -168,6 +169,10 @@ pub enum CloseReason {
     /// The peer closed the channel of our contact request before a final
     /// answer; the connection had no other purpose (§8.3).
     ContactRequestChannelClosed,
+    /// The peer refused to open the channel of our contact request with
+    /// this error and no answer to the request (§8.3): not an answer, but a
+    /// peer that could not take it on this connection.
+    ContactRequestChannelRefused(CommonError),
     /// The peer broke a rule whose reaction is closing the connection.
     Protocol(ProtocolError),
 }
@@ -183,6 +188,10 @@ impl std::fmt::Display for CloseReason {
             Self::ContactRequestChannelClosed => {
                 f.write_str("the peer closed our contact request without answering")
             }
+            Self::ContactRequestChannelRefused(error) => write!(
+                f,
+                "the peer refused the channel of our contact request ({error:?}) without answering"
+            ),
             Self::Protocol(error) => {
                 write!(f, "the peer broke the protocol: {}", ErrorChain(error))
             }
