@@ -287,6 +287,7 @@ impl RefreshProfile {
                     String::new()
                 },
                 request_message: String::new(),
+                unanswered_requests: 0,
             });
         }
         Ok(profile)

@@ -15,9 +15,6 @@ use crate::model::{Contact, ContactRequest, ContactStatus};
 #[derive(Debug)]
 pub(crate) struct Card {
     pub(crate) row: ContactRow,
-    /// Attempts of our contact request that ended without any answer, in
-    /// a row.
-    pub(crate) unanswered_requests: u32,
     /// The application heard that our request reached the peer (in this
     /// run; a pending request is delivered again on every connection).
     pub(crate) request_delivered: bool,
@@ -45,7 +42,6 @@ impl Book {
                         row.id,
                         Card {
                             row,
-                            unanswered_requests: 0,
                             request_delivered: false,
                         },
                     )
@@ -97,7 +93,6 @@ impl Book {
             row.id,
             Card {
                 row,
-                unanswered_requests: 0,
                 request_delivered: false,
             },
         );

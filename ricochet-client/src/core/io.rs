@@ -407,6 +407,11 @@ pub(crate) struct ContactRow {
     pub(crate) request_nickname: String,
     /// The message we send in our contact request (while one is pending).
     pub(crate) request_message: String,
+    /// Tries of our pending request that ended without an answer, in a
+    /// row (kept across restarts: a peer sees at most
+    /// [`crate::ReconnectPolicy::max_unanswered_requests`] tries, not that
+    /// many per start).
+    pub(crate) unanswered_requests: u32,
 }
 
 /// An outgoing message that has not reached a final status.
@@ -542,6 +547,11 @@ pub(crate) enum StoreJob {
         id: MessageId,
         call: CallId,
     },
+    /// Record how many tries of our request to `id` went unanswered.
+    SetUnansweredRequests {
+        id: ServiceId,
+        count: u32,
+    },
     /// After a full disk: is there room again for what failed? Answers
     /// `Done`, or the full disk as it is now.
     CheckSpace(crate::error::DiskFull),
@@ -565,6 +575,8 @@ impl StoreJob {
                 | Self::History { .. }
                 | Self::Message { .. }
                 | Self::CheckSpace(_)
+                // Lost in a power cut: the peer sees one try more.
+                | Self::SetUnansweredRequests { .. }
         )
     }
 

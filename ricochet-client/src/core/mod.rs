@@ -591,8 +591,11 @@ impl Core {
         let Some(peer) = self.links.peer_of(conn) else {
             return;
         };
-        if let Some(card) = self.book.card_mut(&peer) {
-            card.unanswered_requests = 0;
+        if let Some(card) = self.book.card_mut(&peer)
+            && card.row.unanswered_requests > 0
+        {
+            card.row.unanswered_requests = 0;
+            self.store(StoreJob::SetUnansweredRequests { id: peer, count: 0 });
         }
         if let Some(c) = self.links.get_mut(conn) {
             match status {
@@ -853,8 +856,12 @@ impl Core {
             && !matches!(closure, Closure::Shutdown)
             && state == ContactState::RequestPending;
         if request_unanswered && let Some(card) = self.book.card_mut(&peer) {
-            card.unanswered_requests += 1;
-            let attempts = card.unanswered_requests;
+            card.row.unanswered_requests += 1;
+            let attempts = card.row.unanswered_requests;
+            self.store(StoreJob::SetUnansweredRequests {
+                id: peer,
+                count: attempts,
+            });
             if attempts >= self.reconnect.max_unanswered_requests {
                 // The last try says which.
                 let reason = match closure {
@@ -1125,6 +1132,7 @@ impl Core {
                 self.done(*request.from.service_id(), None, outcome);
             }
             StoreJob::RemoveRequest(id) => self.done(id, None, outcome),
+            StoreJob::SetUnansweredRequests { id, .. } => self.done(id, None, outcome),
             StoreJob::SetEndpoint { contact, .. } => self.done(contact, None, outcome),
             StoreJob::SetAcceptingRequests { accepting, call } => {
                 let result = outcome.map(|_| ()).map_err(ClientError::from);
@@ -1350,6 +1358,7 @@ impl Core {
             // What the request carries: our own suggested nickname.
             request_nickname: self.own_nickname.clone(),
             request_message: message,
+            unanswered_requests: 0,
         };
         // The book changes, and the request goes out, once the store has
         // the contact: a request made and forgotten in a crash would make
@@ -1379,6 +1388,7 @@ impl Core {
                     state: ContactState::Contact,
                     request_nickname: String::new(),
                     request_message: String::new(),
+                    unanswered_requests: 0,
                 };
                 self.store(StoreJob::RemoveRequest(id));
                 self.store(StoreJob::AddContact {

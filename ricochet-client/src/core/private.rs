@@ -212,6 +212,7 @@ mod tests {
                     state,
                     request_nickname: String::new(),
                     request_message: String::new(),
+                    unanswered_requests: 0,
                 })
                 .collect(),
             ..Snapshot::default()

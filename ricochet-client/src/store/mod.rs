@@ -141,6 +141,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages_v4 RENAME TO messages;
     CREATE INDEX messages_by_peer ON messages (peer, direction, id);
     CREATE INDEX messages_queue ON messages (peer, id) WHERE direction = 0 AND status <= 1;",
+    // 5: the unanswered tries of a pending request outlive a restart.
+    "ALTER TABLE contacts ADD COLUMN unanswered_requests INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// `messages.direction` of a message we sent.
@@ -816,7 +818,7 @@ impl Store {
     /// The contact list, in the order the contacts were added.
     pub(crate) fn contacts(&self) -> Result<Vec<ContactRow>, StorageError> {
         let mut statement = self.conn().prepare(
-            "SELECT id, nickname, state, request_nickname, request_message
+            "SELECT id, nickname, state, request_nickname, request_message, unanswered_requests
              FROM contacts ORDER BY added_at, id",
         )?;
         let rows = statement.query_map([], |row| {
@@ -826,17 +828,21 @@ impl Store {
                 row.get::<_, String>(2)?,
                 row.get::<_, String>(3)?,
                 row.get::<_, String>(4)?,
+                row.get::<_, i64>(5)?,
             ))
         })?;
         let mut contacts = Vec::new();
         for row in rows {
-            let (id, nickname, state, request_nickname, request_message) = row?;
+            let (id, nickname, state, request_nickname, request_message, unanswered) = row?;
             contacts.push(ContactRow {
                 id: parse_id(&id)?,
                 nickname,
                 state: parse_state(&state)?,
                 request_nickname,
                 request_message,
+                unanswered_requests: u32::try_from(unanswered).map_err(|_| {
+                    corrupt(format!("contact {id} has {unanswered} unanswered requests"))
+                })?,
             });
         }
         Ok(contacts)
@@ -851,13 +857,15 @@ impl Store {
         let first_wire_id = rand::Rng::next_u32(&mut *self.first_wire_ids.borrow_mut());
         self.conn().execute(
             "INSERT INTO contacts
-                 (id, nickname, state, request_nickname, request_message, next_wire_id, added_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 (id, nickname, state, request_nickname, request_message, next_wire_id, added_at,
+                  unanswered_requests)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (id) DO UPDATE SET
                  nickname = excluded.nickname,
                  state = excluded.state,
                  request_nickname = excluded.request_nickname,
-                 request_message = excluded.request_message",
+                 request_message = excluded.request_message,
+                 unanswered_requests = excluded.unanswered_requests",
             params![
                 row.id.to_string(),
                 row.nickname,
@@ -866,7 +874,22 @@ impl Store {
                 row.request_message,
                 i64::from(first_wire_id),
                 to_millis(SystemTime::now()),
+                i64::from(row.unanswered_requests),
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Records how many tries of our pending request to `id` went
+    /// unanswered.
+    pub(crate) fn set_unanswered_requests(
+        &self,
+        id: &ServiceId,
+        count: u32,
+    ) -> Result<(), StorageError> {
+        self.conn().execute(
+            "UPDATE contacts SET unanswered_requests = ?2 WHERE id = ?1",
+            params![id.to_string(), i64::from(count)],
         )?;
         Ok(())
     }
@@ -1643,6 +1666,10 @@ impl Store {
                 }
             }
             StoreJob::RemoveContact { id, .. } => Stored::Failed(self.remove_contact(id)?),
+            StoreJob::SetUnansweredRequests { id, count } => {
+                self.set_unanswered_requests(id, *count)?;
+                Stored::Done
+            }
             StoreJob::SetNickname { id, nickname, .. } => {
                 self.set_nickname(id, nickname)?;
                 Stored::Done
@@ -1930,6 +1957,7 @@ mod tests {
             state: ContactState::Contact,
             request_nickname: String::new(),
             request_message: String::new(),
+            unanswered_requests: 0,
         }
     }
 
@@ -2647,7 +2675,7 @@ mod tests {
             .conn()
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, i64::try_from(MIGRATIONS.len()).unwrap());
         // The snapshot queues "sent" again, as before.
         store.snapshot().unwrap();
         let history = store.history(&alice, None, 10).unwrap();
