@@ -33,6 +33,10 @@ use crate::core::io::{ContactRow, ContactState};
 /// The file name of a Refresh profile inside its directory.
 pub(crate) const REFRESH_PROFILE_FILE: &str = "ricochet.json";
 
+/// The lock file a running Refresh holds beside its profile (a `QLockFile`;
+/// Qt keeps an `flock` on it while the application runs).
+const REFRESH_LOCK_FILE: &str = "ricochet.json.lock";
+
 /// Largest profile file read: a profile with thousands of contacts is a few
 /// hundred KiB.
 const MAX_PROFILE_LEN: u64 = 16 * 1024 * 1024;
@@ -104,6 +108,16 @@ pub enum ImportError {
         /// The type found (empty if there was none).
         kind: String,
     },
+    /// Ricochet Refresh is running on this profile: it holds the profile's
+    /// lock file. A profile that is being written is not imported.
+    #[error(
+        "Ricochet Refresh is running on this profile (it holds {}); quit it, then import",
+        path.display()
+    )]
+    RefreshRunning {
+        /// Refresh's lock file (`ricochet.json.lock`).
+        path: PathBuf,
+    },
     /// Our profile already has another identity.
     #[error(
         "the profile already has the identity {ours}; import the Ricochet Refresh profile \
@@ -174,6 +188,10 @@ impl RefreshProfile {
             path: file.clone(),
             source,
         };
+        let lock = file.with_file_name(REFRESH_LOCK_FILE);
+        if refresh_holds(&lock) {
+            return Err(ImportError::RefreshRunning { path: lock });
+        }
         // Bounded by what is read, not by what the file says it holds; the
         // buffer is sized once, so that no copy of the key is left behind
         // by a reallocation.
@@ -201,7 +219,12 @@ impl RefreshProfile {
             line: e.line(),
             column: e.column(),
         })?;
-        let key = file.identity.as_ref().and_then(|i| i.private_key.as_ref());
+        // Refresh writes an empty key until it has one.
+        let key = file
+            .identity
+            .as_ref()
+            .and_then(|i| i.private_key.as_ref())
+            .filter(|Secret(blob)| !blob.trim().is_empty());
         let Some(Secret(blob)) = key else {
             let old = file.contacts.is_some()
                 || file
@@ -232,6 +255,10 @@ impl RefreshProfile {
                     source,
                 }
             })?;
+            if id == profile.identity.service_id() {
+                tracing::warn!("the Refresh profile lists its own id as a contact; skipped");
+                continue;
+            }
             if id.generation() != Generation::V3 {
                 return Err(ImportError::BadContactId {
                     id: text_id,
@@ -294,6 +321,26 @@ impl RefreshProfile {
     }
 }
 
+/// Whether a running Refresh holds the lock file at `path`: someone holds
+/// an `flock` on it. A lock file that nobody holds is stale (Refresh
+/// exited without removing it).
+#[cfg(unix)]
+fn refresh_holds(path: &Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    // Closing the file releases our lock, if we got it.
+    flock(&file, FlockOperation::NonBlockingLockShared)
+        .is_err_and(|error| error == rustix::io::Errno::WOULDBLOCK)
+}
+
+/// Elsewhere Qt locks differently; a lock file that is there counts.
+#[cfg(not(unix))]
+fn refresh_holds(path: &Path) -> bool {
+    path.exists()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod test {
@@ -312,6 +359,27 @@ mod test {
     }
 
     #[test]
+    fn our_own_id_among_the_contacts_is_skipped() {
+        let key = IdentityKey::generate(Generation::V3).unwrap();
+        let own = key.service_id().onion_hostname();
+        let own = own.trim_end_matches(".onion");
+        let other = IdentityKey::generate(Generation::V3).unwrap().service_id();
+        let other = other.onion_hostname();
+        let other = other.trim_end_matches(".onion");
+        let text = serde_json::json!({
+            "identity": {"privateKey": key.to_tor_key_blob().unwrap().as_str()},
+            "users": {
+                own: {"nickname": "me", "type": "allowed"},
+                other: {"nickname": "friend", "type": "allowed"},
+            },
+        })
+        .to_string();
+        let profile = RefreshProfile::parse(&text, "").unwrap();
+        let ids: Vec<String> = profile.contacts.iter().map(|c| c.id.to_string()).collect();
+        assert_eq!(ids, [other.to_owned()]);
+    }
+
+    #[test]
     fn old_and_empty_profiles_are_told_apart() {
         let old = r#"{"identity": {"serviceKey": "MIIC"}, "contacts": {"1": {}}}"#;
         assert!(matches!(
@@ -320,6 +388,11 @@ mod test {
         ));
         assert!(matches!(
             RefreshProfile::parse(r#"{"ui": {}}"#, ""),
+            Err(ImportError::NoIdentity)
+        ));
+        // Refresh writes an empty key until it has one.
+        assert!(matches!(
+            RefreshProfile::parse(r#"{"identity": {"privateKey": ""}}"#, ""),
             Err(ImportError::NoIdentity)
         ));
     }

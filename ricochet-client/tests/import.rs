@@ -174,8 +174,63 @@ async fn broken_refresh_profiles_are_refused_clearly() {
         ),
         "{unknown:?}"
     );
-    // Nothing was kept of the failed import: the profile is still new.
+    // A failed import leaves nothing behind: no profile directory, no
+    // database.
+    for profile in ["a", "b"] {
+        assert!(
+            !dir.path().join(profile).exists(),
+            "{profile} was left behind"
+        );
+    }
     let retry = start_with(&dir.path().join("b"), &Directory::new(), |b| b).await;
     assert_ne!(retry.id(), id(OWN));
     retry.client.shutdown().await;
+
+    // Refresh writes an empty key until it has one: no identity yet.
+    let empty = serde_json::json!({"identity": {"privateKey": ""}, "users": {}});
+    std::fs::write(&file, empty.to_string()).unwrap();
+    let no_key = start(dir.path().join("c"), file.clone()).await;
+    assert!(
+        matches!(no_key, Err(ClientError::Import(ImportError::NoIdentity))),
+        "{no_key:?}"
+    );
+    assert!(!dir.path().join("c").exists());
+}
+
+/// A Refresh that runs on the profile holds its lock file (`QLockFile`,
+/// with an `flock`): it is named, and nothing is imported; a stale lock
+/// file (nobody holds it) is no obstacle.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_refresh_is_named() {
+    use rustix::fs::{FlockOperation, flock};
+    let dir = tempfile::tempdir().unwrap();
+    let refresh = refresh_profile(dir.path());
+    let lock_path = refresh.join("ricochet.json.lock");
+    std::fs::write(&lock_path, "4242\nricochet-refresh\nhost\n").unwrap();
+    let lock = std::fs::File::open(&lock_path).unwrap();
+    flock(&lock, FlockOperation::NonBlockingLockExclusive).unwrap();
+    let start = || {
+        ClientBuilder::new(dir.path().join("imported"))
+            .transport(ricochet_client::transport::tcp::TcpTransport::new(
+                Directory::new(),
+            ))
+            .import_refresh_profile(&refresh)
+            .start()
+    };
+    let Err(error) = start().await else {
+        panic!("imported while Refresh runs");
+    };
+    let ClientError::Import(ImportError::RefreshRunning { path }) = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(path, &lock_path);
+    let shown = ricochet_client::ErrorChain(&error).to_string();
+    assert!(shown.contains("quit it"), "{shown}");
+    assert!(!dir.path().join("imported").exists());
+    // Refresh quit without removing its lock file.
+    drop(lock);
+    let (client, _events) = start().await.unwrap();
+    assert_eq!(client.id(), id(OWN));
+    client.shutdown().await;
 }

@@ -117,13 +117,45 @@ fn prepare(
     profile_dir: &Path,
     path: &Path,
     generations: &[Generation],
-    mut keys: Vec<IdentityKey>,
+    keys: Vec<IdentityKey>,
     import: Option<Import>,
+) -> Result<(Store, Prepared), ClientError> {
+    // A profile that cannot be imported leaves nothing behind: it is read
+    // before anything is created, and a new profile whose start fails
+    // after that is removed again (nothing of it was handed out yet).
+    let refresh = import
+        .map(|import| RefreshProfile::read(&import.path, &import.own_nickname))
+        .transpose()?;
+    let new_dir = !profile_dir.exists();
+    let new_database = !path.exists();
+    let prepared = open_profile(profile_dir, path, generations, keys, refresh.as_ref());
+    if prepared.is_err() {
+        if new_dir {
+            let _ = std::fs::remove_dir_all(profile_dir);
+        } else if new_database {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut file = path.as_os_str().to_owned();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+    prepared
+}
+
+/// Opens (or creates) the profile, takes in `refresh`, and reads what the
+/// client starts with.
+fn open_profile(
+    profile_dir: &Path,
+    path: &Path,
+    generations: &[Generation],
+    mut keys: Vec<IdentityKey>,
+    refresh: Option<&RefreshProfile>,
 ) -> Result<(Store, Prepared), ClientError> {
     create_profile_dir(profile_dir)?;
     let store = Store::open(path)?;
-    if let Some(import) = import {
-        import_refresh(&store, &import)?;
+    if let Some(refresh) = refresh {
+        import_refresh(&store, refresh)?;
     }
     let mut identities = Vec::new();
     for &generation in generations {
@@ -175,8 +207,7 @@ pub(crate) struct Import {
 /// Takes the identity and contacts of a Refresh profile into `store`, if it
 /// has no identity yet. A profile that has the same identity took them
 /// before (a client started with the same import again): nothing to do.
-fn import_refresh(store: &Store, import: &Import) -> Result<(), ClientError> {
-    let refresh = RefreshProfile::read(&import.path, &import.own_nickname)?;
+fn import_refresh(store: &Store, refresh: &RefreshProfile) -> Result<(), ClientError> {
     let theirs = refresh.identity.service_id();
     match store.identity(Generation::V3)? {
         Some(ours) if ours.service_id() == theirs => Ok(()),
@@ -186,7 +217,7 @@ fn import_refresh(store: &Store, import: &Import) -> Result<(), ClientError> {
         }
         .into()),
         None => {
-            store.import_refresh(&refresh)?;
+            store.import_refresh(refresh)?;
             tracing::info!(
                 id = %crate::scrub::Id(crate::RicochetId::from(theirs)),
                 contacts = refresh.contacts.len(),
