@@ -22,7 +22,7 @@ pub const PROFILE_DATABASE: &str = "profile.sqlite3";
 /// | bytes read and not yet parsed | one frame (64 KiB, spec §4.1) plus the read buffer (512 B when idle, up to 64 KiB) |
 /// | incoming file offers | [`max_incoming_transfers`](Self::max_incoming_transfers) per contact |
 /// | received chat | stored on disk before it is acknowledged; a connection holds at most one read's worth in memory |
-/// | our own unacknowledged chat | [`max_unacknowledged_messages`](Self::max_unacknowledged_messages) per contact |
+/// | our own unacknowledged chat | [`max_unacknowledged_messages`](Self::max_unacknowledged_messages) per contact ([`max_unacknowledged_messages_v2`](Self::max_unacknowledged_messages_v2) for a protocol-1 one) |
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Limits {
@@ -49,6 +49,12 @@ pub struct Limits {
     /// messages they received (ours: the last 4096), so a larger value lets
     /// some resends after a cut show twice. Default: 2048.
     pub max_unacknowledged_messages: usize,
+    /// The same for protocol-1 (v2, Ricochet 1.x) contacts. Ricochet 1.x
+    /// recognises a resend only among its last 5 messages, so after a crash
+    /// or a cut connection of ours it may show again everything that was in
+    /// flight: this bounds that. 16 messages per round trip is still far
+    /// more than a person types. Default: 16.
+    pub max_unacknowledged_messages_v2: usize,
     /// Most bytes waiting to be written to one peer before we stop reading
     /// from it. A peer that sends without reading our answers (channel
     /// closes, acknowledgements) then stalls on its own writes instead of
@@ -67,6 +73,7 @@ impl Default for Limits {
             max_incoming_transfers: 32,
             authentication_timeout: ricochet_proto::UNKNOWN_PURPOSE_TIMEOUT,
             max_unacknowledged_messages: 2048,
+            max_unacknowledged_messages_v2: 16,
             max_queued_output: 4 * 1024 * 1024,
         }
     }

@@ -115,6 +115,9 @@ pub(crate) struct Pumped {
 pub(crate) struct Delivery {
     /// Most messages on the wire without an acknowledgement, per contact.
     window: usize,
+    /// The same for protocol-1 contacts (see
+    /// [`crate::Limits::max_unacknowledged_messages_v2`]).
+    window_v2: usize,
     /// Most bytes of them (at least one message goes, whatever its size).
     window_bytes: usize,
     outboxes: HashMap<ServiceId, Outbox>,
@@ -128,7 +131,8 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    /// `window` messages at most in flight per contact, and
+    /// `window` messages at most in flight per contact (`window_v2` for a
+    /// protocol-1 one), and
     /// `max_queued_output / 2` bytes of their texts.
     ///
     /// The bytes matter because a connection stops reading while more than
@@ -139,13 +143,23 @@ impl Delivery {
     /// With our texts at most half of it (framing adds a few dozen bytes
     /// per message, far less than the other half), a peer like us always
     /// keeps reading what we write.
-    pub(crate) fn new(window: usize, max_queued_output: usize) -> Self {
+    pub(crate) fn new(window: usize, window_v2: usize, max_queued_output: usize) -> Self {
         Self {
             window: window.max(1),
+            window_v2: window_v2.max(1),
             window_bytes: max_queued_output / 2,
             outboxes: HashMap::new(),
             inboxes: HashMap::new(),
             epochs: 0,
+        }
+    }
+
+    /// The window of `contact`: a protocol-1 peer may show again what was
+    /// in flight after a cut, so it gets a small one.
+    fn window_for(&self, contact: &ServiceId) -> usize {
+        match contact.generation() {
+            ricochet_identity::Generation::V2 => self.window_v2,
+            ricochet_identity::Generation::V3 => self.window,
         }
     }
 
@@ -195,7 +209,7 @@ impl Delivery {
         conn: Option<ConnId>,
         now: SystemTime,
     ) -> Pumped {
-        let (window, window_bytes) = (self.window, self.window_bytes);
+        let (window, window_bytes) = (self.window_for(contact), self.window_bytes);
         let Some(outbox) = self.outboxes.get_mut(contact) else {
             return Pumped::default();
         };
@@ -229,7 +243,7 @@ impl Delivery {
         limit: usize,
         rows: Vec<OutgoingRow>,
     ) {
-        let (window, window_bytes) = (self.window, self.window_bytes);
+        let (window, window_bytes) = (self.window_for(contact), self.window_bytes);
         let Some(outbox) = self.outboxes.get_mut(contact) else {
             return;
         };
@@ -272,7 +286,7 @@ impl Delivery {
         texts: Vec<String>,
         time: SystemTime,
     ) {
-        let (window, window_bytes) = (self.window, self.window_bytes);
+        let (window, window_bytes) = (self.window_for(contact), self.window_bytes);
         let outbox = self.outbox(contact);
         // A fetch that is out was made after these were queued (the store
         // runs jobs in order), so it brings them.
@@ -450,7 +464,7 @@ mod tests {
         // allows 32 KiB of them in flight; five are 30 000 bytes, a sixth
         // would not fit.
         let long = "€".repeat(2000);
-        let mut delivery = Delivery::new(8, 64 * 1024);
+        let mut delivery = Delivery::new(8, 8, 64 * 1024);
         let contact = queued(&mut delivery, &vec![long.clone(); 8]);
         // Memory kept only those five as well: the rest is read back from
         // the store, and waits for room.
@@ -468,7 +482,7 @@ mod tests {
         assert_eq!(sent(&mut delivery, &contact), [MessageId(6)]);
 
         // Short texts: the count is the limit.
-        let mut delivery = Delivery::new(8, 64 * 1024);
+        let mut delivery = Delivery::new(8, 8, 64 * 1024);
         let contact = queued(&mut delivery, &vec!["hi".to_owned(); 12]);
         assert_eq!(sent(&mut delivery, &contact).len(), 8);
     }
@@ -477,7 +491,7 @@ mod tests {
     fn long_texts_kept_in_memory_are_bounded_by_bytes() {
         // 64 KiB of output: 32 KiB of texts in flight, 32 KiB ready.
         let long = "€".repeat(2000);
-        let mut delivery = Delivery::new(8, 64 * 1024);
+        let mut delivery = Delivery::new(8, 8, 64 * 1024);
         let contact = queued(&mut delivery, &vec![long.clone(); 30]);
         let outbox = &delivery.outboxes[&contact];
         assert_eq!(outbox.ready.len(), 5, "five 6 000-byte texts fit in 32 KiB");
@@ -493,8 +507,26 @@ mod tests {
     }
 
     #[test]
+    fn a_protocol_1_contact_has_the_small_window() {
+        let mut delivery = Delivery::new(8, 2, 64 * 1024);
+        let v2: ServiceId = "rjxsijeuptxlqqlq".parse().unwrap();
+        let numbered: Vec<(MessageId, WireId)> =
+            (1..=5).map(|n| (MessageId(n), n as WireId)).collect();
+        delivery.queued(
+            &v2,
+            Some(1),
+            &numbered,
+            vec!["hi".to_owned(); 5],
+            UNIX_EPOCH,
+        );
+        assert_eq!(sent(&mut delivery, &v2), [MessageId(1), MessageId(2)]);
+        let v3 = queued(&mut delivery, &vec!["hi".to_owned(); 5]);
+        assert_eq!(sent(&mut delivery, &v3).len(), 5);
+    }
+
+    #[test]
     fn one_message_goes_whatever_its_size() {
-        let mut delivery = Delivery::new(8, 1024);
+        let mut delivery = Delivery::new(8, 8, 1024);
         let contact = queued(&mut delivery, &vec!["€".repeat(2000); 2]);
         assert_eq!(sent(&mut delivery, &contact), [MessageId(1)]);
         // After a requeue the count of bytes starts over.

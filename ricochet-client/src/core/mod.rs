@@ -111,6 +111,7 @@ impl Core {
             private: Private::new(config.private, endpoints),
             delivery: Delivery::new(
                 config.limits.max_unacknowledged_messages,
+                config.limits.max_unacknowledged_messages_v2,
                 config.limits.max_queued_output,
             ),
             limits: config.limits,
