@@ -429,7 +429,7 @@ pub async fn run(
                     .get(&number)
                     .cloned()
                     .ok_or_else(|| format!("no file offer #{number}"))?;
-                crate::private_dir(&settings.downloads)
+                crate::private_dir(&settings.downloads, false)
                     .map_err(|e| format!("cannot create {}: {e}", settings.downloads.display()))?;
                 let destination = free_path(&settings.downloads, offer.name());
                 offer.accept(&destination).await.map_err(error)?;

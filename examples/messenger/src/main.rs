@@ -50,7 +50,7 @@ async fn run(args: Args) -> ExitCode {
         Ok(profile) => profile,
         Err(message) => return fail(message),
     };
-    if let Err(error) = private_dir(&profile) {
+    if let Err(error) = private_dir(&profile, true) {
         return fail(format!("cannot create {}: {error}", profile.display()));
     }
     init_logging(&profile);
@@ -127,16 +127,19 @@ async fn start_client(
     }
 }
 
-/// Creates `dir` (and its parents) for us alone (0700), or makes an
-/// existing one so: profiles and downloads are nobody else's business.
-pub(crate) fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+/// Creates `dir` (and its parents) for us alone (0700). With `tighten`, an
+/// existing one is made so too: the profile is nobody else's business. A
+/// download folder that exists is the user's (often `~/Downloads`) and
+/// keeps its mode; the files we write in it are 0600.
+pub(crate) fn private_dir(dir: &std::path::Path, tighten: bool) -> std::io::Result<()> {
+    let existed = dir.is_dir();
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
     #[cfg(unix)]
-    {
+    if tighten || !existed {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
