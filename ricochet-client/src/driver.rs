@@ -434,8 +434,13 @@ impl Host {
         }
     }
 
-    /// Tells the application and the log how the service fares.
+    /// Tells the application and the log how the service fares, once per
+    /// change: the driver says "publishing" as it launches a service, and
+    /// the transport says it again as it starts.
     fn show(&self, now: ServiceStatus) {
+        if *self.status.borrow() == now {
+            return;
+        }
         let notice = match self.label {
             ServiceLabel::Public(id) => {
                 match &now {

@@ -193,3 +193,36 @@ async fn a_removed_contact_is_no_longer_authorised() {
     bob.client.shutdown().await;
     carol.client.shutdown().await;
 }
+
+/// The private service's way up is told once per step: "publishing" once
+/// (the driver says it as it launches the service, and the transport says
+/// it again as it starts), then "published".
+#[tokio::test]
+async fn the_private_service_says_publishing_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let directory = Directory::new();
+    let mut alice = start(&dir.path().join("alice"), &directory).await;
+    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    alice
+        .client
+        .send_contact_request(bob.id(), "", "hello")
+        .await
+        .unwrap();
+    bob.expect_request().await.accept("alice").await.unwrap();
+    let mut publishing = 0;
+    alice
+        .expect("Alice's private service published", |event| match event {
+            Event::PrivateServiceStatusChanged {
+                status: ServiceStatus::Publishing,
+            } => {
+                publishing += 1;
+                None
+            }
+            Event::PrivateServiceStatusChanged {
+                status: ServiceStatus::Published,
+            } => Some(()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(publishing, 1, "\"publishing\" said {publishing} times");
+}
