@@ -10,9 +10,11 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::private::{chat_and_file, exchange_endpoints, requests_off, state, strangers_dial};
 use common::raw::RawPeer;
-use common::{befriend, start};
+use common::{befriend, start, start_with};
 use ricochet_client::transport::tcp::{Directory, TcpTransport};
 use ricochet_client::transport::{ErrorKind, ServiceStatus};
 use ricochet_client::{ContactStatus, Event, Generation, IdentityKey};
@@ -201,8 +203,16 @@ async fn a_removed_contact_is_no_longer_authorised() {
 async fn the_private_service_says_publishing_once() {
     let dir = tempfile::tempdir().unwrap();
     let directory = Directory::new();
-    let mut alice = start(&dir.path().join("alice"), &directory).await;
-    let mut bob = start(&dir.path().join("bob"), &directory).await;
+    // Services say "publishing" for a moment, as over Tor.
+    let slow = |builder: ricochet_client::ClientBuilder| {
+        builder.transport(
+            TcpTransport::new(directory.clone())
+                .listen_on("127.0.0.1:0".parse().unwrap())
+                .publish_delay(Duration::from_millis(300)),
+        )
+    };
+    let mut alice = start_with(&dir.path().join("alice"), &directory, slow).await;
+    let mut bob = start_with(&dir.path().join("bob"), &directory, slow).await;
     alice
         .client
         .send_contact_request(bob.id(), "", "hello")

@@ -144,6 +144,9 @@ pub struct TcpTransport {
     directory: Directory,
     listen_addr: Option<SocketAddr>,
     connect_timeout: Duration,
+    /// How long a new service says "publishing" (see
+    /// [`TcpTransport::publish_delay`]).
+    publish_delay: Option<Duration>,
     status: watch::Sender<BootstrapStatus>,
     /// Our client-authorization keys (public halves), by service.
     client_auth: Arc<RwLock<HashMap<ServiceId, ClientAuthPublicKey>>>,
@@ -158,6 +161,7 @@ impl TcpTransport {
             directory,
             listen_addr: None,
             connect_timeout: Duration::from_secs(30),
+            publish_delay: None,
             status: watch::Sender::new(BootstrapStatus::ready()),
             client_auth: Arc::default(),
         }
@@ -173,6 +177,16 @@ impl TcpTransport {
     /// Gives up dialling after `timeout`. Default: 30 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Reports each new service [`ServiceStatus::Publishing`] for `delay`
+    /// before [`ServiceStatus::Published`], as a Tor backend does while it
+    /// uploads the descriptor (the service takes connections at once), so
+    /// that tests of the layers above see the same sequence. Default: at
+    /// once `Published`.
+    pub fn publish_delay(mut self, delay: Duration) -> Self {
+        self.publish_delay = Some(delay);
         self
     }
 
@@ -283,12 +297,24 @@ impl TcpTransport {
             .map_err(|e| TransportError::io("reading the listening address", e))?;
         self.directory.restrict(&id, authorized);
         self.directory.insert(id, local);
+        let status = match self.publish_delay {
+            None => watch::Sender::new(ServiceStatus::Published),
+            Some(delay) => {
+                let status = watch::Sender::new(ServiceStatus::Publishing);
+                let later = status.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    later.send_replace(ServiceStatus::Published);
+                });
+                status
+            }
+        };
         Ok(TcpServiceListener {
             listener,
             id,
             local,
             directory: self.directory.clone(),
-            status: watch::Sender::new(ServiceStatus::Published),
+            status,
             private: authorized.is_some(),
         })
     }
