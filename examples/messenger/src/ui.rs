@@ -111,17 +111,25 @@ fn draw_top(frame: &mut Frame<'_>, app: &App, transport: &str, area: Rect) {
     let id = app.my_id.map(|id| id.to_string()).unwrap_or_default();
     let reach = app.reach();
     let full = format!("  {transport}, {reach} · F1 help · F2 QR");
-    // The id must stay whole (people copy it); the hints go first.
-    let room = usize::from(area.width).saturating_sub(20 + id.chars().count());
-    let hint = if full.chars().count() <= room {
-        full
-    } else if room >= 17 {
-        "  F1 help · F2 QR".to_owned()
+    // With requests off, strangers see us offline: that stays in sight
+    // whatever the width, in the badge.
+    let badge = if app.accepting_requests {
+        Span::styled(" Ricochet ", Style::new().fg(Color::Black).bg(Color::Cyan))
     } else {
-        String::new()
+        Span::styled(
+            " Ricochet · requests off ",
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        )
     };
+    // The id must stay whole (people copy it); the hints go first.
+    let used = badge.content.chars().count() + 10 + id.chars().count();
+    let room = usize::from(area.width).saturating_sub(used);
+    let hint = [full, "  F1 help · F2 QR".to_owned()]
+        .into_iter()
+        .find(|hint| hint.chars().count() <= room)
+        .unwrap_or_default();
     let line = Line::from(vec![
-        Span::styled(" Ricochet ", Style::new().fg(Color::Black).bg(Color::Cyan)),
+        badge,
         Span::raw(" your id: "),
         Span::styled(id, Style::new().add_modifier(Modifier::BOLD)),
         Span::styled(hint, Style::new().fg(Color::DarkGray)),
@@ -377,21 +385,131 @@ fn popup(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn draw_help(frame: &mut Frame<'_>, area: Rect) {
-    // As large as the text (the popup shrinks to the screen and wraps).
-    let width = HELP.lines().map(|l| l.chars().count()).max().unwrap_or(0) + 2;
-    let height = HELP.lines().count() + 2;
+    // As wide as the text allows, and wrapped by entry: a command's
+    // description wraps under itself, never under the commands.
+    let natural = HELP.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let width = (natural + 2).min(usize::from(area.width)).max(12);
+    let lines = help_lines(width - 2);
     let rect = popup(
         area,
         u16::try_from(width).unwrap_or(u16::MAX),
-        u16::try_from(height).unwrap_or(u16::MAX),
+        u16::try_from(lines.len() + 2).unwrap_or(u16::MAX),
     );
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(HELP)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" Help (Esc closes) ")),
+        Paragraph::new(lines.join("\n")).block(Block::bordered().title(" Help (Esc closes) ")),
         rect,
     );
+}
+
+/// Where [`HELP`]'s descriptions start.
+const HELP_COLUMN: usize = 28;
+
+/// One entry of [`HELP`]: a command and what it does, or a paragraph.
+enum HelpItem {
+    Command { command: String, text: String },
+    Prose(String),
+}
+
+/// [`HELP`] as entries: continuation lines joined to the entry they
+/// continue.
+fn help_items() -> Vec<HelpItem> {
+    let mut items: Vec<HelpItem> = Vec::new();
+    for line in HELP.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if indent >= HELP_COLUMN - 4
+            && let Some(HelpItem::Command { text: more, .. }) = items.last_mut()
+        {
+            if !more.is_empty() {
+                more.push(' ');
+            }
+            more.push_str(text);
+            continue;
+        }
+        if line.starts_with("  /") {
+            let (command, text) = match text.find("  ") {
+                Some(gap) => (text[..gap].to_owned(), text[gap..].trim().to_owned()),
+                None => (text.to_owned(), String::new()),
+            };
+            items.push(HelpItem::Command { command, text });
+        } else if indent > 0
+            && let Some(HelpItem::Prose(prose)) = items.last_mut()
+        {
+            prose.push(' ');
+            prose.push_str(text);
+        } else {
+            items.push(HelpItem::Prose(text.to_owned()));
+        }
+    }
+    items
+}
+
+/// [`HELP`] for a screen `width` columns wide.
+fn help_lines(width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for item in help_items() {
+        match item {
+            HelpItem::Command { command, text } => {
+                let head = format!("  {command}");
+                let room = width.saturating_sub(HELP_COLUMN);
+                if head.chars().count() + 2 <= HELP_COLUMN && room >= 20 {
+                    let pad = HELP_COLUMN - head.chars().count();
+                    for (i, piece) in wrap_words(&text, room).into_iter().enumerate() {
+                        if i == 0 {
+                            lines.push(format!("{head}{}{piece}", " ".repeat(pad)));
+                        } else {
+                            lines.push(format!("{}{piece}", " ".repeat(HELP_COLUMN)));
+                        }
+                    }
+                    if text.is_empty() {
+                        lines.push(head);
+                    }
+                } else {
+                    // Too narrow for two columns: the command, then its text.
+                    lines.extend(
+                        wrap_words(&command, width.saturating_sub(2))
+                            .into_iter()
+                            .map(|p| format!("  {p}")),
+                    );
+                    lines.extend(
+                        wrap_words(&text, width.saturating_sub(6))
+                            .into_iter()
+                            .map(|piece| format!("      {piece}")),
+                    );
+                }
+            }
+            HelpItem::Prose(text) => {
+                for (i, piece) in wrap_words(&text, width.saturating_sub(2))
+                    .into_iter()
+                    .enumerate()
+                {
+                    lines.push(if i == 0 { piece } else { format!("  {piece}") });
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// `text` in lines of at most `width` characters, broken between words (a
+/// longer word stands alone).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The QR code of `text` in half blocks (two rows per line).
@@ -452,6 +570,67 @@ mod tests {
     use ricochet_client::FailureReason;
 
     use super::*;
+
+    #[test]
+    fn help_wraps_by_entry() {
+        let words = |text: &str| {
+            let mut words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+            words.sort();
+            words
+        };
+        for width in [50, 64, 80, 120] {
+            let lines = help_lines(width);
+            for line in &lines {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+            }
+            // Every word, none split.
+            assert_eq!(words(&lines.join(" ")), words(HELP), "{width}");
+            // Every command starts a line; descriptions never do.
+            for item in help_items() {
+                if let HelpItem::Command { command, .. } = item {
+                    let first = command.split_whitespace().next().unwrap_or_default();
+                    assert!(
+                        lines.iter().any(|l| l.starts_with(&format!("  {first}"))),
+                        "{width}: {command}"
+                    );
+                }
+            }
+        }
+        // Wide enough: a description continues under itself.
+        let lines = help_lines(80);
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("  /requests off"))
+            .unwrap();
+        assert!(
+            lines[at + 1].starts_with(&" ".repeat(HELP_COLUMN)),
+            "{:?}",
+            &lines[at..at + 3]
+        );
+    }
+
+    #[test]
+    fn requests_off_stays_in_sight() {
+        let app = App {
+            my_id: Some(
+                ricochet_client::IdentityKey::generate(ricochet_client::Generation::V3)
+                    .unwrap()
+                    .ricochet_id(),
+            ),
+            accepting_requests: false,
+            ..App::default()
+        };
+        for width in [90, 140] {
+            let mut terminal =
+                ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 1)).unwrap();
+            terminal
+                .draw(|frame| draw_top(frame, &app, "direct TCP", frame.area()))
+                .unwrap();
+            let buffer = terminal.backend().buffer();
+            let line: String = (0..width).map(|x| buffer[(x, 0)].symbol()).collect();
+            assert!(line.contains("requests off"), "{width}: {line}");
+        }
+    }
 
     #[test]
     fn a_failed_message_shows_why() {
