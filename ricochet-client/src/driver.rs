@@ -434,11 +434,13 @@ impl Host {
         }
     }
 
-    /// Tells the application and the log how the service fares, once per
-    /// change: the driver says "publishing" as it launches a service, and
-    /// the transport says it again as it starts.
+    /// Tells the application and the log how the service fares. The driver
+    /// says "publishing" as it launches a service and the transport says it
+    /// again as it starts: told once. A "published" again is told: it is a
+    /// new descriptor up (the system tor re-adds a service within
+    /// milliseconds, so its "publishing" in between may never be seen).
     fn show(&self, now: ServiceStatus) {
-        if *self.status.borrow() == now {
+        if now == ServiceStatus::Publishing && *self.status.borrow() == now {
             return;
         }
         let notice = match self.label {
