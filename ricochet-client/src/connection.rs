@@ -604,29 +604,15 @@ impl Connection {
             && let Some(full) = lacks_room(part, size).await
         {
             // Accepting would only fail later, with the disk full.
-            self.downloads.remove(&file_id);
-            if let Some(mut contact) = session.known_contact() {
-                let _ = contact.respond_to_file(file_id, FileResponse::Reject);
-            }
+            let outcome = TransferOutcome::Failed(TransferFailure::DiskFull(full));
             return self
-                .report(Report::FileEnded {
-                    transfer,
-                    direction: FileDirection::Download,
-                    outcome: TransferOutcome::Failed(TransferFailure::DiskFull(full)),
-                })
+                .refuse_download(session, file_id, transfer, outcome)
                 .await;
         }
         let (Some(destination), Some(part)) = (destination, part) else {
-            self.downloads.remove(&file_id);
-            if let Some(mut contact) = session.known_contact() {
-                let _ = contact.respond_to_file(file_id, FileResponse::Reject);
-            }
+            let outcome = TransferOutcome::Rejected;
             return self
-                .report(Report::FileEnded {
-                    transfer,
-                    direction: FileDirection::Download,
-                    outcome: TransferOutcome::Rejected,
-                })
+                .refuse_download(session, file_id, transfer, outcome)
                 .await;
         };
         let mut options = tokio::fs::OpenOptions::new();
@@ -652,24 +638,38 @@ impl Connection {
                 Ok(())
             }
             Err(error) => {
-                self.downloads.remove(&file_id);
-                if let Some(mut contact) = session.known_contact() {
-                    let _ = contact.respond_to_file(file_id, FileResponse::Reject);
-                }
                 let failure = if is_disk_full(&error) {
                     TransferFailure::DiskFull(disk_full(part, size).await)
                 } else {
                     let message = format!("cannot create {}: {error}", part.display());
                     TransferFailure::Io { message }
                 };
-                self.report(Report::FileEnded {
-                    transfer,
-                    direction: FileDirection::Download,
-                    outcome: TransferOutcome::Failed(failure),
-                })
-                .await
+                let outcome = TransferOutcome::Failed(failure);
+                self.refuse_download(session, file_id, transfer, outcome)
+                    .await
             }
         }
+    }
+
+    /// Answers an offer with a refusal (§10.2) and ends its transfer with
+    /// `outcome`.
+    async fn refuse_download(
+        &mut self,
+        session: &mut Session,
+        file_id: FileId,
+        transfer: TransferId,
+        outcome: TransferOutcome,
+    ) -> Result<(), DriverGone> {
+        self.downloads.remove(&file_id);
+        if let Some(mut contact) = session.known_contact() {
+            let _ = contact.respond_to_file(file_id, FileResponse::Reject);
+        }
+        self.report(Report::FileEnded {
+            transfer,
+            direction: FileDirection::Download,
+            outcome,
+        })
+        .await
     }
 
     async fn write_chunk(

@@ -266,18 +266,16 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     if mode & 0o077 == 0 {
         return Ok(());
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700 | 0o700)).map_err(
-        |e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "it is open to other users (mode {:o}) and cannot be made private ({e}); \
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "it is open to other users (mode {:o}) and cannot be made private ({e}); \
                      run chmod 700 on it",
-                    mode & 0o777
-                ),
-            )
-        },
-    )?;
+                mode & 0o777
+            ),
+        )
+    })?;
     tracing::warn!(
         mode = format_args!("{:o}", mode & 0o777),
         "the profile directory was open to other users; it is now private (0700)"
